@@ -1,0 +1,199 @@
+"""The ``perflab`` command: thin over the functions a notebook calls.
+
+Exit codes: 0 success; 1 the work ran and failed (a notebook cell, a timeout); 2 a user error
+(arguments, parameters, configuration, an unreachable server), reported as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import perflab
+from perflab.errors import ConfigurationError, PerflabError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (exit 2) instead of usage + message."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigurationError(f"{message} (see '{self.prog} --help')")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="perflab",
+        description="A Jupyter-driven performance lab: real embedded Redis and PostgreSQL, "
+        "parameterised notebooks run by papermill, one-file HTML reports.",
+        epilog="Exit codes: 0 ok, 1 a notebook or check failed, 2 bad input or configuration. "
+        "Settings come from PERFLAB_* variables (see README).",
+    )
+    p.add_argument("--version", action="version", version=f"perflab {perflab.__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    s = sub.add_parser("servers", help="start, inspect or stop the Redis and PostgreSQL servers")
+    ssub = s.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    ssub.required = True
+    start = ssub.add_parser(
+        "start", help="start the embedded servers (or check the external ones); print their URLs"
+    )
+    start.add_argument(
+        "--exports",
+        action="store_true",
+        help='print only shell export lines, for: eval "$(perflab servers start --exports)"',
+    )
+    ssub.add_parser("status", help="show each server, its URL and whether it answers")
+    ssub.add_parser("stop", help="stop the embedded servers (external ones are left alone)")
+
+    lab = sub.add_parser(
+        "lab", help="start JupyterLab on the notebooks with the servers up and the kernel set"
+    )
+    lab.add_argument(
+        "--port", type=int, default=None, help="port for JupyterLab (default: its own)"
+    )
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
+
+    run = sub.add_parser("run", help="execute one notebook headless; write .ipynb and .html")
+    run.add_argument("notebook", metavar="NOTEBOOK", help="path of the .ipynb to run")
+    run.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a parameter (checked against the notebook's parameters cell); repeatable",
+    )
+    run.add_argument(
+        "--out", metavar="DIR", help="output folder (default: outputs/runs/<time>-<name>)"
+    )
+    run.add_argument(
+        "--timeout", type=float, metavar="S", help="time limit for the whole run, in seconds"
+    )
+    run.add_argument(
+        "--no-servers",
+        action="store_true",
+        help="do not start or check Redis/PostgreSQL before the kernel starts",
+    )
+    run.add_argument("--progress", action="store_true", help="show a progress bar per cell")
+
+    rep = sub.add_parser("report", help="run every lab notebook and write index.html")
+    rep.add_argument("--quick", action="store_true", help="pass quick=True: small, fast runs")
+    rep.add_argument("--out", metavar="DIR", help="output folder (default: outputs/<time>)")
+    rep.add_argument("--timeout", type=float, metavar="S", help="time limit per notebook, seconds")
+    return p
+
+
+def _servers(action: str, exports: bool = False) -> int:
+    from perflab import servers
+
+    if action == "start":
+        endpoints = servers.start()
+        if exports:
+            print(endpoints.exports())
+            return 0
+        for state in servers.status():
+            print(f"{state.name:<14} {'embedded' if state.embedded else 'external'}  {state.url}")
+        print("\n# to point another shell at these servers:")
+        print(endpoints.exports())
+    elif action == "status":
+        for state in servers.status():
+            where = "embedded" if state.embedded else "external"
+            up = "running" if state.running else "not running"
+            extra = f" pid {state.pid}" if state.pid else ""
+            note = f"  ({state.detail})" if state.detail and not state.running else ""
+            print(f"{state.name:<14} {where:<9} {up}{extra}  {state.url or '-'}{note}")
+    else:
+        for state in servers.stop():
+            print(f"{state.name:<14} stopped")
+    return 0
+
+
+def _lab(port: int | None, no_browser: bool) -> int:
+    from perflab import servers
+    from perflab.notebooks import _kernel_environ, ensure_kernelspec
+    from perflab.settings import resolve
+
+    settings = resolve()
+    servers.start(settings)
+    ensure_kernelspec()
+    argv = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={settings.notebooks_dir}"]
+    argv += ["--ServerApp.ip=127.0.0.1"]
+    if port:
+        argv.append(f"--port={port}")
+    if no_browser:
+        argv.append("--no-browser")
+    env = {**os.environ, **_kernel_environ(settings)}
+    return subprocess.call(argv, env=env)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from perflab.notebooks import run_notebook
+
+    params = dict(args.parameter)
+    if len(params) != len(args.parameter):
+        dup = next(n for n, _ in args.parameter if [m for m, _ in args.parameter].count(n) > 1)
+        raise ConfigurationError(f"parameter {dup!r} given more than once", name=dup)
+    result = run_notebook(
+        args.notebook,
+        params,
+        out_dir=args.out,
+        timeout=args.timeout,
+        start_servers=not args.no_servers,
+        progress=args.progress,
+    )
+    print(f"ok  {result.notebook}  {result.seconds:.1f} s")
+    print(f"    {result.html}")
+    print(f"    {result.ipynb}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from perflab.lab import report
+
+    def done(run) -> None:
+        state = "ok    " if run.ok else "FAILED"
+        print(f"{state} {run.notebook.name:<32} {run.seconds:6.1f} s", flush=True)
+        if run.error:
+            print(f"       {run.error}", flush=True)
+
+    result = report(quick=args.quick, out_dir=args.out, timeout=args.timeout, on_done=done)
+    print(f"report: {result.index}")
+    return 0 if result.ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``perflab`` command; returns the exit code."""
+    # jsonschema imports rfc3987-syntax (a lark grammar, ~1 s) whenever it is installed, which
+    # jupyterlab's dependencies ensure; nbformat's schema never uses the IRI formats it checks,
+    # so this process skips it. Kernels and JupyterLab itself are unaffected.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "servers":
+            return _servers(args.action, getattr(args, "exports", False))
+        if args.command == "lab":
+            return _lab(args.port, args.no_browser)
+        if args.command == "run":
+            return _run(args)
+        return _report(args)
+    except PerflabError as err:
+        print(f"perflab: error: {_one_line(str(err))}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("perflab: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

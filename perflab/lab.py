@@ -1,0 +1,156 @@
+"""The lab runner: every lab notebook through :func:`perflab.notebooks.run_notebook`, then an
+``index.html`` linking their one-file reports, and a ``run.json`` for machines."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import perflab
+from perflab import servers
+from perflab.errors import ConfigurationError, NotebookError
+from perflab.notebooks import NotebookRun, read_parameters, run_notebook
+from perflab.report import index_page
+from perflab.settings import Settings, resolve
+
+__all__ = ["ReportRun", "lab_notebooks", "report"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportRun:
+    """What :func:`report` wrote."""
+
+    out_dir: Path
+    index: Path
+    runs: tuple[NotebookRun, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(run.ok for run in self.runs)
+
+
+def lab_notebooks(settings: Settings | None = None) -> list[Path]:
+    """The lab's notebooks, in order: ``NN-name.ipynb`` in the notebooks folder."""
+    settings = settings or resolve()
+    found = sorted(settings.notebooks_dir.glob("[0-9][0-9]-*.ipynb"))
+    if not found:
+        raise ConfigurationError(
+            f"no lab notebooks (NN-name.ipynb) in {settings.notebooks_dir}; "
+            "set PERFLAB_NOTEBOOKS to the lab's notebooks folder",
+            name="PERFLAB_NOTEBOOKS",
+        )
+    return found
+
+
+def _git_commit(folder: Path) -> str:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def report(
+    *,
+    quick: bool = False,
+    out_dir: str | Path | None = None,
+    timeout: float | None = None,
+    settings: Settings | None = None,
+    on_done: Callable[[NotebookRun], None] | None = None,
+) -> ReportRun:
+    """Run every lab notebook (``quick=True`` passed to those that take ``quick``) into
+    ``out_dir`` (default ``outputs/<UTC timestamp>``, with ``outputs/latest`` pointing at it) and
+    write ``index.html``. A failing notebook is recorded and the others still run."""
+    settings = settings or resolve()
+    notebooks = lab_notebooks(settings)
+    default_out = out_dir is None
+    out = (
+        Path(out_dir)
+        if out_dir
+        else settings.outputs_dir / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    servers.start(settings)  # once, up front: an unreachable URL fails before any kernel starts
+
+    started = time.time()
+    runs: list[NotebookRun] = []
+    for path in notebooks:
+        params = {"quick": True} if quick and "quick" in read_parameters(_read(path)) else {}
+        t0 = time.monotonic()
+        try:
+            run = run_notebook(
+                path, params, out_dir=out, timeout=timeout, settings=settings, start_servers=False
+            )
+        except NotebookError as err:
+            run = NotebookRun(
+                notebook=path,
+                ipynb=out / f"{path.stem}.ipynb",
+                html=out / f"{path.stem}.html",
+                parameters=params,
+                seconds=time.monotonic() - t0,
+                ok=False,
+                error=str(err),
+                cell_index=err.cell_index,
+            )
+        runs.append(run)
+        if on_done:
+            on_done(run)
+
+    meta = {
+        "started (UTC)": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
+        "duration": f"{time.time() - started:.1f} s",
+        "mode": "quick" if quick else "full",
+        "perflab": perflab.__version__,
+        "commit": _git_commit(settings.notebooks_dir),
+        "python": platform.python_version(),
+        "host": f"{platform.node()} ({platform.machine()})",
+    }
+    entries = [
+        {
+            "name": r.notebook.stem,
+            "html": r.html.name,
+            "ipynb": r.ipynb.name,
+            "ok": r.ok,
+            "seconds": round(r.seconds, 3),
+            "error": r.error,
+            "parameters": r.parameters,
+        }
+        for r in runs
+    ]
+    index = out / "index.html"
+    index.write_text(
+        index_page(title="perflab report", notebooks=entries, meta=meta), encoding="utf-8"
+    )
+    (out / "run.json").write_text(
+        json.dumps({"format": 1, "meta": meta, "notebooks": entries}, indent=2, default=str)
+    )
+    if default_out:
+        _point_latest(settings.outputs_dir / "latest", out)
+    return ReportRun(out_dir=out, index=index, runs=tuple(runs))
+
+
+def _read(path: Path):
+    import nbformat
+
+    return nbformat.read(path, as_version=4)
+
+
+def _point_latest(link: Path, target: Path) -> None:
+    """``outputs/latest`` → the newest run (replaced atomically)."""
+    tmp = link.with_name(link.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(
+        target.name if target.parent == link.parent else target, target_is_directory=True
+    )
+    tmp.replace(link)

@@ -1,0 +1,152 @@
+"""Settings: one frozen object, resolved from ``PERFLAB_*`` variables by one function.
+
+The CLI, a notebook and a test all call :func:`resolve`, so they agree on where the servers are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from perflab.errors import ConfigurationError
+
+__all__ = ["ENV_VARS", "Settings", "resolve", "sqlalchemy_url"]
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "sqlite")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:\-]*$")
+_IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+# variable -> (field, what it means); the README's configuration table is generated from the same
+# words, and `perflab servers status` names them.
+ENV_VARS: dict[str, tuple[str, str]] = {
+    "PERFLAB_REDIS_URL": (
+        "redis_url",
+        "external Redis (redis://, rediss://, unix://); unset: embedded",
+    ),
+    "PERFLAB_DATABASE_URL": (
+        "database_url",
+        "external database (postgresql://… or sqlite:///path); unset: embedded PostgreSQL",
+    ),
+    "PERFLAB_READ_DATABASE_URL": (
+        "read_database_url",
+        "read replica for the read pool; unset: same as the database URL",
+    ),
+    "PERFLAB_STATE_DIR": ("state_dir", "where embedded servers keep data, sockets and pid files"),
+    "PERFLAB_OUTPUTS": ("outputs_dir", "where `perflab run` and `perflab report` write"),
+    "PERFLAB_NOTEBOOKS": ("notebooks_dir", "the lab notebooks `perflab report` runs"),
+    "PERFLAB_KEY_PREFIX": ("key_prefix", "prefix of every Redis key perflab writes"),
+    "PERFLAB_SCHEMA": ("schema", "PostgreSQL schema perflab's tables live in"),
+}
+
+
+def _default_state_dir() -> Path:
+    import platformdirs
+
+    return platformdirs.user_state_path("perflab")
+
+
+def _project_dir() -> Path:
+    """The checkout this package runs from (an editable install), else the working directory."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Where the servers are and where files go. Build with :func:`resolve`."""
+
+    redis_url: str | None = None
+    database_url: str | None = None
+    read_database_url: str | None = None
+    state_dir: Path = dataclasses.field(default_factory=_default_state_dir)
+    outputs_dir: Path = dataclasses.field(default_factory=lambda: _project_dir() / "outputs")
+    notebooks_dir: Path = dataclasses.field(default_factory=lambda: _project_dir() / "notebooks")
+    key_prefix: str = "perflab:"
+    schema: str = "public"
+
+    def __post_init__(self) -> None:
+        _check_url("PERFLAB_REDIS_URL", self.redis_url, REDIS_SCHEMES)
+        _check_url("PERFLAB_DATABASE_URL", self.database_url, DATABASE_SCHEMES)
+        _check_url("PERFLAB_READ_DATABASE_URL", self.read_database_url, DATABASE_SCHEMES)
+        if self.read_database_url and not self.database_url:
+            raise ConfigurationError(
+                "PERFLAB_READ_DATABASE_URL is set but PERFLAB_DATABASE_URL is not; "
+                "set both, or neither to use the embedded PostgreSQL",
+                name="PERFLAB_READ_DATABASE_URL",
+            )
+        if not _PREFIX_RE.match(self.key_prefix):
+            raise ConfigurationError(
+                f"PERFLAB_KEY_PREFIX={self.key_prefix!r} may hold only letters, digits and _.:-",
+                name="PERFLAB_KEY_PREFIX",
+            )
+        if not _IDENT_RE.match(self.schema):
+            raise ConfigurationError(
+                f"PERFLAB_SCHEMA={self.schema!r} is not a plain lower-case SQL identifier "
+                "(letters, digits, _; at most 63 characters)",
+                name="PERFLAB_SCHEMA",
+            )
+
+    @property
+    def redis_embedded(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def database_embedded(self) -> bool:
+        return self.database_url is None
+
+
+def _check_url(variable: str, url: str | None, schemes: tuple[str, ...]) -> None:
+    if url is None:
+        return
+    scheme = urlsplit(url).scheme
+    if scheme not in schemes:
+        raise ConfigurationError(
+            f"{variable}={_redact(url)!r} has scheme {scheme or '(none)'!r}; "
+            f"use one of {', '.join(s + '://' for s in schemes)}",
+            name=variable,
+        )
+
+
+def _redact(url: str) -> str:
+    """The URL with any password replaced, for messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def resolve(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from ``PERFLAB_*`` variables in ``env`` (default ``os.environ``), then overrides.
+
+    Empty variables count as unset. Paths are made absolute, so a kernel started in another
+    directory resolves the same state directory.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    for variable, (field, _) in ENV_VARS.items():
+        raw = env.get(variable, "").strip()
+        if raw:
+            values[field] = raw
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigurationError(f"unknown setting {unknown[0]!r}; known: {sorted(known)}")
+    for field in ("state_dir", "outputs_dir", "notebooks_dir"):
+        if field in values:
+            values[field] = Path(str(values[field])).expanduser().absolute()
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def sqlalchemy_url(url: str) -> str:
+    """A libpq/SQLite URL spelled for SQLAlchemy with psycopg 3 (``postgresql+psycopg://``)."""
+    scheme, _, rest = url.partition("://")
+    if scheme in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    return url
