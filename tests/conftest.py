@@ -1,0 +1,105 @@
+"""Shared fixtures. Every test that claims to talk to Redis or PostgreSQL talks to a real one:
+
+* by default, embedded servers started for this test session in a temporary state directory
+  (stopped at the end);
+* with ``PERFLAB_REDIS_URL`` / ``PERFLAB_DATABASE_URL`` set (as ``.ci/run``'s second pass does),
+  the external servers they name. Tests then write only under a key prefix and schema of their
+  own and remove what they wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from perflab import servers
+from perflab.settings import resolve
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lab_environment(tmp_path_factory: pytest.TempPathFactory):
+    """Point every perflab call in this session (and every subprocess) at test-only places."""
+    base = tmp_path_factory.mktemp("perflab")
+    saved = dict(os.environ)
+    os.environ["PERFLAB_STATE_DIR"] = str(base / "state")
+    os.environ["PERFLAB_OUTPUTS"] = str(base / "outputs")
+    os.environ["PERFLAB_KEY_PREFIX"] = f"perflab-test-{RUN_ID}:"
+    os.environ["PERFLAB_SCHEMA"] = f"perflab_test_{RUN_ID}"
+    settings = resolve()
+    yield settings
+    try:
+        if not settings.redis_embedded:
+            _remove_test_keys(settings)
+        servers.stop(settings)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _remove_test_keys(settings) -> None:
+    client = servers.redis_client(settings)
+    with client:
+        keys = list(client.scan_iter(match=f"{settings.key_prefix}*"))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture
+def settings(lab_environment):
+    return resolve()
+
+
+def perflab_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180):
+    """Run the real ``perflab`` command in a subprocess; returns CompletedProcess (text)."""
+    return subprocess.run(
+        [sys.executable, "-m", "perflab", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def chromium() -> str:
+    """Path of Chromium; skip where it is missing, except on CI, which must have it."""
+    found = os.environ.get("PERFLAB_CHROMIUM") or shutil.which("chromium")
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    return found
+
+
+def screenshot(html: Path, out: Path, *, size: str = "1200,1600") -> Path:
+    """Render ``html`` in real headless Chromium and save a PNG."""
+    profile = out.parent / f"chromium-profile-{out.stem}"
+    subprocess.run(
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            f"--window-size={size}",
+            f"--screenshot={out}",
+            html.resolve().as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return out
