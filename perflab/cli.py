@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 the work ran and failed (a notebook cell, a timeout); 2
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -34,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
         "Settings come from PERFLAB_* variables (see README).",
     )
     p.add_argument("--version", action="version", version=f"perflab {perflab.__version__}")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="show the log of papermill and the servers"
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -176,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     try:
         args = _parser().parse_args(argv)
+        _configure_logging(args.verbose)
         if args.command == "servers":
             return _servers(args.action, getattr(args, "exports", False))
         if args.command == "lab":
@@ -189,6 +194,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("perflab: interrupted", file=sys.stderr)
         return 130
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Quiet by default: perflab reports a failure once, as one line, so the libraries' own
+    records of it (papermill's "Timeout waiting for execute reply", pgserver's retries) stay out
+    of the terminal unless asked for."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.CRITICAL,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    for name in ("papermill", "traitlets", "pgserver"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
 def _one_line(text: str) -> str:

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from perflab import servers
 from perflab.errors import ConfigurationError, NotebookError, ParameterError
@@ -112,12 +112,14 @@ def read_parameters(nb: nbformat.NotebookNode) -> dict[str, Parameter]:
             names, annotation, value = [t.id for t in stmt.targets], None, stmt.value
         else:
             continue
+        literal = True
         try:
             default = ast.literal_eval(value) if value is not None else None
         except ValueError:
+            literal = False
             default = ast.get_source_segment(source, value)  # an expression: keep its text
         declared, nullable = _annotation_type(annotation)
-        if declared is None and annotation is None and type(default) in _TYPES.values():
+        if declared is None and annotation is None and literal and type(default) in _TYPES.values():
             declared = type(default)
         nullable = nullable or default is None
         comment = lines[stmt.lineno - 1].partition("#")[2].strip() if stmt.lineno else ""
@@ -129,7 +131,8 @@ def read_parameters(nb: nbformat.NotebookNode) -> dict[str, Parameter]:
 def _convert(param: Parameter, value: Any) -> Any:
     """``value`` as ``param``'s type, or raise ValueError saying what was expected."""
     kind = param.type
-    if value is None or (isinstance(value, str) and value in ("None", "null") and kind is not str):
+    spelled_none = isinstance(value, str) and value in ("None", "null")
+    if value is None or (spelled_none and (kind is not str or param.nullable)):
         if param.nullable or kind is None:
             return None
         raise ValueError("None is not allowed")
@@ -218,25 +221,18 @@ def mark_interrupted(nb: nbformat.NotebookNode, *, ename: str, evalue: str) -> i
     to "pending" with no outputs, and the notebook is flagged as failed. Returns the index of the
     interrupted cell (None when no cell had started).
     """
-    started = [
-        i
-        for i, cell in enumerate(nb.cells)
-        if cell.get("metadata", {}).get("papermill", {}).get("start_time")
-    ]
+    import nbformat
+
+    started = [i for i, cell in enumerate(nb.cells) if _papermill(cell).get("start_time")]
     if not started:
         index = None
     else:
         index = started[-1]
         cell = nb.cells[index]
         cell.metadata.papermill.update(status="failed", exception=True)
-        cell.setdefault("outputs", []).append(
-            {
-                "output_type": "error",
-                "ename": ename,
-                "evalue": evalue,
-                "traceback": [f"{ename}: {evalue}"],
-            }
-        )
+        error = nbformat.v4.new_output("error", ename=ename, evalue=evalue)
+        error.traceback = [f"{ename}: {evalue}"]
+        cell.setdefault("outputs", []).append(error)
     for cell in nb.cells[(index if index is not None else -1) + 1 :]:
         meta = cell.get("metadata", {}).get("papermill")
         if meta is not None:
@@ -322,16 +318,22 @@ def ensure_kernelspec(name: str = KERNEL_NAME) -> str:
     return name
 
 
-def _kernel_manager_class() -> type:
+def _kernel_manager_class(log: IO[bytes]) -> type:
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
-        """Kernel over unix sockets: no TCP port, and no 'running over TCP without encryption'
-        warning from ipykernel 7 at every start."""
+        """Kernel over unix sockets (no TCP port, and none of ipykernel 7's 'running over TCP
+        without encryption' warning); the kernel process's own stdout/stderr (not the notebook's
+        output, which travels over the sockets) go to ``log`` rather than the terminal."""
 
         def __init__(self, **kwargs: Any) -> None:
             kwargs.setdefault("transport", "ipc")
             super().__init__(**kwargs)
+
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+            kw.setdefault("stdout", log)
+            kw.setdefault("stderr", log)
+            await super().start_kernel(**kw)
 
     return IPCKernelManager
 
@@ -383,10 +385,16 @@ def _source_index(source_nb: Any, executed_nb: Any, index: int) -> int:
     return index
 
 
-def _first_line(cell: Any) -> str:
-    text = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+def _papermill(cell: Any) -> dict:
+    return cell.get("metadata", {}).get("papermill", {})
+
+
+def _cell_name(nb: Any, index: int) -> str:
+    """``cell 3/7 (first line of its code)``: counted from 1, as a reader scrolling would."""
+    text = nb.cells[index].source
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return line if len(line) <= 60 else line[:57] + "..."
+    line = line if len(line) <= 60 else line[:57] + "..."
+    return f"cell {index + 1}/{len(nb.cells)} ({line})"
 
 
 def run_notebook(
@@ -448,7 +456,7 @@ def run_notebook(
         return None if deadline is None else max(deadline - time.monotonic(), 0.01)
 
     failure: NotebookError | None = None
-    with _environ(_kernel_environ(settings)):
+    with _environ(_kernel_environ(settings)), open(out / "kernel.log", "ab") as kernel_log:
         try:
             papermill.execute_notebook(
                 str(path),
@@ -458,15 +466,19 @@ def run_notebook(
                 cwd=str(path.parent),
                 progress_bar=progress,
                 log_output=log_output,
-                start_timeout=min(60.0, remaining() or 60.0),
+                start_timeout=max(1, math.ceil(min(60.0, remaining() or 60.0))),
                 timeout_func=remaining if deadline else None,
-                kernel_manager_class=_kernel_manager_class(),
+                kernel_manager_class=_kernel_manager_class(kernel_log),
             )
         except papermill.PapermillExecutionError as err:
             executed = nbformat.read(ipynb, as_version=4)
-            index = _source_index(source_nb, executed, err.cell_index)
+            failed = next(
+                (i for i, c in enumerate(executed.cells) if _papermill(c).get("exception")),
+                err.cell_index,
+            )
+            index = _source_index(source_nb, executed, failed)
             failure = NotebookError(
-                f"{label}: cell {index} ({_first_line(source_nb.cells[index])}) failed: "
+                f"{label}: {_cell_name(source_nb, index)} failed: "
                 f"{err.ename}: {_one_line(err.evalue)}; see {html_path}",
                 notebook=label,
                 cell_index=index,
@@ -489,7 +501,7 @@ def run_notebook(
             where = (
                 "before any cell ran"
                 if cut is None
-                else f"in cell {_source_index(source_nb, executed, cut)}"
+                else f"in {_cell_name(source_nb, _source_index(source_nb, executed, cut))}"
             )
             executed.cells.insert(0, _banner(f"Execution stopped {where}: {why}."))
             nbformat.write(executed, ipynb)

@@ -498,7 +498,6 @@ def _import_pgserver():
     # pgserver logs each failed pg_ctl attempt at ERROR; perflab retries and then raises one
     # ServerError naming the log file, so keep those records out of the user's terminal.
     logging.getLogger("pgserver").addHandler(logging.NullHandler())
-    logging.getLogger("pgserver").propagate = False
     return pgserver
 
 

@@ -16,6 +16,7 @@ th{background:#f4f4f4}.ok{color:#1b7f3b}.failed{color:#b00020}code{font-size:90%
 dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{color:#666}
 """
 
+
 def index_page(
     *, title: str, notebooks: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]
 ) -> str:
