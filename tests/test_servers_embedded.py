@@ -4,6 +4,7 @@ stopped."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -96,10 +97,8 @@ def test_crashed_servers_are_detected_and_recovered(own):
     for pid in crashed.values():
         os.kill(pid, signal.SIGKILL)
     for pid in crashed.values():
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             psutil.Process(pid).wait(10)
-        except psutil.NoSuchProcess:
-            pass
     stale = servers.status(own)
     assert [s.running for s in stale] == [False, False]
     assert all(s.detail == "stale pid file" for s in stale)

@@ -1,0 +1,81 @@
+"""The package's public surface and the habits that keep it honest."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+import perflab
+
+from .conftest import ROOT
+
+MODULES = [
+    "perflab.errors",
+    "perflab.settings",
+    "perflab.servers",
+    "perflab.notebooks",
+    "perflab.report",
+    "perflab.smoke",
+    "perflab.lab",
+    "perflab.cli",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_exported_name_exists(name):
+    module = importlib.import_module(name)
+    assert module.__all__, f"{name} exports nothing"
+    for symbol in module.__all__:
+        assert hasattr(module, symbol), f"{name}.__all__ lists missing {symbol}"
+
+
+def test_top_level_loads_submodules_lazily():
+    code = (
+        "import sys, perflab; print('perflab.servers' in sys.modules); "
+        "perflab.servers; print('perflab.servers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
+    with pytest.raises(AttributeError):
+        perflab.nonexistent  # noqa: B018
+
+
+def test_errors_form_one_tree_with_exit_codes():
+    from perflab import errors
+
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert issubclass(cls, errors.PerflabError)
+    assert errors.ConfigurationError("x").exit_code == 2
+    assert errors.ParameterError("x").exit_code == 2
+    assert errors.ServerError("x").exit_code == 2
+    assert errors.NotebookError("x").exit_code == 1
+
+
+def test_index_page_escapes_names():
+    from perflab.report import index_page
+
+    page = index_page(
+        title="<b>t</b>",
+        notebooks=[{"name": "<script>alert(1)</script>", "html": 'x".html', "ok": False,
+                    "seconds": 1.0, "error": "<img src=x onerror=alert(1)>"}],
+        meta={"<k>": "<v>"},
+    )  # fmt: skip
+    assert "<script>alert" not in page and "<img src=x" not in page and "<k>" not in page
+    assert "&lt;script&gt;" in page and 'href="x&quot;.html"' in page
+
+
+def test_ruff_check_and_format_are_clean():
+    check = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", str(ROOT)], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout
+    fmt = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", str(ROOT)],
+        capture_output=True,
+        text=True,
+    )
+    assert fmt.returncode == 0, fmt.stdout

@@ -1,0 +1,99 @@
+"""The smoke notebook and `perflab report` end to end: real servers, real kernel, and the HTML
+they write opened in real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from .conftest import perflab_cli, screenshot
+
+pytestmark = [pytest.mark.servers, pytest.mark.notebook]
+
+
+def assert_one_file_without_code(html: str) -> None:
+    assert "data:image/png;base64," in html  # the plot, inline
+    assert re.search(r"<script[^>]+src=", html) is None  # nothing fetched from elsewhere
+    assert "<link" not in html or 'rel="stylesheet" href="http' not in html
+    # no code cell input: neither the editor markup nor the notebook's own code
+    assert re.search(r'class="[^"]*(jp-InputArea-editor|jp-CodeMirrorEditor)', html) is None
+    assert "smoke.roundtrips(" not in html and "from perflab import" not in html
+
+
+def assert_not_blank(png: Path) -> None:
+    pixels = imread(png)[..., :3]
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 100
+    non_white = np.mean(pixels.min(axis=2) < 0.9)
+    assert non_white > 0.02, f"screenshot {png} is blank ({non_white:.2%} non-white)"
+    assert len(np.unique(pixels.reshape(-1, 3).round(2), axis=0)) > 20  # text and a plot
+
+
+def test_smoke_notebook_runs_and_renders(tmp_path):
+    done = perflab_cli(
+        "run", "notebooks/00-smoke.ipynb", "-p", "quick", "true", "--out", str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    html_path = tmp_path / "00-smoke.html"
+    html = html_path.read_text()
+    assert_one_file_without_code(html)
+    assert "redis (n=200" in html or "redis" in html
+    assert "run parameter" in html and "quick" in html
+    png = screenshot(html_path, tmp_path / "smoke.png")
+    assert_not_blank(png)
+
+
+def test_report_writes_an_index_linking_each_notebook(tmp_path):
+    out = tmp_path / "report"
+    done = perflab_cli("report", "--quick", "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    index = (out / "index.html").read_text()
+    assert 'href="00-smoke.html"' in index and "All 1 notebooks ran" in index
+    run = json.loads((out / "run.json").read_text())
+    assert run["format"] == 1 and run["meta"]["mode"] == "quick"
+    assert [nb["name"] for nb in run["notebooks"]] == ["00-smoke"]
+    assert run["notebooks"][0]["ok"] and run["notebooks"][0]["parameters"] == {"quick": True}
+    assert_one_file_without_code((out / "00-smoke.html").read_text())
+    assert_not_blank(screenshot(out / "index.html", tmp_path / "index.png", size="900,500"))
+
+
+def test_report_default_folder_and_latest_link(tmp_path, settings):
+    done = perflab_cli("report", "--quick")
+    assert done.returncode == 0, done.stderr
+    latest = settings.outputs_dir / "latest"
+    assert latest.is_symlink() and (latest / "index.html").exists()
+    assert latest.resolve().parent == settings.outputs_dir.resolve()
+
+
+def test_report_fails_naming_the_notebook_and_cell(tmp_path):
+    import nbformat
+
+    notebooks = tmp_path / "nbs"
+    notebooks.mkdir()
+    for name, body in (("01-good", "x = 1"), ("02-bad", "raise ValueError('broken on purpose')")):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [
+            nbformat.v4.new_code_cell("quick: bool = False", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell(body),
+        ]
+        nb.metadata["kernelspec"] = {"name": "perflab", "display_name": "p", "language": "python"}
+        nbformat.write(nb, notebooks / f"{name}.ipynb")
+    done = perflab_cli(
+        "report",
+        "--quick",
+        "--out",
+        str(tmp_path / "out"),
+        env={"PERFLAB_NOTEBOOKS": str(notebooks)},
+    )
+    assert done.returncode == 1
+    assert "02-bad" in done.stdout and "cell 2/2" in done.stdout and "ValueError" in done.stdout
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert "1 of 2 notebooks failed" in index
+    assert (tmp_path / "out" / "01-good.html").exists() and (
+        tmp_path / "out" / "02-bad.html"
+    ).exists()
