@@ -133,6 +133,8 @@ def _lab(port: int | None, no_browser: bool) -> int:
         argv.append(f"--port={port}")
     if no_browser:
         argv.append("--no-browser")
+    if os.geteuid() == 0:  # containers and CI run as root; JupyterLab refuses without this
+        argv.append("--allow-root")
     env = {**os.environ, **_kernel_environ(settings)}
     return subprocess.call(argv, env=env)
 

@@ -1,0 +1,30 @@
+# Two commands on a fresh machine (Python 3.11 + pip):
+#   make demo   set up .venv and run the lab's main job: perflab report -> outputs/<run>/index.html
+#   make test   set up .venv and run the test suite (real Redis, PostgreSQL, kernel, Chromium)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lab lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/perflab report $(REPORT_ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lab: $(STAMP)
+	$(BIN)/perflab lab
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	-$(BIN)/perflab servers stop
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,88 @@
+"""The README's examples run as written, and `perflab lab` really serves JupyterLab with the
+perflab kernel."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from perflab import servers
+
+from .conftest import ROOT, perflab_cli
+
+README = (ROOT / "README.md").read_text()
+
+
+@pytest.mark.servers
+@pytest.mark.notebook
+def test_readme_python_tour_runs(tmp_path):
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    assert blocks, "README has no python example"
+    for code in blocks:
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+        assert "00-smoke.html" in done.stdout and "p50 (µs)" in done.stdout
+
+
+def test_readme_lists_every_command_and_variable():
+    from perflab.settings import ENV_VARS
+
+    for variable in ENV_VARS:
+        assert f"`{variable}`" in README, variable
+    for command in ("servers start", "servers status", "servers stop", "lab", "run", "report"):
+        assert f"perflab {command}" in README, command
+        assert perflab_cli(*command.split(), "--help").returncode == 0
+    assert "make demo" in README and "make test" in README
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.servers
+@pytest.mark.notebook
+def test_perflab_lab_serves_jupyterlab_with_the_kernel(settings, tmp_path):
+    port = _free_port()
+    log = tmp_path / "lab.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "perflab", "lab", "--no-browser", "--port", str(port)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")},
+            start_new_session=True,
+        )
+    try:
+        token = None
+        deadline = time.monotonic() + 90
+        while token is None and time.monotonic() < deadline and proc.poll() is None:
+            found = re.search(rf"127\.0\.0\.1:{port}/lab\?token=(\w+)", log.read_text())
+            token = found.group(1) if found else None
+            time.sleep(0.3)
+        assert token, f"JupyterLab did not start:\n{log.read_text()}"
+        url = f"http://127.0.0.1:{port}/api/kernelspecs?token={token}"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            body = response.read().decode()
+        assert '"perflab"' in body
+        assert all(s.running for s in servers.status(settings))
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
