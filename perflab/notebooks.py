@@ -314,7 +314,10 @@ def ensure_kernelspec(name: str = KERNEL_NAME) -> str:
         pass
     from ipykernel.kernelspec import install
 
-    install(kernel_name=name, display_name="Python (perflab)", prefix=sys.prefix)
+    try:
+        install(kernel_name=name, display_name="Python (perflab)", prefix=sys.prefix)
+    except PermissionError:  # a system-wide interpreter: fall back to the user's kernels
+        install(kernel_name=name, display_name="Python (perflab)", user=True)
     return name
 
 
@@ -376,13 +379,17 @@ def _kernel_environ(settings: Settings) -> dict[str, str]:
 # the run
 
 
-def _source_index(source_nb: Any, executed_nb: Any, index: int) -> int:
-    """The index in the source notebook of executed cell ``index`` (papermill adds cells)."""
+def _locate(source_nb: Any, executed_nb: Any, index: int) -> tuple[int | None, str]:
+    """Executed cell ``index`` as (its index in the source notebook, a name for messages).
+
+    papermill adds cells (injected parameters, an error banner), so cells are matched by id;
+    a cell papermill added has no source index and is named from the executed notebook.
+    """
     cell_id = executed_nb.cells[index].get("id")
     for i, cell in enumerate(source_nb.cells):
         if cell_id and cell.get("id") == cell_id:
-            return i
-    return index
+            return i, _cell_name(source_nb, i)
+    return None, _cell_name(executed_nb, index)
 
 
 def _papermill(cell: Any) -> dict:
@@ -476,10 +483,9 @@ def run_notebook(
                 (i for i, c in enumerate(executed.cells) if _papermill(c).get("exception")),
                 err.cell_index,
             )
-            index = _source_index(source_nb, executed, failed)
+            index, name = _locate(source_nb, executed, failed)
             failure = NotebookError(
-                f"{label}: {_cell_name(source_nb, index)} failed: "
-                f"{err.ename}: {_one_line(err.evalue)}; see {html_path}",
+                f"{label}: {name} failed: {err.ename}: {_one_line(err.evalue)}; see {html_path}",
                 notebook=label,
                 cell_index=index,
                 output=str(ipynb),
@@ -498,17 +504,14 @@ def run_notebook(
                 else nbformat.from_dict(source_nb)
             )
             cut = mark_interrupted(executed, ename=ename, evalue=why)
-            where = (
-                "before any cell ran"
-                if cut is None
-                else f"in {_cell_name(source_nb, _source_index(source_nb, executed, cut))}"
-            )
+            index, name = (None, "") if cut is None else _locate(source_nb, executed, cut)
+            where = "before any cell ran" if cut is None else f"in {name}"
             executed.cells.insert(0, _banner(f"Execution stopped {where}: {why}."))
             nbformat.write(executed, ipynb)
             failure = NotebookError(
                 f"{label}: stopped {where}: {why}; see {html_path}",
                 notebook=label,
-                cell_index=None if cut is None else _source_index(source_nb, executed, cut),
+                cell_index=index,
                 output=str(ipynb),
             )
     seconds = time.monotonic() - started

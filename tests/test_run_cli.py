@@ -157,3 +157,14 @@ def test_source_notebooks_are_committed_without_outputs():
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{path.name} needs one cell tagged 'parameters'"
         assert "quick: bool" in tagged[0].source, path.name
+
+
+def test_a_dying_kernel_is_a_failure_not_a_success(tmp_path):
+    nb = write_notebook(tmp_path / "die.ipynb", "import os", "os._exit(3)", "print('after')")
+    done = perflab_cli("run", str(nb), "--no-servers", "--out", str(tmp_path / "out"))
+    err = one_line_error(done, 1)
+    assert "cell 3/4 (os._exit(3))" in err
+    executed = nbformat.read(tmp_path / "out" / "die.ipynb", as_version=4)
+    assert executed.metadata.papermill["exception"] is True
+    statuses = [c.metadata.get("papermill", {}).get("status") for c in executed.cells]
+    assert "failed" in statuses and statuses[-1] == "pending"
