@@ -87,6 +87,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--progress", action="store_true", help="show a progress bar per cell")
 
+    ben = sub.add_parser("bench", help="run a benchmark suite; print and save its results")
+    ben.add_argument("suite", metavar="SUITE", help="suite name (harness, data, concurrency, ...)")
+    ben.add_argument("--quick", action="store_true", help="shorter runs, for CI")
+    ben.add_argument("--out", metavar="FILE.json", help="results file (default: outputs/bench/)")
+    ben.add_argument("--save", action="store_true", help="also add the results to the history")
+
+    cmp = sub.add_parser(
+        "compare", help="compare two results files; exit 1 on a significant regression"
+    )
+    cmp.add_argument("baseline", metavar="A.json")
+    cmp.add_argument("candidate", metavar="B.json")
+    cmp.add_argument(
+        "--threshold",
+        default="5%",
+        metavar="PCT",
+        help="smallest change that counts, e.g. 5%% or 0.05 (default 5%%)",
+    )
+
     rep = sub.add_parser("report", help="run every lab notebook and write index.html")
     rep.add_argument("--quick", action="store_true", help="pass quick=True: small, fast runs")
     rep.add_argument("--out", metavar="DIR", help="output folder (default: outputs/<time>)")
@@ -174,6 +192,76 @@ def _report(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import time
+
+    from perflab import suites
+    from perflab.settings import resolve
+
+    suite = suites.get(args.suite)  # unknown name: exit 2 before anything runs
+    results = suite.fn(args.quick)
+    print(f"{'benchmark':<34} {'median':>12} {'95% CI of median':>25} {'p99':>12} {'n':>6}")
+    for r in results:
+        s = r.summary()
+        ci = f"[{_ns(s['median_ci_low'])}, {_ns(s['median_ci_high'])}]"
+        print(f"{r.name:<34} {_ns(s['median']):>12} {ci:>25} {_ns(s['p99']):>12} {int(s['n']):>6}")
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    out = args.out or resolve().outputs_dir / "bench" / f"{suite.name}-{stamp}.json"
+    print(f"saved {suites.save_results(out, suite.name, results)}")
+    if args.save:
+        from perflab.bench import History
+
+        store = History()
+        for r in results:
+            store.save(r, tags=[suite.name])
+        print(f"history: {store.path}")
+    return 0
+
+
+def _ns(value: float) -> str:
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.3g} ns"
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 10:
+        raise ConfigurationError(
+            f"--threshold {text!r} is not a percentage like 5% or a fraction like 0.05",
+            name="--threshold",
+        )
+    return value
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from perflab.bench import compare
+    from perflab.suites import load_results
+
+    threshold = _threshold(args.threshold)
+    base = {r.name: r for r in load_results(args.baseline)}
+    cand = {r.name: r for r in load_results(args.candidate)}
+    common = [name for name in base if name in cand]
+    if not common:
+        raise ConfigurationError(
+            f"{args.baseline} and {args.candidate} share no benchmark names; nothing to compare"
+        )
+    slower = 0
+    print(f"{'benchmark':<34} {'ratio':>7} {'95% CI':>17} {'p':>9}  verdict")
+    for name in common:
+        c = compare(base[name], cand[name], threshold=threshold)
+        slower += c.verdict == "slower"
+        ci = f"[{c.ci_low:.3f}, {c.ci_high:.3f}]"
+        print(f"{name:<34} {c.ratio:>7.3f} {ci:>17} {c.p_value:>9.2g}  {c.verdict}")
+    for name in sorted(set(base) ^ set(cand)):
+        print(f"{name:<34} only in {args.baseline if name in base else args.candidate}")
+    return 1 if slower else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``perflab`` command; returns the exit code."""
     # jsonschema imports rfc3987-syntax (a lark grammar, ~1 s) whenever it is installed, which
@@ -189,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _lab(args.port, args.no_browser)
         if args.command == "run":
             return _run(args)
+        if args.command == "bench":
+            return _bench(args)
+        if args.command == "compare":
+            return _compare(args)
         return _report(args)
     except PerflabError as err:
         print(f"perflab: error: {_one_line(str(err))}", file=sys.stderr)

@@ -21,6 +21,10 @@ MODULES = [
     "perflab.smoke",
     "perflab.lab",
     "perflab.cli",
+    "perflab.bench",
+    "perflab.bench.stats",
+    "perflab.bench.core",
+    "perflab.suites",
 ]
 
 

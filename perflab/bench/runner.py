@@ -1,0 +1,162 @@
+"""``bench.run`` and ``bench.ab``: the public shells around the timing core."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from perflab.bench import core
+from perflab.bench.compare import Comparison, compare
+from perflab.bench.result import Result, environment
+from perflab.errors import BenchmarkError
+
+__all__ = ["ab", "run"]
+
+
+def _budget(warmup: float | None, min_time: float | None, max_time: float | None) -> core.Budget:
+    defaults = core.Budget()
+    min_time = defaults.min_time if min_time is None else min_time
+    max_time = max(defaults.max_time, min_time) if max_time is None else max_time
+    return core.Budget(
+        warmup=defaults.warmup if warmup is None else warmup, min_time=min_time, max_time=max_time
+    )
+
+
+def _guarded(name: str, measure: core.Measure) -> core.Measure:
+    """Report a target that raises as a BenchmarkError naming the benchmark."""
+
+    def wrapped(loops: int) -> int:
+        try:
+            return measure(loops)
+        except BenchmarkError:
+            raise
+        except Exception as err:  # any error of the target: named, re-raised
+            raise BenchmarkError(
+                f"benchmark {name!r}: the target raised {type(err).__name__}: {err}"
+            ) from err
+
+    return wrapped
+
+
+def _progress(name: str, enabled: bool | None):
+    """A tqdm bar for runs long enough to want one; silent when not a terminal."""
+    if enabled is False or (enabled is None and not sys.stderr.isatty()):
+        return None, lambda: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=100, desc=name, leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}|")
+
+    def update(fraction: float) -> None:
+        bar.n = int(fraction * 100)
+        bar.refresh()
+
+    return update, bar.close
+
+
+def run(
+    fn: Callable[[], Any],
+    *,
+    name: str | None = None,
+    setup: Callable[[], Any] | None = None,
+    warmup: float | None = None,
+    min_time: float | None = None,
+    max_time: float | None = None,
+    concurrency: int = 1,
+    gc: str = "disable",
+    params: dict[str, Any] | None = None,
+    progress: bool | None = None,
+    clock: Callable[[], int] = core.default_clock,
+) -> Result:
+    """Time ``fn`` (a callable, or a coroutine function) and return its samples.
+
+    ``concurrency=1``: calibrated loops, each sample the mean ns per call of one short round.
+    ``concurrency=N``: N threads (sync ``fn``) or N asyncio tasks (coroutine function) calling it
+    back to back for ``min_time``; samples are per-operation latencies, plus throughput.
+    Works inside a running Jupyter kernel.
+    """
+    if not callable(fn):
+        raise BenchmarkError(f"benchmark {name!r}: {fn!r} is not callable")
+    name = name or getattr(fn, "__qualname__", None) or repr(fn)
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise BenchmarkError(f"benchmark {name!r}: concurrency must be an integer >= 1")
+    budget = _budget(warmup, min_time, max_time)
+    is_async = inspect.iscoroutinefunction(fn)
+    if setup is not None:
+        setup()
+    meta = environment()
+    base = {"params": dict(params or {}), "meta": meta, "concurrency": concurrency}
+
+    if concurrency > 1:
+        mode = "tasks" if is_async else "threads"
+        try:
+            core.hammer(fn, concurrency, budget.warmup, clock)
+            with core.gc_policy(gc):
+                latencies, ops, wall = core.hammer(fn, concurrency, budget.min_time, clock)
+        except Exception as err:  # any error of the target: named, re-raised
+            raise BenchmarkError(
+                f"benchmark {name!r}: the target raised {type(err).__name__}: {err}"
+            ) from err
+        if ops == 0:
+            raise BenchmarkError(f"benchmark {name!r}: no call finished within {budget.min_time} s")
+        return Result(
+            name=name, samples=latencies, loops=1, mode=mode, throughput=ops / (wall / 1e9), **base
+        )
+
+    adapter = core.async_measure if is_async else core.sync_measure
+    measure = _guarded(name, adapter(fn, clock))
+    target_ns = int(budget.sample_time * 1e9)
+    update, close = _progress(name, progress)
+    try:
+        with core.gc_policy(gc):
+            loops = core.calibrate(measure, target_ns=target_ns)
+            core.warm(measure, loops, budget.warmup, clock)
+            raw = core.collect(measure, loops, budget=budget, clock=clock, progress=update)
+    finally:
+        close()
+    return Result(
+        name=name, samples=raw / loops, loops=loops, mode="async" if is_async else "sync", **base
+    )
+
+
+def ab(
+    baseline: Callable[[], Any],
+    candidate: Callable[[], Any],
+    *,
+    name: str = "ab",
+    rounds: int = 20,
+    min_time: float = 1.0,
+    threshold: float | None = None,
+    clock: Callable[[], int] = core.default_clock,
+) -> Comparison:
+    """Baseline and candidate interleaved in one run (A B B A …), same loop count, so drift and
+    background load fall on both alike. ``min_time`` is the total sampling time for both."""
+    if rounds < 2:
+        raise BenchmarkError(f"ab {name!r}: rounds must be >= 2")
+    measures = []
+    for label, fn in (("baseline", baseline), ("candidate", candidate)):
+        if not callable(fn):
+            raise BenchmarkError(f"ab {name!r}: {label} {fn!r} is not callable")
+        adapter = core.async_measure if inspect.iscoroutinefunction(fn) else core.sync_measure
+        measures.append(_guarded(f"{name} ({label})", adapter(fn, clock)))
+    target = int(1e6)
+    loops = max(core.calibrate(m, target_ns=target) for m in measures)
+    per_round = max(1, int(min_time * 1e9 / (2 * rounds * target)))
+    samples: list[list[float]] = [[], []]
+    with core.gc_policy("disable"):
+        for m in measures:
+            core.warm(m, loops, 0.05, clock)
+        for r in range(rounds):
+            order = (0, 1) if r % 2 == 0 else (1, 0)
+            for i in order:
+                samples[i].extend(measures[i](loops) / loops for _ in range(per_round))
+    meta = environment()
+    a, b = (
+        Result(name=name, samples=np.asarray(s), loops=loops, params={"arm": arm}, meta=meta)
+        for s, arm in zip(samples, ("baseline", "candidate"), strict=True)
+    )
+    kwargs = {} if threshold is None else {"threshold": threshold}
+    return compare(a, b, **kwargs)
