@@ -199,15 +199,18 @@ def _bench(args: argparse.Namespace) -> int:
     from perflab.settings import resolve
 
     suite = suites.get(args.suite)  # unknown name: exit 2 before anything runs
-    results = suite.fn(args.quick)
+    run = suites.run_suite(suite.name, quick=args.quick)
+    results = run.results
     print(f"{'benchmark':<34} {'median':>12} {'95% CI of median':>25} {'p99':>12} {'n':>6}")
     for r in results:
         s = r.summary()
         ci = f"[{_ns(s['median_ci_low'])}, {_ns(s['median_ci_high'])}]"
         print(f"{r.name:<34} {_ns(s['median']):>12} {ci:>25} {_ns(s['p99']):>12} {int(s['n']):>6}")
+    for key, value in run.checks.items():
+        print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out = args.out or resolve().outputs_dir / "bench" / f"{suite.name}-{stamp}.json"
-    print(f"saved {suites.save_results(out, suite.name, results)}")
+    print(f"saved {suites.save_results(out, run)}")
     if args.save:
         from perflab.bench import History
 

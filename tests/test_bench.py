@@ -95,6 +95,52 @@ def test_run_with_a_fake_clock_measures_exactly():
     assert result.mode == "sync" and result.summary()["median"] == 250
 
 
+def test_open_loop_counts_time_queued_behind_a_stall():
+    clock = FakeClock()
+    calls = []
+
+    def target() -> None:
+        calls.append(clock.now)
+        clock.advance(10_000_000 if len(calls) == 1 else 1_000_000)  # first call stalls 10 ms
+
+    latencies, ops, _ = core.open_loop(
+        target,
+        rate=1000,
+        workers=1,
+        seconds=0.02,
+        clock=clock,
+        sleep=lambda s: clock.advance(int(s * 1e9)),
+    )
+    # scheduled every 1 ms; each call takes 1 ms, so after the stall every call stays 10 ms late
+    assert ops == 20
+    assert set(latencies) == {10_000_000}
+    # a closed loop would have recorded the stall once and 1 ms for the rest
+    closed = np.diff(np.r_[calls, clock.now])
+    assert sorted(set(closed)) == [1_000_000, 10_000_000]
+
+
+def test_open_loop_and_hdr_histogram():
+    result = bench.run(lambda: None, name="ol", rate=2000, concurrency=2, min_time=0.1, warmup=0)
+    assert result.mode == "open-loop threads" and result.params["rate"] == 2000
+    summary = result.summary()
+    assert summary["n"] == 200 == result.hdr().get_total_count()
+    assert summary["p50"] <= summary["p99"] <= summary["max"]
+    back = bench.Result.from_json(result.to_json())
+    assert back.hdr().get_total_count() == 200
+    with pytest.raises(BenchmarkError, match="rate"):
+        bench.run(lambda: None, name="bad-rate", rate=0)
+    with pytest.raises(BenchmarkError, match="no HDR"):
+        bench.Result(name="x", samples=[1.0]).hdr()
+
+
+def test_samples_are_capped_but_the_histogram_keeps_every_operation():
+    result = bench.run(
+        lambda: None, name="cap", concurrency=2, min_time=0.1, warmup=0, max_samples=50
+    )
+    assert result.samples.size == 50
+    assert result.summary()["n"] > 50
+
+
 # --- real targets ----------
 
 
@@ -309,5 +355,5 @@ def test_cli_bad_threshold(tmp_path):
 def test_other_suites_run(suite):
     from perflab.suites import run_suite
 
-    results = run_suite(suite, quick=True)
+    results = run_suite(suite, quick=True).results
     assert results and all(r.name.startswith(f"{suite}/") and r.median > 0 for r in results)

@@ -182,6 +182,78 @@ def hammer(
     return latencies, int(latencies.size), int(wall)
 
 
+def open_loop(
+    fn: Callable[..., Any],
+    rate: float,
+    workers: int,
+    seconds: float,
+    clock: Clock,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[np.ndarray, int, int]:
+    """Calls started on a fixed schedule (``rate`` per second, shared by ``workers`` threads or
+    tasks), whether or not earlier calls have finished, as wrk2 does. Each latency is measured
+    from the call's *intended* start, so time spent queued behind a slow call counts: no
+    coordinated omission. Returns (latencies ns, operations, wall ns)."""
+    interval = 1e9 / rate
+    total = max(1, int(seconds * rate))
+    counter = itertools.count()
+    if inspect.iscoroutinefunction(fn):
+
+        async def task(start: int, out: list[int]) -> None:
+            while (i := next(counter)) < total:
+                intended = start + int(i * interval)
+                delay = intended - clock()
+                if delay > 0:
+                    await asyncio.sleep(delay / 1e9)
+                await fn()
+                out.append(clock() - intended)
+
+        async def all_tasks() -> tuple[list[list[int]], int]:
+            start = clock()
+            outs: list[list[int]] = [[] for _ in range(workers)]
+            await asyncio.gather(*(task(start, o) for o in outs))
+            return outs, clock() - start
+
+        outs, wall = _LoopThread.get().run(all_tasks())
+    else:
+
+        def thread(start: int) -> list[int]:
+            out: list[int] = []
+            while (i := next(counter)) < total:
+                intended = start + int(i * interval)
+                delay = intended - clock()
+                if delay > 0:
+                    sleep(delay / 1e9)
+                fn()
+                out.append(clock() - intended)
+            return out
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="perflab-open-loop") as pool:
+            start = clock()
+            outs = list(pool.map(thread, [start] * workers))
+            wall = clock() - start
+    latencies = np.fromiter(itertools.chain.from_iterable(outs), dtype=np.int64)
+    return latencies, int(latencies.size), int(wall)
+
+
+def histogram(latencies: np.ndarray) -> str:
+    """The latencies (ns) in an HdrHistogram (3 significant digits), encoded as text."""
+    from hdrh.histogram import HdrHistogram
+
+    hist = HdrHistogram(1, 3_600 * 10**9, 3)
+    for value in latencies:
+        hist.record_value(max(1, int(value)))
+    return hist.encode().decode("ascii")
+
+
+def reservoir(values: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """At most ``size`` of ``values``, drawn uniformly without replacement (order kept)."""
+    if values.size <= size:
+        return values
+    picked = np.random.default_rng(seed).choice(values.size, size=size, replace=False)
+    return values[np.sort(picked)]
+
+
 class gc_policy:  # lower-case: reads like a function in a with statement
     """``"disable"`` (default, as timeit): no collection during timed samples; ``"enable"``:
     leave the collector as it is; ``"collect"``: collect once before sampling, then disable."""

@@ -84,6 +84,7 @@ class Result:
     mode: str = "sync"  # sync | async | threads | tasks
     concurrency: int = 1
     throughput: float | None = None  # operations per second (concurrent runs)
+    histogram: str | None = None  # every latency, as an encoded HdrHistogram (per-op runs)
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -102,10 +103,28 @@ class Result:
         """n, mean, median, p50…p99.9, min, max, stdev, IQR, 95 % CI of the median, outliers,
         loops per sample (and throughput when concurrent), in the result's unit."""
         values = stats.summarize(self.samples)
+        if self.histogram is not None:
+            # every operation, not only the kept samples: HDR's 3 significant digits
+            hist = self.hdr()
+            values["n"] = hist.get_total_count()
+            values["mean"] = hist.get_mean_value()
+            values["stdev"] = hist.get_stddev()
+            values["min"], values["max"] = hist.get_min_value(), hist.get_max_value()
+            for p in stats.PERCENTILES:
+                values[f"p{p:g}"] = hist.get_value_at_percentile(p)
+            values["median"] = values["p50"]
         values["loops"] = self.loops
         if self.throughput is not None:
             values["throughput"] = self.throughput
         return pd.Series(values, name=self.name)
+
+    def hdr(self):  # -> hdrh.histogram.HdrHistogram
+        """The HdrHistogram of every operation (per-operation runs only)."""
+        if self.histogram is None:
+            raise BenchmarkError(f"result {self.name!r} has no HDR histogram (not a per-op run)")
+        from hdrh.histogram import HdrHistogram
+
+        return HdrHistogram.decode(self.histogram.encode("ascii"))
 
     def to_frame(self) -> pd.DataFrame:
         """One row per sample: name, sample, value, unit, mode, concurrency."""
@@ -129,6 +148,7 @@ class Result:
             "concurrency": self.concurrency,
             "loops": self.loops,
             "throughput": self.throughput,
+            "histogram": self.histogram,
             "params": self.params,
             "meta": self.meta,
             "samples": self.samples.tolist(),
@@ -153,6 +173,7 @@ class Result:
                 mode=data.get("mode", "sync"),
                 concurrency=int(data.get("concurrency", 1)),
                 throughput=data.get("throughput"),
+                histogram=data.get("histogram"),
                 params=dict(data.get("params") or {}),
                 meta=dict(data.get("meta") or {}),
             )

@@ -66,9 +66,11 @@ def run(
     min_time: float | None = None,
     max_time: float | None = None,
     concurrency: int = 1,
+    rate: float | None = None,
     gc: str = "disable",
     params: dict[str, Any] | None = None,
     progress: bool | None = None,
+    max_samples: int = 100_000,
     clock: Callable[[], int] = core.default_clock,
 ) -> Result:
     """Time ``fn`` (a callable, or a coroutine function) and return its samples.
@@ -76,7 +78,10 @@ def run(
     ``concurrency=1``: calibrated loops, each sample the mean ns per call of one short round.
     ``concurrency=N``: N threads (sync ``fn``) or N asyncio tasks (coroutine function) calling it
     back to back for ``min_time``; samples are per-operation latencies, plus throughput.
-    Works inside a running Jupyter kernel.
+    ``rate=R``: open loop — calls start on a fixed schedule of R per second (spread over
+    ``concurrency`` workers) and each latency counts from its scheduled start (no coordinated
+    omission). Per-operation runs keep every latency in an HDR histogram and at most
+    ``max_samples`` of them as samples. Works inside a running Jupyter kernel.
     """
     if not callable(fn):
         raise BenchmarkError(f"benchmark {name!r}: {fn!r} is not callable")
@@ -90,12 +95,22 @@ def run(
     meta = environment()
     base = {"params": dict(params or {}), "meta": meta, "concurrency": concurrency}
 
-    if concurrency > 1:
-        mode = "tasks" if is_async else "threads"
+    if rate is not None and not rate > 0:
+        raise BenchmarkError(f"benchmark {name!r}: rate must be a positive number of calls/s")
+    if concurrency > 1 or rate is not None:
+        mode = ("open-loop " if rate else "") + ("tasks" if is_async else "threads")
+        base["params"].update({"rate": rate} if rate else {})
+
+        def drive(seconds: float) -> tuple[np.ndarray, int, int]:
+            if rate is None:
+                return core.hammer(fn, concurrency, seconds, clock)
+            return core.open_loop(fn, rate, concurrency, seconds, clock)
+
         try:
-            core.hammer(fn, concurrency, budget.warmup, clock)
+            if budget.warmup:
+                drive(budget.warmup)
             with core.gc_policy(gc):
-                latencies, ops, wall = core.hammer(fn, concurrency, budget.min_time, clock)
+                latencies, ops, wall = drive(budget.min_time)
         except Exception as err:  # any error of the target: named, re-raised
             raise BenchmarkError(
                 f"benchmark {name!r}: the target raised {type(err).__name__}: {err}"
@@ -103,7 +118,13 @@ def run(
         if ops == 0:
             raise BenchmarkError(f"benchmark {name!r}: no call finished within {budget.min_time} s")
         return Result(
-            name=name, samples=latencies, loops=1, mode=mode, throughput=ops / (wall / 1e9), **base
+            name=name,
+            samples=core.reservoir(latencies, max_samples),
+            loops=1,
+            mode=mode,
+            throughput=ops / (wall / 1e9),
+            histogram=core.histogram(latencies),
+            **base,
         )
 
     adapter = core.async_measure if is_async else core.sync_measure

@@ -8,11 +8,21 @@ import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from perflab.bench import Result, environment
 from perflab.errors import BenchmarkError, ConfigurationError
 
-__all__ = ["Suite", "get", "load_results", "names", "register", "run_suite", "save_results"]
+__all__ = [
+    "Suite",
+    "SuiteRun",
+    "get",
+    "load_results",
+    "names",
+    "register",
+    "run_suite",
+    "save_results",
+]
 
 _BUILTIN = {
     "harness": "perflab.suites.harness",
@@ -23,16 +33,27 @@ _REGISTRY: dict[str, Suite] = {}
 
 
 @dataclasses.dataclass(frozen=True)
+class SuiteRun:
+    """What a suite produced: its results, and named figures that are not latencies (counts,
+    ratios of self-checks) under ``checks``."""
+
+    suite: str
+    results: list[Result]
+    checks: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
 class Suite:
     name: str
     help: str
-    fn: Callable[[bool], list[Result]]
+    fn: Callable[[bool], list[Result] | SuiteRun]
 
 
-def register(name: str, help: str) -> Callable[[Callable[[bool], list[Result]]], Callable]:
-    """Decorator: make ``fn(quick)`` available as ``perflab bench NAME``."""
+def register(name: str, help: str) -> Callable[[Callable], Callable]:
+    """Decorator: make ``fn(quick) -> list[Result] | SuiteRun`` available as
+    ``perflab bench NAME``."""
 
-    def decorate(fn: Callable[[bool], list[Result]]) -> Callable[[bool], list[Result]]:
+    def decorate(fn: Callable) -> Callable:
         _REGISTRY[name] = Suite(name, help, fn)
         return fn
 
@@ -53,18 +74,23 @@ def get(name: str) -> Suite:
     return _REGISTRY[name]
 
 
-def run_suite(name: str, *, quick: bool = False) -> list[Result]:
-    return get(name).fn(quick)
+def run_suite(name: str, *, quick: bool = False) -> SuiteRun:
+    suite = get(name)
+    produced = suite.fn(quick)
+    if isinstance(produced, SuiteRun):
+        return produced
+    return SuiteRun(suite=suite.name, results=list(produced))
 
 
-def save_results(path: str | Path, suite: str, results: list[Result]) -> Path:
+def save_results(path: str | Path, run: SuiteRun) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "format": 1,
-        "suite": suite,
+        "suite": run.suite,
         "meta": environment(),
-        "results": [r.to_dict() for r in results],
+        "checks": run.checks,
+        "results": [r.to_dict() for r in run.results],
     }
     path.write_text(json.dumps(doc, default=str))
     return path

@@ -1,17 +1,30 @@
-"""The harness checking itself: overhead beside timeit's in the same run, a stable CPU-bound
-target, an async target and a concurrent one."""
+"""The harness checking itself, in one run:
+
+* overhead: an empty call through ``bench.run`` beside timeit's figure for the same call;
+* stability: the median of ``sorted()`` quiet, and again while two busy processes load the cores;
+* honesty: A/A pairs of identical code (how many are judged different) and pairs with a true
+  10 % slowdown (how many are judged slower);
+* time: the wall-clock cost of one default ``bench.run``;
+* plus async and concurrent targets, so every adapter is exercised.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import subprocess
+import sys
 import time
 import timeit
+from collections.abc import Iterator
 
 import numpy as np
 
 from perflab import bench
-from perflab.suites import register
+from perflab.suites import SuiteRun, register
+
+SPIN = "while True: pass"
 
 
 def _timeit_empty(seconds: float) -> bench.Result:
@@ -23,8 +36,42 @@ def _timeit_empty(seconds: float) -> bench.Result:
     return bench.Result(name="harness/timeit-empty-call", samples=per_loop, loops=loops)
 
 
-@register("harness", "self-checks: overhead vs timeit, sorted(), async and threaded targets")
-def harness(quick: bool) -> list[bench.Result]:
+@contextlib.contextmanager
+def cpu_load(processes: int = 2) -> Iterator[None]:
+    """Other processes spinning on every core while the block runs."""
+    spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(processes)]
+    try:
+        time.sleep(0.2)  # let them get scheduled
+        yield
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+
+
+def _work(n: int) -> int:
+    return sum(range(n))
+
+
+def honesty(pairs: int, min_time: float) -> dict[str, int]:
+    """How many A/A pairs are called different, how many true +10 % pairs are called slower."""
+    n = 20_000
+    aa = sum(
+        bench.ab(lambda: _work(n), lambda: _work(n), name="aa", min_time=min_time).verdict != "same"
+        for _ in range(pairs)
+    )
+    slower = sum(
+        bench.ab(
+            lambda: _work(n), lambda: _work(n * 11 // 10), name="a10", min_time=min_time
+        ).verdict
+        == "slower"
+        for _ in range(pairs)
+    )
+    return {"pairs": pairs, "aa_judged_different": aa, "slower_10pct_judged_slower": slower}
+
+
+@register("harness", "self-checks: overhead vs timeit, stability under load, honesty, adapters")
+def harness(quick: bool) -> SuiteRun:
     min_time = 0.2 if quick else 0.6
     data = list(range(1000))
     random.Random(0).shuffle(data)
@@ -35,10 +82,20 @@ def harness(quick: bool) -> list[bench.Result]:
     async def sleep_1ms() -> None:
         await asyncio.sleep(0.001)
 
-    return [
-        bench.run(lambda: None, name="harness/empty-call", min_time=min_time),
-        _timeit_empty(min_time),
-        bench.run(lambda: sorted(data), name="harness/sorted-1000", min_time=min_time),
+    t0 = time.perf_counter()
+    empty = bench.run(lambda: None, name="harness/empty-call")  # default budget, timed below
+    default_seconds = time.perf_counter() - t0
+    timeit_empty = _timeit_empty(min_time)
+    quiet = bench.run(lambda: sorted(data), name="harness/sorted-1000", min_time=min_time)
+    with cpu_load():
+        loaded = bench.run(
+            lambda: sorted(data), name="harness/sorted-1000-under-load", min_time=min_time
+        )
+    results = [
+        empty,
+        timeit_empty,
+        quiet,
+        loaded,
         bench.run(noop, name="harness/async-noop", min_time=min_time),
         bench.run(
             lambda: time.sleep(0.001),
@@ -48,3 +105,12 @@ def harness(quick: bool) -> list[bench.Result]:
         ),
         bench.run(sleep_1ms, name="harness/tasks-sleep-1ms", concurrency=16, min_time=min_time),
     ]
+    checks = {
+        "empty_call_ns": empty.median,
+        "timeit_empty_call_ns": timeit_empty.median,
+        "overhead_vs_timeit": empty.median / timeit_empty.median,
+        "sorted_loaded_vs_quiet": loaded.median / quiet.median,
+        "seconds_per_default_run": default_seconds,
+        **honesty(6 if quick else 20, 0.2 if quick else 0.3),
+    }
+    return SuiteRun(suite="harness", results=results, checks=checks)
