@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import perflab
 from perflab.errors import ConfigurationError, PerflabError
@@ -92,6 +93,22 @@ def _parser() -> argparse.ArgumentParser:
     ben.add_argument("--quick", action="store_true", help="shorter runs, for CI")
     ben.add_argument("--out", metavar="FILE.json", help="results file (default: outputs/bench/)")
     ben.add_argument("--save", action="store_true", help="also add the results to the history")
+    ben.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the suite in N fresh processes and pool their samples (default 1: in-process)",
+    )
+    ben.add_argument("-q", "--quiet", action="store_true", help="print only where results went")
+
+    his = sub.add_parser("history", help="saved results over time, and regressions among them")
+    his.add_argument("--name", help="only this benchmark")
+    his.add_argument(
+        "--check", action="store_true", help="list regressions; exit 1 if there are any"
+    )
+    his.add_argument("--threshold", default="5%", metavar="PCT", help="smallest change (5%%)")
+    his.add_argument("--path", help="history file (default: outputs/history.sqlite)")
 
     cmp = sub.add_parser(
         "compare", help="compare two results files; exit 1 on a significant regression"
@@ -199,15 +216,22 @@ def _bench(args: argparse.Namespace) -> int:
     from perflab.settings import resolve
 
     suite = suites.get(args.suite)  # unknown name: exit 2 before anything runs
-    run = suites.run_suite(suite.name, quick=args.quick)
+    if args.processes < 1:
+        raise ConfigurationError("--processes must be at least 1", name="--processes")
+    if args.processes == 1:
+        run = suites.run_suite(suite.name, quick=args.quick)
+    else:
+        run = suites.merge_runs([_bench_in_process(args) for _ in range(args.processes)])
     results = run.results
-    print(f"{'benchmark':<34} {'median':>12} {'95% CI of median':>25} {'p99':>12} {'n':>6}")
-    for r in results:
-        s = r.summary()
-        ci = f"[{_ns(s['median_ci_low'])}, {_ns(s['median_ci_high'])}]"
-        print(f"{r.name:<34} {_ns(s['median']):>12} {ci:>25} {_ns(s['p99']):>12} {int(s['n']):>6}")
-    for key, value in run.checks.items():
-        print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+    if not args.quiet:
+        print(f"{'benchmark':<34} {'median':>12} {'95% CI of median':>25} {'p99':>12} {'n':>7}")
+        for r in results:
+            s = r.summary()
+            ci = f"[{_ns(s['median_ci_low'])}, {_ns(s['median_ci_high'])}]"
+            row = f"{_ns(s['median']):>12} {ci:>25} {_ns(s['p99']):>12} {int(s['n']):>7}"
+            print(f"{r.name:<34} {row}")
+        for key, value in run.checks.items():
+            print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out = args.out or resolve().outputs_dir / "bench" / f"{suite.name}-{stamp}.json"
     print(f"saved {suites.save_results(out, run)}")
@@ -219,6 +243,51 @@ def _bench(args: argparse.Namespace) -> int:
             store.save(r, tags=[suite.name])
         print(f"history: {store.path}")
     return 0
+
+
+def _bench_in_process(args: argparse.Namespace):
+    """The suite in a fresh interpreter; its results file read back."""
+    import tempfile
+
+    from perflab import suites
+    from perflab.errors import BenchmarkError
+
+    with tempfile.TemporaryDirectory(prefix="perflab-bench-") as tmp:
+        out = Path(tmp) / "run.json"
+        argv = [sys.executable, "-m", "perflab", "bench", args.suite, "--quiet", "--out", str(out)]
+        done = subprocess.run(
+            argv + (["--quick"] if args.quick else []), capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise BenchmarkError(
+                f"suite {args.suite!r} failed in a worker process: {done.stderr.strip()}"
+            )
+        return suites.load_run(out)
+
+
+def _history(args: argparse.Namespace) -> int:
+    from perflab.bench import History
+
+    store = History(args.path)
+    if not args.check:
+        frame = store.frame(args.name)
+        if frame.empty:
+            print(
+                f"no results saved in {store.path}" + (f" for {args.name!r}" if args.name else "")
+            )
+            return 0
+        print(frame.drop(columns=["tags"]).to_string(index=False))
+        return 0
+    found = store.regressions(args.name, threshold=_threshold(args.threshold))
+    if found.empty:
+        print("no regressions")
+        return 0
+    for row in found.itertuples():
+        print(
+            f"REGRESSION {row.name}: from result #{row.at}, median {_ns(row.before_median)} -> "
+            f"{_ns(row.after_median)} ({row.ratio:.2f}x, p={row.p_value:.2g})"
+        )
+    return 1
 
 
 def _ns(value: float) -> str:
@@ -284,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "history":
+            return _history(args)
         return _report(args)
     except PerflabError as err:
         print(f"perflab: error: {_one_line(str(err))}", file=sys.stderr)

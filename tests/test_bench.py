@@ -357,3 +357,24 @@ def test_other_suites_run(suite):
 
     results = run_suite(suite, quick=True).results
     assert results and all(r.name.startswith(f"{suite}/") and r.median > 0 for r in results)
+
+
+def test_cli_processes_pool_samples_and_history_check(tmp_path):
+    out = tmp_path / "d.json"
+    done = perflab_cli("bench", "data", "--quick", "--processes", "2", "--out", str(out), "-q")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("saved ")  # --quiet: no table
+    doc = json.loads(out.read_text())
+    assert {r["params"]["processes"] for r in doc["results"]} == {2}
+
+    history = tmp_path / "h.sqlite"
+    store = bench.History(history)
+    for i in range(8):
+        store.save(_result("nightly", 1.0 if i < 4 else 1.5, seed=i, n=60))
+    listed = perflab_cli("history", "--path", str(history))
+    assert listed.returncode == 0 and listed.stdout.count("nightly") == 8
+    check = perflab_cli("history", "--path", str(history), "--check")
+    assert check.returncode == 1 and "REGRESSION nightly" in check.stdout
+    flat = tmp_path / "flat.sqlite"
+    bench.History(flat).save(_result("f", 1.0, seed=1))
+    assert perflab_cli("history", "--path", str(flat), "--check").returncode == 0

@@ -18,6 +18,8 @@ __all__ = [
     "SuiteRun",
     "get",
     "load_results",
+    "load_run",
+    "merge_runs",
     "names",
     "register",
     "run_suite",
@@ -96,15 +98,62 @@ def save_results(path: str | Path, run: SuiteRun) -> Path:
     return path
 
 
-def load_results(path: str | Path) -> list[Result]:
-    """Results from a suite file written by ``perflab bench --out`` (or one result's JSON)."""
+def merge_runs(runs: list[SuiteRun]) -> SuiteRun:
+    """One run from several (e.g. one per worker process): samples pooled per benchmark, so
+    differences between processes (memory layout, frequency) are part of the spread."""
+    import numpy as np
+
+    if not runs:
+        raise BenchmarkError("nothing to merge")
+    merged: list[Result] = []
+    for first in runs[0].results:
+        parts = [r for run in runs for r in run.results if r.name == first.name]
+        histogram = None
+        if all(p.histogram for p in parts):
+            hist = parts[0].hdr()
+            for p in parts[1:]:
+                hist.add(p.hdr())
+            histogram = hist.encode().decode("ascii")
+        throughputs = [p.throughput for p in parts if p.throughput is not None]
+        merged.append(
+            dataclasses.replace(
+                first,
+                samples=np.concatenate([p.samples for p in parts]),
+                loops=max(p.loops for p in parts),
+                throughput=sum(throughputs) / len(throughputs) if throughputs else None,
+                histogram=histogram,
+                params={**first.params, "processes": len(parts)},
+            )
+        )
+    checks: dict[str, Any] = {}
+    for key in runs[0].checks:
+        values = [run.checks[key] for run in runs if key in run.checks]
+        numeric = all(isinstance(v, int | float) for v in values)
+        checks[key] = sorted(values)[len(values) // 2] if numeric else values[0]
+    return SuiteRun(suite=runs[0].suite, results=merged, checks=checks)
+
+
+def load_run(path: str | Path) -> SuiteRun:
+    """A whole suite file (results and checks) written by ``save_results``."""
+    doc = _read(path)
+    return SuiteRun(
+        suite=doc.get("suite", "?"), results=load_results(path), checks=doc.get("checks", {})
+    )
+
+
+def _read(path: str | Path) -> dict:
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError as err:
         raise ConfigurationError(f"no such results file: {path}", name=str(path)) from err
     except (OSError, json.JSONDecodeError) as err:
         raise ConfigurationError(f"cannot read results file {path}: {err}", name=str(path)) from err
+
+
+def load_results(path: str | Path) -> list[Result]:
+    """Results from a suite file written by ``perflab bench --out`` (or one result's JSON)."""
+    doc = _read(path)
     try:
         items = doc.get("results", [doc])
         return [Result.from_dict(item) for item in items]
