@@ -29,6 +29,12 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - t0
 
 
+def stop(env: dict[str, str]) -> None:
+    subprocess.run(
+        [PY, "-m", "perflab", "servers", "stop"], env=env, check=True, capture_output=True
+    )
+
+
 def start_code(what: str) -> str:
     flags = {"redis": "database=False", "postgresql": "redis=False", "both": ""}[what]
     return f"from perflab import servers; servers.start({flags})"
@@ -51,29 +57,12 @@ def main() -> None:
             # cold: a state directory never used (PostgreSQL runs initdb)
             for what in ("redis", "postgresql"):
                 env = {**base_env, "PERFLAB_STATE_DIR": f"{tmp}/cold-{what}-{i}"}
-                record(
-                    f"{what} start, cold (new state dir)", timed([PY, "-c", start_code(what)], env)
-                )
-                record(
-                    f"{what} start, warm (already running)",
-                    timed([PY, "-c", start_code(what)], env),
-                )
-                subprocess.run(
-                    [PY, "-m", "perflab", "servers", "stop"],
-                    env=env,
-                    check=True,
-                    capture_output=True,
-                )
-                record(
-                    f"{what} start, stopped (state dir kept)",
-                    timed([PY, "-c", start_code(what)], env),
-                )
-                subprocess.run(
-                    [PY, "-m", "perflab", "servers", "stop"],
-                    env=env,
-                    check=True,
-                    capture_output=True,
-                )
+                start = [PY, "-c", start_code(what)]
+                record(f"{what} start, cold (new state dir)", timed(start, env))
+                record(f"{what} start, warm (already running)", timed(start, env))
+                stop(env)
+                record(f"{what} start, stopped (state dir kept)", timed(start, env))
+                stop(env)
             record("python -c pass (interpreter floor)", timed([PY, "-c", "pass"], base_env))
             record("import perflab.servers", timed([PY, "-c", "import perflab.servers"], base_env))
             record("import nbformat", timed([PY, "-c", "import nbformat"], base_env))
@@ -105,9 +94,7 @@ def main() -> None:
             ]
             record("perflab run 00-smoke (quick), cold servers", timed(run, env))
             record("perflab run 00-smoke (quick), warm servers", timed(run, env))
-            subprocess.run(
-                [PY, "-m", "perflab", "servers", "stop"], env=env, check=True, capture_output=True
-            )
+            stop(env)
 
     rows = [
         {

@@ -216,6 +216,10 @@ def _bench(args: argparse.Namespace) -> int:
     from perflab.settings import resolve
 
     suite = suites.get(args.suite)  # unknown name: exit 2 before anything runs
+    if args.quiet:
+        from perflab.bench import runner
+
+        runner.QUIET = True
     if args.processes < 1:
         raise ConfigurationError("--processes must be at least 1", name="--processes")
     if args.processes == 1:

@@ -143,43 +143,52 @@ def async_measure(fn: Callable[[], Awaitable[Any]], clock: Clock) -> Measure:
     return lambda loops: runner.run(timed(loops))
 
 
+Worker = Callable[[int, list[int]], Any]  # (start ns, latencies out) -> None, or a coroutine
+
+
+def _drive(
+    fn: Callable[..., Any], workers: int, clock: Clock, task: Worker, thread: Worker
+) -> tuple[np.ndarray, int, int]:
+    """Run ``workers`` copies of the loop body (``task`` for a coroutine function, on the private
+    event loop; ``thread`` otherwise, in threads) from one start time; gather their latencies."""
+    outs: list[list[int]] = [[] for _ in range(workers)]
+    if inspect.iscoroutinefunction(fn):
+
+        async def all_tasks() -> int:
+            start = clock()
+            await asyncio.gather(*(task(start, out) for out in outs))
+            return clock() - start
+
+        wall = _LoopThread.get().run(all_tasks())
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="perflab-bench") as pool:
+            start = clock()
+            list(pool.map(lambda out: thread(start, out), outs))
+            wall = clock() - start
+    latencies = np.fromiter(itertools.chain.from_iterable(outs), dtype=np.int64)
+    return latencies, int(latencies.size), int(wall)
+
+
 def hammer(
     fn: Callable[..., Any], workers: int, seconds: float, clock: Clock
 ) -> tuple[np.ndarray, int, int]:
     """``workers`` threads (sync fn) or tasks (async fn) calling ``fn`` back to back for
     ``seconds``. Returns (per-operation latencies in ns, operations, wall ns)."""
     deadline_ns = int(seconds * 1e9)
-    if inspect.iscoroutinefunction(fn):
 
-        async def task(start: int, out: list[int]) -> None:
-            while clock() - start < deadline_ns:
-                t0 = clock()
-                await fn()
-                out.append(clock() - t0)
+    async def task(start: int, out: list[int]) -> None:
+        while clock() - start < deadline_ns:
+            t0 = clock()
+            await fn()
+            out.append(clock() - t0)
 
-        async def all_tasks() -> tuple[list[list[int]], int]:
-            start = clock()
-            outs: list[list[int]] = [[] for _ in range(workers)]
-            await asyncio.gather(*(task(start, o) for o in outs))
-            return outs, clock() - start
+    def thread(start: int, out: list[int]) -> None:
+        while clock() - start < deadline_ns:
+            t0 = clock()
+            fn()
+            out.append(clock() - t0)
 
-        outs, wall = _LoopThread.get().run(all_tasks())
-    else:
-
-        def thread(start: int) -> list[int]:
-            out: list[int] = []
-            while clock() - start < deadline_ns:
-                t0 = clock()
-                fn()
-                out.append(clock() - t0)
-            return out
-
-        with ThreadPoolExecutor(workers, thread_name_prefix="perflab-bench") as pool:
-            start = clock()
-            outs = list(pool.map(thread, [start] * workers))
-            wall = clock() - start
-    latencies = np.fromiter(itertools.chain.from_iterable(outs), dtype=np.int64)
-    return latencies, int(latencies.size), int(wall)
+    return _drive(fn, workers, clock, task, thread)
 
 
 def open_loop(
@@ -196,44 +205,25 @@ def open_loop(
     coordinated omission. Returns (latencies ns, operations, wall ns)."""
     interval = 1e9 / rate
     total = max(1, int(seconds * rate))
-    counter = itertools.count()
-    if inspect.iscoroutinefunction(fn):
+    counter = itertools.count()  # shared by all workers: each scheduled call is taken once
 
-        async def task(start: int, out: list[int]) -> None:
-            while (i := next(counter)) < total:
-                intended = start + int(i * interval)
-                delay = intended - clock()
-                if delay > 0:
-                    await asyncio.sleep(delay / 1e9)
-                await fn()
-                out.append(clock() - intended)
+    async def task(start: int, out: list[int]) -> None:
+        while (i := next(counter)) < total:
+            intended = start + int(i * interval)
+            if (delay := intended - clock()) > 0:
+                await asyncio.sleep(delay / 1e9)
+            await fn()
+            out.append(clock() - intended)
 
-        async def all_tasks() -> tuple[list[list[int]], int]:
-            start = clock()
-            outs: list[list[int]] = [[] for _ in range(workers)]
-            await asyncio.gather(*(task(start, o) for o in outs))
-            return outs, clock() - start
+    def thread(start: int, out: list[int]) -> None:
+        while (i := next(counter)) < total:
+            intended = start + int(i * interval)
+            if (delay := intended - clock()) > 0:
+                sleep(delay / 1e9)
+            fn()
+            out.append(clock() - intended)
 
-        outs, wall = _LoopThread.get().run(all_tasks())
-    else:
-
-        def thread(start: int) -> list[int]:
-            out: list[int] = []
-            while (i := next(counter)) < total:
-                intended = start + int(i * interval)
-                delay = intended - clock()
-                if delay > 0:
-                    sleep(delay / 1e9)
-                fn()
-                out.append(clock() - intended)
-            return out
-
-        with ThreadPoolExecutor(workers, thread_name_prefix="perflab-open-loop") as pool:
-            start = clock()
-            outs = list(pool.map(thread, [start] * workers))
-            wall = clock() - start
-    latencies = np.fromiter(itertools.chain.from_iterable(outs), dtype=np.int64)
-    return latencies, int(latencies.size), int(wall)
+    return _drive(fn, workers, clock, task, thread)
 
 
 def histogram(latencies: np.ndarray) -> str:

@@ -42,13 +42,18 @@ def _guarded(name: str, measure: core.Measure) -> core.Measure:
     return wrapped
 
 
+QUIET = False  # set by `perflab bench --quiet`: no progress bars at all
+
+
 def _progress(name: str, enabled: bool | None):
-    """A tqdm bar for runs long enough to want one; silent when not a terminal."""
-    if enabled is False or (enabled is None and not sys.stderr.isatty()):
+    """A tqdm bar, shown only once a run has lasted 2 s; silent when not a terminal or quiet."""
+    if enabled is False or (enabled is None and (QUIET or not sys.stderr.isatty())):
         return None, lambda: None
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=100, desc=name, leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}|")
+    bar = tqdm(
+        total=100, desc=name, leave=False, delay=2.0, bar_format="{desc}: {percentage:3.0f}%|{bar}|"
+    )
 
     def update(fraction: float) -> None:
         bar.n = int(fraction * 100)
