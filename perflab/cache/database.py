@@ -1,0 +1,188 @@
+"""L3: a database table (PostgreSQL, or SQLite as the lightest). One row per key: the perflab
+envelope as bytes and the expiry as a number, upserted; tags in a second table. AUTOCOMMIT with
+no rollback on return, so psycopg's prepared statements survive pool checkouts."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from perflab.cache.entry import Entry, pack, unpack
+from perflab.cache.serializers import serializer as make_serializer
+from perflab.cache.tier import Breaker, Tier, guarded
+from perflab.errors import CacheError
+
+__all__ = ["DatabaseTier"]
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _like(pattern: str) -> str:
+    """A glob (``*``, ``?``) as a LIKE pattern with ``\\`` escapes."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+class DatabaseTier(Tier):
+    """L3 on a database URL (default: the lab's PostgreSQL, or ``PERFLAB_DATABASE_URL``)."""
+
+    shared = True
+    _errors = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError)
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        table: str = "perflab_cache",
+        schema: str | None = None,
+        serializer: str = "json",
+        secret: bytes | str | None = None,
+        timeout: float = 2.0,
+    ) -> None:
+        from perflab import servers
+        from perflab.settings import resolve, sqlalchemy_url
+
+        settings = resolve()
+        self.url = url or servers.start(settings, redis=False).database_url
+        if not _IDENT.match(table):
+            raise CacheError(f"table {table!r} is not a plain lower-case SQL identifier")
+        self.serializer = make_serializer(serializer, secret=secret)
+        self.name = "database"
+        self.timer = time.time
+        sa_url = sqlalchemy_url(self.url)
+        postgres = sa_url.startswith("postgresql")
+        schema = (schema or settings.schema) if postgres else None
+        if schema is not None and not _IDENT.match(schema):
+            raise CacheError(f"schema {schema!r} is not a plain lower-case SQL identifier")
+        options: dict = {"isolation_level": "AUTOCOMMIT"}
+        if postgres:
+            options.update(
+                skip_autocommit_rollback=True,  # keep psycopg's prepared statements
+                connect_args={"connect_timeout": max(1, int(timeout))},
+                pool_pre_ping=False,
+            )
+        self.engine = sa.create_engine(sa_url, **options)
+        meta = sa.MetaData(schema=schema)
+        self.table = sa.Table(
+            table,
+            meta,
+            sa.Column("key", sa.Text, primary_key=True),
+            sa.Column("value", sa.LargeBinary, nullable=False),
+            sa.Column("expires_at", sa.Float, nullable=True),
+        )
+        self.tags = sa.Table(
+            f"{table}_tags",
+            meta,
+            sa.Column("tag", sa.Text, primary_key=True),
+            sa.Column("key", sa.Text, primary_key=True),
+        )
+        self._breaker = Breaker(
+            f"database ({self.engine.url.render_as_string(hide_password=True)})"
+        )
+        self._insert = postgresql.insert if postgres else sqlite.insert
+        with self.engine.connect() as conn:
+            if schema is not None:
+                conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+            meta.create_all(conn)
+
+    def _upsert(self, rows: list[dict]) -> sa.Executable:
+        stmt = self._insert(self.table).values(rows)
+        return stmt.on_conflict_do_update(
+            index_elements=["key"],
+            set_={"value": stmt.excluded.value, "expires_at": stmt.excluded.expires_at},
+        )
+
+    def prepare(self, key: str, entry: Entry) -> bytes:
+        return pack(self.serializer, key, entry)
+
+    def _row(self, key: str, entry: Entry, data: bytes | None = None) -> dict:
+        data = data if data is not None else pack(self.serializer, key, entry)
+        return {"key": key, "value": data, "expires_at": entry.expires_at}
+
+    @guarded
+    def get(self, key: str) -> Entry | None:
+        with self.engine.connect() as conn:
+            data = conn.execute(
+                sa.select(self.table.c.value).where(self.table.c.key == key)
+            ).scalar_one_or_none()
+        return None if data is None else unpack(self.serializer, key, bytes(data))
+
+    @guarded
+    def set(
+        self, key: str, entry: Entry, tags: Iterable[str] = (), data: bytes | None = None
+    ) -> None:
+        tags = tuple(tags)
+        with self.engine.connect() as conn:
+            conn.execute(self._upsert([self._row(key, entry, data)]))
+            if tags:
+                stmt = self._insert(self.tags).values([{"tag": t, "key": key} for t in tags])
+                conn.execute(stmt.on_conflict_do_nothing())
+
+    @guarded
+    def delete(self, key: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.delete(self.table).where(self.table.c.key == key)).rowcount > 0
+
+    @guarded
+    def get_many(self, keys: list[str]) -> dict[str, Entry]:
+        if not keys:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(self.table.c.key, self.table.c.value).where(self.table.c.key.in_(keys))
+            ).all()
+        return {k: unpack(self.serializer, k, bytes(v)) for k, v in rows}
+
+    @guarded
+    def set_many(self, entries: dict[str, Entry]) -> None:
+        if entries:
+            with self.engine.connect() as conn:
+                conn.execute(self._upsert([self._row(k, e) for k, e in entries.items()]))
+
+    @guarded
+    def delete_pattern(self, pattern: str) -> int:
+        with self.engine.connect() as conn:
+            where = self.table.c.key.like(_like(pattern), escape="\\")
+            return conn.execute(sa.delete(self.table).where(where)).rowcount
+
+    @guarded
+    def delete_tags(self, tags: Iterable[str]) -> list[str]:
+        tags = list(tags)
+        with self.engine.begin() as conn:
+            tagged = sa.select(self.tags.c.key).where(self.tags.c.tag.in_(tags))
+            keys = sorted(set(conn.execute(tagged).scalars()))
+            if keys:
+                conn.execute(sa.delete(self.table).where(self.table.c.key.in_(keys)))
+            conn.execute(sa.delete(self.tags).where(self.tags.c.tag.in_(tags)))
+        return keys
+
+    @guarded
+    def purge_expired(self) -> int:
+        """Delete rows whose expiry has passed (reads ignore them anyway)."""
+        with self.engine.connect() as conn:
+            expired = self.table.c.expires_at < self.timer()
+            return conn.execute(sa.delete(self.table).where(expired)).rowcount
+
+    def clear(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.delete(self.table))
+            conn.execute(sa.delete(self.tags))
+
+    def drop(self) -> None:
+        """Drop the cache's tables (tests, teardown)."""
+        with self.engine.connect() as conn:
+            self.table.metadata.drop_all(conn)
+
+    @guarded
+    def size(self) -> tuple[int | None, int | None]:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.count()).select_from(self.table)
+            ).scalar_one(), None
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,170 @@
+"""L2: Redis. Values serialised (JSON by default) in a perflab envelope, expiry both in the
+envelope (decided by the cache's timer) and as the key's PX (so Redis reclaims memory). Every key
+lives under a prefix; tags are Redis sets beside them. Short socket timeouts and a breaker make an
+outage cost one timeout, after which reads fall through to the other tiers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import redis
+import redis.asyncio
+
+from perflab.cache.entry import Entry, pack, unpack
+from perflab.cache.serializers import serializer as make_serializer
+from perflab.cache.tier import Breaker, Tier, guarded
+
+__all__ = ["RedisTier"]
+
+_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+class RedisTier(Tier):
+    """L2 on a Redis URL (default: the lab's Redis, embedded or ``PERFLAB_REDIS_URL``)."""
+
+    shared = True
+    _errors = _ERRORS
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        prefix: str | None = None,
+        serializer: str = "json",
+        secret: bytes | str | None = None,
+        timeout: float = 0.5,
+    ) -> None:
+        from perflab import servers
+        from perflab.settings import resolve
+
+        settings = resolve()
+        self.url = url or servers.start(settings, database=False).redis_url
+        self.prefix = settings.key_prefix + "cache:" if prefix is None else prefix
+        self.serializer = make_serializer(serializer, secret=secret)
+        self.timeout = timeout
+        self.name = "redis"
+        self.timer = time.time
+        options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        self.client = redis.Redis.from_url(self.url, **options)
+        self._aclient: redis.asyncio.Redis | None = None
+        self._options = options
+        self._breaker = Breaker(f"redis ({self.url})")
+
+    @property
+    def aclient(self) -> redis.asyncio.Redis:
+        if self._aclient is None:
+            self._aclient = redis.asyncio.Redis.from_url(self.url, **self._options)
+        return self._aclient
+
+    def _k(self, key: str) -> str:
+        return self.prefix + key
+
+    def _tag(self, tag: str) -> str:
+        return f"{self.prefix}__tag__:{tag}"
+
+    def _px(self, entry: Entry) -> int | None:
+        remaining = entry.remaining(self.timer())
+        return None if remaining is None else max(1, int(remaining * 1000))
+
+    def _decode(self, key: str, data: bytes | None) -> Entry | None:
+        return None if data is None else unpack(self.serializer, key, data)
+
+    @guarded
+    def get(self, key: str) -> Entry | None:
+        return self._decode(key, self.client.get(self._k(key)))
+
+    def prepare(self, key: str, entry: Entry) -> bytes:
+        return pack(self.serializer, key, entry)
+
+    @guarded
+    def set(
+        self, key: str, entry: Entry, tags: Iterable[str] = (), data: bytes | None = None
+    ) -> None:
+        data = data if data is not None else pack(self.serializer, key, entry)
+        tags = tuple(tags)
+        if not tags:
+            self.client.set(self._k(key), data, px=self._px(entry))
+            return
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.set(self._k(key), data, px=self._px(entry))
+            for tag in tags:
+                pipe.sadd(self._tag(tag), key)
+            pipe.execute()
+
+    @guarded
+    def delete(self, key: str) -> bool:
+        return bool(self.client.delete(self._k(key)))
+
+    @guarded
+    def get_many(self, keys: list[str]) -> dict[str, Entry]:
+        if not keys:
+            return {}
+        values = self.client.mget([self._k(k) for k in keys])
+        return {k: self._decode(k, v) for k, v in zip(keys, values, strict=True) if v is not None}
+
+    @guarded
+    def set_many(self, entries: dict[str, Entry]) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            for key, entry in entries.items():
+                pipe.set(self._k(key), pack(self.serializer, key, entry), px=self._px(entry))
+            pipe.execute()
+
+    @guarded
+    def delete_pattern(self, pattern: str) -> int:
+        deleted = 0
+        batch: list[bytes] = []
+        for name in self.client.scan_iter(match=self._k(pattern), count=1000):
+            batch.append(name)
+            if len(batch) >= 1000:
+                deleted += self.client.unlink(*batch)
+                batch.clear()
+        if batch:
+            deleted += self.client.unlink(*batch)
+        return deleted
+
+    @guarded
+    def delete_tags(self, tags: Iterable[str]) -> list[str]:
+        keys: set[str] = set()
+        for tag in tags:
+            keys.update(m.decode() for m in self.client.smembers(self._tag(tag)))
+            self.client.unlink(self._tag(tag))
+        if keys:
+            self.client.unlink(*(self._k(k) for k in keys))
+        return sorted(keys)
+
+    def clear(self) -> None:
+        self.delete_pattern("*")
+
+    def size(self) -> tuple[int | None, int | None]:
+        return None, None
+
+    def close(self) -> None:
+        self.client.close()
+
+    # async: redis.asyncio, the same commands
+    @guarded
+    async def aget(self, key: str) -> Entry | None:
+        return self._decode(key, await self.aclient.get(self._k(key)))
+
+    @guarded
+    async def aset(
+        self, key: str, entry: Entry, tags: Iterable[str] = (), data: bytes | None = None
+    ) -> None:
+        data = data if data is not None else pack(self.serializer, key, entry)
+        async with self.aclient.pipeline(transaction=False) as pipe:
+            pipe.set(self._k(key), data, px=self._px(entry))
+            for tag in tags:
+                pipe.sadd(self._tag(tag), key)
+            await pipe.execute()
+
+    @guarded
+    async def adelete(self, key: str) -> bool:
+        return bool(await self.aclient.delete(self._k(key)))
+
+    @guarded
+    async def aget_many(self, keys: list[str]) -> dict[str, Entry]:
+        if not keys:
+            return {}
+        values = await self.aclient.mget([self._k(k) for k in keys])
+        return {k: self._decode(k, v) for k, v in zip(keys, values, strict=True) if v is not None}
