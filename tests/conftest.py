@@ -39,10 +39,27 @@ def lab_environment(tmp_path_factory: pytest.TempPathFactory):
     try:
         if not settings.redis_embedded:
             _remove_test_keys(settings)
+        _drop_test_schema(settings)
         servers.stop(settings)
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _drop_test_schema(settings) -> None:
+    """The schema tests created their tables in (PostgreSQL only), with everything in it."""
+    import sqlalchemy as sa
+
+    if settings.database_url and not settings.database_url.startswith("postgres"):
+        return
+    if settings.database_embedded and not servers.status(settings)[1].running:
+        return
+    engine = servers.database_engine(settings, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{settings.schema}" CASCADE'))
+    finally:
+        engine.dispose()
 
 
 def _remove_test_keys(settings) -> None:

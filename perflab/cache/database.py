@@ -154,7 +154,8 @@ class DatabaseTier(Tier):
         tags = list(tags)
         with self.engine.begin() as conn:
             tagged = sa.select(self.tags.c.key).where(self.tags.c.tag.in_(tags))
-            keys = sorted(set(conn.execute(tagged).scalars()))
+            present = sa.select(self.table.c.key).where(self.table.c.key.in_(tagged))
+            keys = sorted(set(conn.execute(present).scalars()))
             if keys:
                 conn.execute(sa.delete(self.table).where(self.table.c.key.in_(keys)))
             conn.execute(sa.delete(self.tags).where(self.tags.c.tag.in_(tags)))

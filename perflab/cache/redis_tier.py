@@ -5,6 +5,7 @@ outage cost one timeout, after which reads fall through to the other tiers."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 
@@ -48,13 +49,18 @@ class RedisTier(Tier):
         options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         self.client = redis.Redis.from_url(self.url, **options)
         self._aclient: redis.asyncio.Redis | None = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
         self._options = options
         self._breaker = Breaker(f"redis ({self.url})")
 
     @property
     def aclient(self) -> redis.asyncio.Redis:
-        if self._aclient is None:
+        """The asyncio client of the running event loop (one per loop: connections are bound
+        to the loop that opened them)."""
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aloop is not loop:
             self._aclient = redis.asyncio.Redis.from_url(self.url, **self._options)
+            self._aloop = loop
         return self._aclient
 
     def _k(self, key: str) -> str:
@@ -129,9 +135,12 @@ class RedisTier(Tier):
         for tag in tags:
             keys.update(m.decode() for m in self.client.smembers(self._tag(tag)))
             self.client.unlink(self._tag(tag))
-        if keys:
-            self.client.unlink(*(self._k(k) for k in keys))
-        return sorted(keys)
+        ordered = sorted(keys)
+        with self.client.pipeline(transaction=False) as pipe:
+            for key in ordered:
+                pipe.unlink(self._k(key))
+            removed = pipe.execute()
+        return [k for k, n in zip(ordered, removed, strict=True) if n]  # those that still existed
 
     def clear(self) -> None:
         self.delete_pattern("*")

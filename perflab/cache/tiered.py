@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import redis
 from redis.exceptions import RedisError
 
 from perflab.cache.entry import Entry
@@ -191,6 +192,12 @@ class TieredCache:
         except TierUnavailable:
             stats.errors += 1
             return None if method in _READS else False
+        except CacheError as err:
+            if method not in _READS:
+                raise
+            stats.errors += 1  # a refused payload (tampered, foreign): a miss, loudly
+            log.warning("cache tier %s: %s; treating it as a miss", self.tiers[i].name, err)
+            return None
         if timed:
             stats.latencies.append(time.perf_counter_ns() - t0)
         return result
@@ -205,6 +212,12 @@ class TieredCache:
         except TierUnavailable:
             stats.errors += 1
             return None if method in _READS else False
+        except CacheError as err:
+            if method not in _READS:
+                raise
+            stats.errors += 1
+            log.warning("cache tier %s: %s; treating it as a miss", self.tiers[i].name, err)
+            return None
         if timed:
             stats.latencies.append(time.perf_counter_ns() - t0)
         return result
@@ -734,7 +747,9 @@ class _Coherence:
         self.client = tier.client
         self.origin = cache._origin
         ref = weakref.ref(cache)
-        self.pubsub = tier.client.pubsub(ignore_subscribe_messages=True)
+        # a connection of its own: closing the tier (or another cache on it) must not cut it
+        self.listener = redis.Redis.from_url(tier.url, socket_connect_timeout=tier.timeout)
+        self.pubsub = self.listener.pubsub(ignore_subscribe_messages=True)
 
         def handle(message: dict) -> None:
             data = json.loads(message["data"])
@@ -742,8 +757,15 @@ class _Coherence:
             if target is not None and data["origin"] != self.origin:
                 target._drop_local(data["kind"], data["items"])
 
+        def failed(err: BaseException, pubsub: Any, thread: Any) -> None:
+            # Redis went away: stop listening; L1 copies still expire by their TTL
+            log.warning("cache coherence stopped: %s", err)
+            thread.stop()
+
         self.pubsub.subscribe(**{self.channel: handle})
-        self.thread = self.pubsub.run_in_thread(sleep_time=0.05, daemon=True)
+        self.thread = self.pubsub.run_in_thread(
+            sleep_time=0.05, daemon=True, exception_handler=failed
+        )
 
     @classmethod
     def start(cls, cache: TieredCache) -> _Coherence | None:
@@ -768,6 +790,7 @@ class _Coherence:
         self.thread.stop()
         self.thread.join(timeout=2)
         self.pubsub.close()
+        self.listener.close()
 
 
 def _log_failure(future: Any) -> None:
