@@ -69,7 +69,7 @@ def stack(redis_tier, db_tier, clock):
     cache.close()
 
 
-# --- expiry and back-fill -----------------------------------------------------------------------
+# --- expiry and back-fill ----------
 
 
 def test_ttl_by_the_injected_clock(stack, clock):
@@ -115,7 +115,7 @@ def test_memory_only_cache(clock):
     cache.close()
 
 
-# --- write modes ---------------------------------------------------------------------------------
+# --- write modes ----------
 
 
 def test_write_through_writes_every_tier_before_returning(stack):
@@ -145,7 +145,7 @@ def test_unserialisable_value_fails_before_anything_is_written(stack):
     assert all(t.get("fine") is None for t in stack.tiers)
 
 
-# --- single-flight, refresh-ahead ---------------------------------------------------------------
+# --- single-flight, refresh-ahead ----------
 
 
 def test_stampede_of_threads_calls_the_loader_once(stack):
@@ -284,7 +284,7 @@ def test_lock_needs_redis(clock):
         TieredCache([MemoryTier(10)], timer=clock).lock("x")
 
 
-# --- invalidation, warming, stats -------------------------------------------------------------------
+# --- invalidation, warming, stats ----------
 
 
 def test_invalidate_pattern_and_tags_everywhere(stack):
@@ -326,7 +326,7 @@ def test_stats_has_a_row_per_tier(stack):
     assert frame.loc["redis", "sets"] == 1
 
 
-# --- keys and values ----------------------------------------------------------------------------
+# --- keys and values ----------
 
 
 def test_non_string_keys_need_a_key_function(stack, redis_tier, clock):
