@@ -4,14 +4,19 @@ no rollback on return, so psycopg's prepared statements survive pool checkouts."
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
+import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from perflab.cache.entry import Entry, pack, unpack
+from perflab.cache.entry import Entry, pack, unpack, unpack_many
 from perflab.cache.serializers import serializer as make_serializer
 from perflab.cache.tier import Breaker, Tier, guarded
 from perflab.errors import CacheError
@@ -31,7 +36,14 @@ class DatabaseTier(Tier):
     """L3 on a database URL (default: the lab's PostgreSQL, or ``PERFLAB_DATABASE_URL``)."""
 
     shared = True
-    _errors = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError)
+    _errors = (
+        sa.exc.OperationalError,
+        sa.exc.InterfaceError,
+        sa.exc.DisconnectionError,
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+        sqlite3.OperationalError,
+    )
 
     def __init__(
         self,
@@ -88,6 +100,15 @@ class DatabaseTier(Tier):
             if schema is not None:
                 conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
             meta.create_all(conn)
+        self._postgres = postgres
+        self._hot: Any = None
+        self._hot_lock = threading.Lock()
+        qualified = sa.select(self.table.c.value).compile(dialect=self.engine.dialect)
+        # the same statement as text for the DBAPI: identifiers validated above, quoted here
+        self._get_sql = f"{qualified} WHERE {self._q('key')} = {'%s' if postgres else '?'}"
+
+    def _q(self, name: str) -> str:
+        return self.engine.dialect.identifier_preparer.quote(name)
 
     def _upsert(self, rows: list[dict]) -> sa.Executable:
         stmt = self._insert(self.table).values(rows)
@@ -105,11 +126,46 @@ class DatabaseTier(Tier):
 
     @guarded
     def get(self, key: str) -> Entry | None:
-        with self.engine.connect() as conn:
-            data = conn.execute(
-                sa.select(self.table.c.value).where(self.table.c.key == key)
-            ).scalar_one_or_none()
-        return None if data is None else unpack(self.serializer, key, bytes(data))
+        # The hit path: a pooled DBAPI connection and one prepared statement, without
+        # SQLAlchemy's statement machinery (2.5x a raw prepared select here, this is ~1.2x).
+        # One connection is kept for this path, used by whichever thread finds it free; the
+        # others take one from the pool (a checkout costs about as much as the query).
+        if self._hot_lock.acquire(blocking=False):
+            try:
+                row = self._select(self._hot_connection(), key)
+            except self._errors:
+                self._drop_hot()
+                raise
+            finally:
+                self._hot_lock.release()
+        else:
+            conn = self.engine.raw_connection()
+            try:
+                row = self._select(conn, key)
+            finally:
+                conn.close()  # back to the pool
+        return None if row is None else unpack(self.serializer, key, bytes(row[0]))
+
+    def _select(self, conn: Any, key: str) -> Any:
+        if self._postgres:
+            return conn.driver_connection.execute(self._get_sql, (key,), prepare=True).fetchone()
+        cursor = conn.cursor()
+        try:
+            cursor.execute(self._get_sql, (key,))
+            return cursor.fetchone()
+        finally:
+            cursor.close()
+
+    def _hot_connection(self) -> Any:
+        if self._hot is None:
+            self._hot = self.engine.raw_connection()
+        return self._hot
+
+    def _drop_hot(self) -> None:
+        if self._hot is not None:
+            with contextlib.suppress(*self._errors):
+                self._hot.invalidate()
+            self._hot = None
 
     @guarded
     def set(
@@ -135,7 +191,7 @@ class DatabaseTier(Tier):
             rows = conn.execute(
                 sa.select(self.table.c.key, self.table.c.value).where(self.table.c.key.in_(keys))
             ).all()
-        return {k: unpack(self.serializer, k, bytes(v)) for k, v in rows}
+        return unpack_many(self.serializer, [(k, bytes(v)) for k, v in rows])
 
     @guarded
     def set_many(self, entries: dict[str, Entry]) -> None:
@@ -186,4 +242,8 @@ class DatabaseTier(Tier):
             ).scalar_one(), None
 
     def close(self) -> None:
+        with self._hot_lock:
+            if self._hot is not None:
+                self._hot.close()
+                self._hot = None
         self.engine.dispose()

@@ -9,7 +9,7 @@ from typing import Any
 
 from perflab.errors import CacheError
 
-__all__ = ["Entry", "pack", "unpack"]
+__all__ = ["Entry", "pack", "unpack", "unpack_many"]
 
 _MAGIC = b"PL"
 _VERSION = 1
@@ -40,9 +40,7 @@ def pack(serializer: Any, key: str, entry: Entry) -> bytes:
     return _HEADER.pack(_MAGIC, _VERSION, _SERIALIZER_IDS[serializer.name], expires) + payload
 
 
-def unpack(serializer: Any, key: str, data: bytes) -> Entry:
-    """The entry in ``data``; refuses (CacheError) anything not written by a cache with the same
-    serializer, before the payload is touched."""
+def _header(serializer: Any, key: str, data: bytes) -> float | None:
     if len(data) < _HEADER.size:
         raise CacheError(f"key {key!r}: not a perflab cache entry")
     magic, version, sid, expires = _HEADER.unpack_from(data)
@@ -53,5 +51,25 @@ def unpack(serializer: Any, key: str, data: bytes) -> Entry:
             f"key {key!r} was written with serializer {_SERIALIZER_NAMES.get(sid, sid)!r}; "
             f"this cache reads {serializer.name!r}"
         )
-    value = serializer.loads(key, data[_HEADER.size :])
-    return Entry(value, None if math.isnan(expires) else expires)
+    return None if math.isnan(expires) else expires
+
+
+def unpack_many(serializer: Any, items: list[tuple[str, bytes]]) -> dict[str, Entry]:
+    """``unpack`` for many entries; serializers with ``loads_many`` decode all in one call."""
+    expiries = [_header(serializer, key, data) for key, data in items]
+    size = _HEADER.size
+    payloads = [data[size:] for _, data in items]
+    keys = [key for key, _ in items]
+    loads_many = getattr(serializer, "loads_many", None)
+    if loads_many is not None:
+        values = loads_many(keys, payloads)
+    else:
+        values = [serializer.loads(k, p) for k, p in zip(keys, payloads, strict=True)]
+    return {k: Entry(v, e) for k, v, e in zip(keys, values, expiries, strict=True)}
+
+
+def unpack(serializer: Any, key: str, data: bytes) -> Entry:
+    """The entry in ``data``; refuses (CacheError) anything not written by a cache with the same
+    serializer, before the payload is touched."""
+    expires = _header(serializer, key, data)
+    return Entry(serializer.loads(key, data[_HEADER.size :]), expires)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import redis
 import redis.asyncio
 
-from perflab.cache.entry import Entry, pack, unpack
+from perflab.cache.entry import Entry, pack, unpack, unpack_many
 from perflab.cache.serializers import serializer as make_serializer
 from perflab.cache.tier import Breaker, Tier, guarded
 
@@ -106,8 +106,10 @@ class RedisTier(Tier):
     def get_many(self, keys: list[str]) -> dict[str, Entry]:
         if not keys:
             return {}
-        values = self.client.mget([self._k(k) for k in keys])
-        return {k: self._decode(k, v) for k, v in zip(keys, values, strict=True) if v is not None}
+        prefix = self.prefix
+        values = self.client.mget([prefix + k for k in keys])
+        found = [(k, v) for k, v in zip(keys, values, strict=True) if v is not None]
+        return unpack_many(self.serializer, found)
 
     @guarded
     def set_many(self, entries: dict[str, Entry]) -> None:
@@ -176,4 +178,5 @@ class RedisTier(Tier):
         if not keys:
             return {}
         values = await self.aclient.mget([self._k(k) for k in keys])
-        return {k: self._decode(k, v) for k, v in zip(keys, values, strict=True) if v is not None}
+        found = [(k, v) for k, v in zip(keys, values, strict=True) if v is not None]
+        return unpack_many(self.serializer, found)

@@ -121,9 +121,13 @@ class JsonSerializer:
 
     name = "json"
 
+    # built once: json.dumps/loads with options construct a new encoder/decoder per call
+    _encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=True)
+    _decoder = json.JSONDecoder(object_hook=_decode)
+
     def dumps(self, key: str, value: Any) -> bytes:
         try:
-            return json.dumps(_walk(value), separators=(",", ":"), allow_nan=True).encode()
+            return self._encoder.encode(_walk(value)).encode()
         except TypeError as err:
             raise TypeError(
                 f"cannot cache key {key!r}: a {type(value).__name__} value holds {err}, which "
@@ -133,7 +137,20 @@ class JsonSerializer:
             raise TypeError(f"cannot cache key {key!r}: {err}") from None
 
     def loads(self, key: str, data: bytes) -> Any:
-        return json.loads(data, object_hook=_decode)
+        try:
+            return self._decoder.decode(data.decode())
+        except ValueError as err:  # includes UnicodeDecodeError and JSONDecodeError
+            raise CacheError(f"key {key!r}: stored value is not valid JSON ({err})") from err
+
+    def loads_many(self, keys: list[str], payloads: list[bytes]) -> list[Any]:
+        """Many values in one parse: the payloads joined as one JSON array."""
+        try:
+            values = self._decoder.decode("[" + b",".join(payloads).decode() + "]")
+        except ValueError:
+            return [self.loads(k, p) for k, p in zip(keys, payloads, strict=True)]  # find which
+        if len(values) != len(keys):  # a payload holding "1,2" would shift the rest
+            return [self.loads(k, p) for k, p in zip(keys, payloads, strict=True)]
+        return values
 
 
 class MsgpackSerializer:

@@ -32,7 +32,7 @@ import redis
 from redis.exceptions import RedisError
 
 from perflab.cache.entry import Entry
-from perflab.cache.keys import call_key, normalize
+from perflab.cache.keys import MAX_KEY_LENGTH, call_key, normalize
 from perflab.cache.memory import MemoryTier
 from perflab.cache.tier import Tier, TierUnavailable
 from perflab.errors import CacheError
@@ -104,8 +104,9 @@ class TieredCache:
         self._stats = [_Stats() for _ in self.tiers]
         self._l1 = self.tiers[0] if isinstance(self.tiers[0], MemoryTier) else None
         self._l1_store = self._l1._store if self._l1 is not None else None
-        self._fast = self._l1_store is not None and key_func is None  # str keys hit L1 directly
-        self._l1_hits = 0
+        self._l1_hit_box = [0]  # L1 hits, counted on the hot path
+        if self._l1_store is not None and key_func is None:
+            self.get = self._fast_get()  # type: ignore[method-assign]
         self._flights: dict[str, _Flight] = {}
         self._aflights: dict[str, asyncio.Future] = {}
         self._flight_lock = threading.Lock()
@@ -164,19 +165,21 @@ class TieredCache:
     def _get_many_plan(self, keys: list[str]) -> Plan:
         now = self.timer()
         found: dict[str, Entry] = {}
-        wanted = list(dict.fromkeys(keys))
+        wanted = keys
         for i in range(len(self.tiers)):
-            if not wanted:
-                break
             got = (yield ("get_many", i, (wanted,))) or {}
-            fresh = {k: e for k, e in got.items() if not e.expired(now)}
+            fresh = {k: e for k, e in got.items() if e.expires_at is None or e.expires_at > now}
             self._stats[i].hits += len(fresh)
             self._stats[i].misses += len(wanted) - len(fresh)
             if fresh and i:
                 for j in range(i):
                     yield ("set_many", j, (fresh,))
+            if not found and len(fresh) == len(wanted):
+                return fresh  # all found in one tier: the common case
             found.update(fresh)
             wanted = [k for k in wanted if k not in fresh]
+            if not wanted:
+                break
         return found
 
     # ------------------------------------------------------------------------------------------
@@ -252,7 +255,7 @@ class TieredCache:
             return self._run(self._read_plan(k, 0))
         entry = store.get(k)
         if entry is not None and (entry.expires_at is None or entry.expires_at > self.timer()):
-            self._l1_hits += 1
+            self._l1_hit_box[0] += 1
             return entry
         return self._run(self._read_plan(k, self._first(entry)))
 
@@ -267,15 +270,36 @@ class TieredCache:
     def get(self, key: Any, default: Any = None) -> Any:
         """The value, from the fastest tier that has it fresh (back-filling the faster ones
         with the remaining TTL), or ``default``."""
-        if self._fast and type(key) is str and len(key) <= 200:
-            entry = self._l1_store.get(key)  # the hot path: no plan, no await, no lock of ours
-            if entry is not None and (entry.expires_at is None or entry.expires_at > self.timer()):
-                self._l1_hits += 1
-                return entry.value
-            entry = self._run(self._read_plan(key, self._first(entry)))
-        else:
-            entry = self._lookup(self._key(key))
+        entry = self._lookup(self._key(key))
         return default if entry is None else entry.value
+
+    def _fast_get(self) -> Callable[..., Any]:
+        """``get`` for a cache with an L1 and plain string keys, as a closure over locals: the
+        hit path is one cachebox lookup, one clock read and a counter (~160 ns here)."""
+        store_get, timer, hits, lookup = (
+            self._l1_store.get,
+            self.timer,
+            self._l1_hit_box,
+            self._lookup,
+        )
+
+        def get(key: Any, default: Any = None) -> Any:
+            # Any key may be looked up as it is: L1 holds only normalised string keys, so a
+            # long or non-string key simply misses here and is normalised (or refused) below.
+            try:
+                entry = store_get(key)
+            except TypeError:  # unhashable
+                entry = None
+            if entry is not None:
+                expires = entry.expires_at
+                if expires is None or expires > timer():
+                    hits[0] += 1
+                    return entry.value
+            entry = lookup(self._key(key))
+            return default if entry is None else entry.value
+
+        get.__doc__ = TieredCache.get.__doc__
+        return get
 
     async def aget(self, key: Any, default: Any = None) -> Any:
         k = self._key(key)
@@ -283,23 +307,29 @@ class TieredCache:
         if store is not None:
             entry = store.get(k)
             if entry is not None and (entry.expires_at is None or entry.expires_at > self.timer()):
-                self._l1_hits += 1
+                self._l1_hit_box[0] += 1
                 return entry.value
             entry = await self._arun(self._read_plan(k, self._first(entry)))
         else:
             entry = await self._arun(self._read_plan(k, 0))
         return default if entry is None else entry.value
 
+    def _mapped(self, keys: Iterable[Any]) -> dict[str, Any]:
+        """Normalised key -> the caller's key (plain short strings pass straight through)."""
+        if self.key_func is None:
+            return {
+                k if type(k) is str and len(k) <= MAX_KEY_LENGTH else self._key(k): k for k in keys
+            }
+        return {self._key(k): k for k in keys}
+
     def get_many(self, keys: Iterable[Any]) -> dict[Any, Any]:
         """``{key: value}`` for the keys found (one round trip per tier: MGET, IN (...))."""
-        keys = list(keys)
-        mapped = {self._key(k): k for k in keys}
+        mapped = self._mapped(keys)
         found = self._run(self._get_many_plan(list(mapped)))
         return {mapped[k]: e.value for k, e in found.items()}
 
     async def aget_many(self, keys: Iterable[Any]) -> dict[Any, Any]:
-        keys = list(keys)
-        mapped = {self._key(k): k for k in keys}
+        mapped = self._mapped(keys)
         found = await self._arun(self._get_many_plan(list(mapped)))
         return {mapped[k]: e.value for k, e in found.items()}
 
@@ -689,7 +719,7 @@ class TieredCache:
         latency p50/p99 (µs), items and bytes where known."""
         rows = []
         for i, (tier, s) in enumerate(zip(self.tiers, self._stats, strict=True)):
-            hits = s.hits + (self._l1_hits if i == 0 and self._l1 is not None else 0)
+            hits = s.hits + (self._l1_hit_box[0] if i == 0 and self._l1 is not None else 0)
             lat = np.asarray(s.latencies, dtype=float) / 1e3
             try:
                 items, size = tier.size()

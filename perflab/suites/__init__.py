@@ -30,6 +30,7 @@ _BUILTIN = {
     "harness": "perflab.suites.harness",
     "data": "perflab.suites.data",
     "concurrency": "perflab.suites.concurrency",
+    "cache": "perflab.suites.cache",
 }
 _REGISTRY: dict[str, Suite] = {}
 

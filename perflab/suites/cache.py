@@ -1,0 +1,144 @@
+"""The cache measured against what it wraps, side by side in one run:
+
+* L1 hit ``get`` vs cachetools' LRUCache and raw cachebox;
+* L2 hit ``get`` (L1 off) vs a raw redis-py GET on the same server, ``get_many(100)`` vs MGET;
+* L3 hit ``get`` (L1, L2 off) vs a raw psycopg prepared single-row select;
+* hit ratio of each L1 policy on Zipf traces beside Belady's optimum, and on a trace whose
+  popularity shifts halfway (where LFU without ageing collapses).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import numpy as np
+
+from perflab import bench, servers
+from perflab.cache import DatabaseTier, MemoryTier, RedisTier, TieredCache
+from perflab.cache.entry import Entry, pack
+from perflab.cache.simulate import belady_hit_ratio, policy_hit_ratio, shifting_trace, zipf_trace
+from perflab.settings import resolve
+from perflab.suites import SuiteRun, register
+
+POLICIES = ("lru", "lfu", "fifo", "tinylfu")
+
+
+def _pair(c: bench.Comparison, name: str) -> list[bench.Result]:
+    return [
+        dataclasses.replace(c.baseline, name=f"{name}/raw"),
+        dataclasses.replace(c.candidate, name=f"{name}/perflab"),
+    ]
+
+
+def latency(quick: bool) -> tuple[list[bench.Result], dict]:
+    import cachebox
+    import cachetools
+    import psycopg
+
+    settings = resolve()
+    endpoints = servers.start(settings)
+    min_time = 0.3 if quick else 1.0
+    results, checks = [], {}
+
+    l1 = TieredCache([MemoryTier(10_000)], default_ttl=300, coherence=False)
+    l1.set("hot", 1)
+    peer = cachetools.LRUCache(10_000)
+    peer["hot"] = 1
+    raw_box = cachebox.LRUCache(10_000)
+    raw_box["hot"] = 1
+    ours = bench.run(lambda: l1.get("hot"), name="cache/l1-get", min_time=min_time)
+    tools = bench.run(lambda: peer.get("hot"), name="cache/cachetools-lru-get", min_time=min_time)
+    box = bench.run(lambda: raw_box.get("hot"), name="cache/cachebox-get", min_time=min_time)
+    results += [ours, tools, box]
+    checks["l1_get_ns"] = ours.median
+    checks["l1_vs_cachetools"] = ours.median / tools.median
+    l1.close()
+
+    prefix = f"{settings.key_prefix}bench{uuid.uuid4().hex[:8]}:"
+    tier = RedisTier(endpoints.redis_url, prefix=prefix)
+    l2 = TieredCache([tier], default_ttl=300, coherence=False)
+    value = "x" * 100
+    keys = [f"k{i}" for i in range(100)]
+    l2.set_many({k: value for k in [*keys, "hot"]})
+    raw = tier.client  # the same client and socket: the difference is perflab's own work
+    raw.set(prefix + "raw", pack(tier.serializer, "raw", Entry(value)))
+    raw_keys = [prefix + k for k in keys]
+    rounds = 10 if quick else 20
+    c = bench.ab(
+        lambda: raw.get(prefix + "raw"),
+        lambda: l2.get("hot"),
+        name="cache/l2-get",
+        rounds=rounds,
+        min_time=min_time,
+    )
+    results += _pair(c, "cache/l2-get")
+    checks["l2_get_vs_raw_get"] = c.ratio
+    checks["l2_get_us"] = c.candidate.median / 1e3
+    m = bench.ab(
+        lambda: raw.mget(raw_keys),
+        lambda: l2.get_many(keys),
+        name="cache/l2-get-many-100",
+        rounds=rounds,
+        min_time=min_time,
+    )
+    results += _pair(m, "cache/l2-get-many-100")
+    checks["l2_get_many_vs_raw_mget"] = m.ratio
+    l2.clear()
+    l2.close()
+
+    db = DatabaseTier(endpoints.database_url, table=f"bench_{uuid.uuid4().hex[:8]}")
+    l3 = TieredCache([db], default_ttl=300, coherence=False)
+    l3.set("hot", value)
+    qualified = (
+        f'"{db.table.schema}"."{db.table.name}"' if db.table.schema else f'"{db.table.name}"'
+    )
+    with psycopg.connect(endpoints.database_url, autocommit=True) as conn:
+        sql = f"SELECT value FROM {qualified} WHERE key = %s"  # identifiers validated above
+
+        def raw_select() -> object:
+            return conn.execute(sql, ("hot",), prepare=True).fetchone()
+
+        d = bench.ab(
+            raw_select, lambda: l3.get("hot"), name="cache/l3-get", rounds=rounds, min_time=min_time
+        )
+    results += _pair(d, "cache/l3-get")
+    checks["l3_get_vs_raw_prepared_select"] = d.ratio
+    db.drop()
+    l3.close()
+    return results, checks
+
+
+def hit_ratios(quick: bool) -> dict:
+    n_keys, length = (2_000, 40_000) if quick else (10_000, 200_000)
+    checks: dict = {}
+    for alpha in (0.8, 1.0, 1.2):
+        trace = zipf_trace(n_keys, length, alpha, seed=1)
+        for fraction in (0.01, 0.05, 0.10):
+            capacity = int(n_keys * fraction)
+            label = f"zipf{alpha:g}/cap{fraction:.0%}"
+            checks[f"hit/{label}/belady"] = belady_hit_ratio(trace, capacity)
+            for policy in POLICIES:
+                checks[f"hit/{label}/{policy}"] = policy_hit_ratio(trace, capacity, policy)
+    lru, best = checks["hit/zipf1/cap5%/lru"], checks["hit/zipf1/cap5%/belady"]
+    top = max(checks[f"hit/zipf1/cap5%/{p}"] for p in POLICIES)
+    checks["gap_closed_zipf1_cap5%"] = (top - lru) / (best - lru) if best > lru else float("nan")
+    shifted = shifting_trace(n_keys, length, 1.0, seed=2)
+    capacity = int(n_keys * 0.05)
+    checks["hit/shift/cap5%/belady"] = belady_hit_ratio(shifted, capacity)
+    for policy in POLICIES:
+        checks[f"hit/shift/cap5%/{policy}"] = policy_hit_ratio(shifted, capacity, policy)
+    return checks
+
+
+@register("cache", "L1/L2/L3 hits vs cachetools, raw redis-py, raw psycopg; policy hit ratios")
+def cache(quick: bool) -> SuiteRun:
+    results, checks = latency(quick)
+    checks.update(hit_ratios(quick))
+    return SuiteRun(
+        suite="cache", results=results, checks={k: _plain(v) for k, v in checks.items()}
+    )
+
+
+def _plain(value: object) -> object:
+    return float(value) if isinstance(value, np.floating | float) else value
