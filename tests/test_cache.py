@@ -445,3 +445,48 @@ def test_entry_helpers():
     e = Entry(1, expires_at=10.0)
     assert e.expired(10.0) and not e.expired(9.99) and e.remaining(4.0) == 6.0
     assert Entry(1).remaining(5.0) is None and not Entry(1).expired(1e12)
+
+
+def test_async_refresh_ahead_and_cross_process_lock(redis_tier, clock):
+    cache = TieredCache(
+        [MemoryTier(10), redis_tier], default_ttl=10, refresh_ahead=0.5, timer=clock
+    )
+    version = [1]
+
+    async def loader():
+        return version[0]
+
+    async def main():
+        assert await cache.aget_or_load("k", loader, lock=True) == 1
+        version[0] = 2
+        clock.advance(6)  # past half the TTL
+        assert await cache.aget_or_load("k", loader) == 1  # served, reload scheduled
+        for _ in range(200):
+            if await cache.aget("k") == 2:
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+    assert asyncio.run(main())
+    cache.close()
+
+
+def test_msgpack_is_optional_and_says_how_to_get_it(settings):
+    try:
+        import msgpack  # noqa: F401
+    except ImportError:
+        with pytest.raises(CacheError, match="pip install msgpack"):
+            RedisTier(prefix=f"{settings.key_prefix}m:", serializer="msgpack")
+        return
+    tier = RedisTier(prefix=f"{settings.key_prefix}m{uuid.uuid4().hex[:6]}:", serializer="msgpack")
+    tier.set("k", Entry({"a": [1, 2]}))
+    assert tier.get("k").value == {"a": [1, 2]}
+    tier.clear()
+
+
+def test_corrupt_payload_is_a_miss_not_a_crash(stack):
+    redis_tier = stack.tiers[1]
+    redis_tier.client.set(redis_tier.prefix + "junk", b"not an envelope")
+    stack.tiers[0].clear()
+    assert stack.get("junk", "miss") == "miss"
+    assert stack.get_many(["junk"]) == {}

@@ -133,3 +133,24 @@ def test_redis_outage_reads_fall_through_and_recovery_follows(tmp_path, caplog):
     finally:
         cache.close()
         servers.stop(own)
+
+
+def test_write_back_is_flushed_at_interpreter_exit(settings):
+    prefix = f"{settings.key_prefix}wb{uuid.uuid4().hex[:8]}:"
+    done = python(
+        f"""
+        from perflab.cache import MemoryTier, RedisTier, TieredCache
+        c = TieredCache([MemoryTier(100), RedisTier(prefix={prefix!r})], write="back")
+        for i in range(300):
+            c.set(f"k{{i}}", i)
+        # no close(): the interpreter exits with writes still queued
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    tier = RedisTier(prefix=prefix)
+    try:
+        found = TieredCache([tier], coherence=False).get_many([f"k{i}" for i in range(300)])
+        assert len(found) == 300 and found["k299"] == 299
+    finally:
+        tier.clear()
+        tier.close()

@@ -25,6 +25,9 @@ MODULES = [
     "perflab.bench.stats",
     "perflab.bench.core",
     "perflab.suites",
+    "perflab.cache",
+    "perflab.cache.serializers",
+    "perflab.cache.simulate",
 ]
 
 

@@ -23,15 +23,18 @@ README = (ROOT / "README.md").read_text()
 
 @pytest.mark.servers
 @pytest.mark.notebook
-def test_readme_python_tour_runs(tmp_path):
+def test_readme_python_examples_run(tmp_path):
     blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
     assert blocks, "README has no python example"
+    printed = ""
     for code in blocks:
         done = subprocess.run(
             [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
         )
         assert done.returncode == 0, done.stderr
-        assert "00-smoke.html" in done.stdout and "p50 (µs)" in done.stdout
+        printed += done.stdout
+    assert "00-smoke.html" in printed and "p50 (µs)" in printed  # the tour
+    assert "{'rsi': 61.2}" in printed and "[187.1, 188.4]" in printed  # the cache example
 
 
 def test_readme_lists_every_command_and_variable():
