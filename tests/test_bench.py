@@ -378,3 +378,26 @@ def test_cli_processes_pool_samples_and_history_check(tmp_path):
     flat = tmp_path / "flat.sqlite"
     bench.History(flat).save(_result("f", 1.0, seed=1))
     assert perflab_cli("history", "--path", str(flat), "--check").returncode == 0
+
+
+@pytest.mark.servers
+def test_cache_suite_runs_against_the_servers_in_use():
+    from perflab.suites import run_suite
+
+    run = run_suite("cache", quick=True)
+    names = {r.name for r in run.results}
+    assert {
+        "cache/l1-get",
+        "cache/cachetools-lru-get",
+        "cache/l2-get/raw",
+        "cache/l3-get/perflab",
+    } <= names
+    checks = run.checks
+    for label in ("zipf1/cap5%", "shift/cap5%"):
+        belady = checks[f"hit/{label}/belady"]
+        assert all(
+            checks[f"hit/{label}/{p}"] <= belady + 1e-9 for p in ("lru", "lfu", "fifo", "tinylfu")
+        )
+    assert (
+        checks["hit/shift/cap5%/lfu"] < checks["hit/shift/cap5%/lru"]
+    )  # LFU without ageing collapses

@@ -148,3 +148,16 @@ def test_byte_bound_evicts_by_size():
     fill(tier, [f"k{i}" + "x" * 200 for i in range(40)])
     items, size = tier.size()
     assert size <= 2000 and items < 40 and tier.evictions == 40 - items
+
+
+def test_belady_by_hand_and_as_a_ceiling():
+    import numpy as np
+
+    from perflab.cache.simulate import belady_hit_ratio, policy_hit_ratio, zipf_trace
+
+    # capacity 2 over 1 2 3 1 2 4 1 2 3: keep 1 and 2, decline 3 and 4 -> 4 hits of 9
+    assert belady_hit_ratio(np.array([1, 2, 3, 1, 2, 4, 1, 2, 3]), 2) == pytest.approx(4 / 9)
+    trace = zipf_trace(500, 5000, 1.0, seed=3)
+    best = belady_hit_ratio(trace, 25)
+    for policy in ("lru", "lfu", "fifo", "tinylfu"):
+        assert 0 < policy_hit_ratio(trace, 25, policy) <= best
