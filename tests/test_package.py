@@ -28,6 +28,7 @@ MODULES = [
     "perflab.cache",
     "perflab.cache.serializers",
     "perflab.cache.simulate",
+    "perflab.db",
 ]
 
 

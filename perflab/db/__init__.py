@@ -1,0 +1,18 @@
+"""The pooled query runner: read/write pools, query cache, prepared statements, COPY batches,
+temp-table bulk updates, materialized views, EXPLAIN as data, index advice."""
+
+from perflab.db.explain import IndexSuggestion, Plan, PlanNode
+from perflab.db.identifiers import check_identifier, quote_identifier
+from perflab.db.runner import BatchInsertError, MaterializedView, PoolConfig, QueryRunner
+
+__all__ = [
+    "BatchInsertError",
+    "IndexSuggestion",
+    "MaterializedView",
+    "Plan",
+    "PlanNode",
+    "PoolConfig",
+    "QueryRunner",
+    "check_identifier",
+    "quote_identifier",
+]

@@ -1,0 +1,178 @@
+"""Query plans as data, and index advice read from them: pure functions, no database."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["IndexSuggestion", "Plan", "PlanNode", "advise", "from_postgres", "from_sqlite"]
+
+
+@dataclasses.dataclass
+class PlanNode:
+    node_type: str
+    relation: str | None = None
+    actual_rows: float | None = None
+    loops: float | None = None
+    rows_removed_by_filter: float | None = None
+    time_ms: float | None = None
+    filter: str | None = None
+    index: str | None = None
+    detail: str = ""
+    children: list[PlanNode] = dataclasses.field(default_factory=list)
+
+    def walk(self):
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+@dataclasses.dataclass
+class Plan:
+    """A plan tree with the statement it belongs to."""
+
+    root: PlanNode
+    sql: str
+    params: dict[str, Any] | None
+    dialect: str
+    total_ms: float | None = None
+    raw: Any = None
+
+    def nodes(self) -> list[PlanNode]:
+        return list(self.root.walk())
+
+    @property
+    def seq_scans(self) -> list[PlanNode]:
+        return [n for n in self.nodes() if n.node_type == "Seq Scan"]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per node: depth, node type, relation, rows × loops, rows removed, time."""
+        rows = []
+
+        def visit(node: PlanNode, depth: int) -> None:
+            rows.append(
+                {
+                    "depth": depth,
+                    "node_type": node.node_type,
+                    "relation": node.relation,
+                    "index": node.index,
+                    "actual_rows": node.actual_rows,
+                    "loops": node.loops,
+                    "rows_x_loops": None
+                    if node.actual_rows is None
+                    else node.actual_rows * (node.loops or 1),
+                    "rows_removed_by_filter": node.rows_removed_by_filter,
+                    "time_ms": node.time_ms,
+                    "filter": node.filter,
+                }
+            )
+            for child in node.children:
+                visit(child, depth + 1)
+
+        visit(self.root, 0)
+        return pd.DataFrame(rows)
+
+
+def from_postgres(doc: Any, sql: str, params: dict | None) -> Plan:
+    """EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) output → Plan."""
+    top = doc[0] if isinstance(doc, list) else doc
+
+    def node(d: dict) -> PlanNode:
+        return PlanNode(
+            node_type=d.get("Node Type", "?"),
+            relation=d.get("Relation Name"),
+            actual_rows=d.get("Actual Rows"),
+            loops=d.get("Actual Loops"),
+            rows_removed_by_filter=d.get("Rows Removed by Filter"),
+            time_ms=d.get("Actual Total Time"),
+            filter=d.get("Filter"),
+            index=d.get("Index Name"),
+            children=[node(c) for c in d.get("Plans", [])],
+        )
+
+    return Plan(node(top["Plan"]), sql, params, "postgresql", top.get("Execution Time"), doc)
+
+
+_SQLITE = re.compile(r"^(SCAN|SEARCH)\s+(\w+)(?:\s+USING\s+(?:COVERING\s+)?INDEX\s+(\w+))?")
+
+
+def from_sqlite(rows: list[tuple], sql: str, params: dict | None) -> Plan:
+    """EXPLAIN QUERY PLAN rows (id, parent, _, detail) → Plan in the same shape."""
+    nodes: dict[int, PlanNode] = {0: PlanNode("Query")}
+    for node_id, parent, _, detail in rows:
+        match = _SQLITE.match(detail)
+        if match:
+            kind = "Seq Scan" if match.group(1) == "SCAN" and not match.group(3) else "Index Scan"
+            n = PlanNode(kind, relation=match.group(2), index=match.group(3), detail=detail)
+        else:
+            n = PlanNode(detail.split(" ")[0].title(), detail=detail)
+        nodes[node_id] = n
+        nodes.get(parent, nodes[0]).children.append(n)
+    root = nodes[0]
+    return Plan(
+        root.children[0] if len(root.children) == 1 else root, sql, params, "sqlite", None, rows
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexSuggestion:
+    table: str
+    columns: tuple[str, ...]
+    ddl: str
+    reason: str
+    sql: str = ""
+    params: dict | None = None
+
+
+_EQ = re.compile(r"\(?\s*\(?\"?(\w+)\"?\)?\s*=\s*[^=]")
+_RANGE = re.compile(r"\(?\s*\(?\"?(\w+)\"?\)?\s*(?:>=|<=|>|<|BETWEEN)\s", re.IGNORECASE)
+
+
+def _columns(text: str) -> tuple[list[str], list[str]]:
+    """Equality and range columns named in a filter or WHERE clause."""
+    eq = [c for c in _EQ.findall(text) if not c.isdigit()]
+    rng = [c for c in _RANGE.findall(text) if c not in eq and not c.isdigit()]
+    return list(dict.fromkeys(eq)), list(dict.fromkeys(rng))
+
+
+def _where(sql: str) -> str:
+    match = re.search(r"\bWHERE\b(.*?)(\bGROUP\b|\bORDER\b|\bLIMIT\b|$)", sql, re.I | re.S)
+    return match.group(1) if match else ""
+
+
+def advise(plan: Plan, *, min_discard: float = 0.5) -> list[IndexSuggestion]:
+    """Seq Scans that throw away most of the rows they read through a filter → an index on the
+    filter's columns, equality columns first, then range columns."""
+    suggestions = []
+    for node in plan.seq_scans:
+        if node.relation is None:
+            continue
+        if plan.dialect == "postgresql":
+            kept = (node.actual_rows or 0) * (node.loops or 1)
+            removed = (node.rows_removed_by_filter or 0) * (node.loops or 1)
+            if not node.filter or removed <= min_discard * (kept + removed) or removed == 0:
+                continue
+            text = node.filter
+            reason = (
+                f"Seq Scan on {node.relation} read {kept + removed:.0f} rows and discarded "
+                f"{removed:.0f} ({removed / (kept + removed):.0%}) through the filter {node.filter}"
+            )
+        else:
+            text = _where(plan.sql)
+            if not text:
+                continue
+            reason = f"full scan of {node.relation} ({node.detail}) for WHERE{text.rstrip()}"
+        eq, rng = _columns(text)
+        columns = tuple(eq + rng[:1])  # a B-tree can use one range column, after the equalities
+        if not columns:
+            continue
+        name = f"ix_{node.relation}_{'_'.join(columns)}"[:63]
+        cols = ", ".join(f'"{c}"' for c in columns)
+        ddl = f'CREATE INDEX IF NOT EXISTS "{name}" ON "{node.relation}" ({cols})'
+        suggestions.append(
+            IndexSuggestion(node.relation, columns, ddl, reason, plan.sql, plan.params)
+        )
+    return suggestions
