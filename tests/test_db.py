@@ -268,3 +268,9 @@ def test_a_killed_connection_mid_insert_loses_and_duplicates_nothing(settings):
     finally:
         db.execute(f"DROP TABLE {table}")
         db.close()
+
+
+def test_chunks_of_a_list_move_forward(db):
+    db.execute("CREATE TABLE t (id integer PRIMARY KEY)")
+    assert db.batch_insert("t", [(i,) for i in range(250)], chunk_size=100) == 250
+    assert db.fetch("SELECT count(DISTINCT id) FROM t") == [(250,)]

@@ -35,6 +35,7 @@ def test_readme_python_examples_run(tmp_path):
         printed += done.stdout
     assert "00-smoke.html" in printed and "p50 (µs)" in printed  # the tour
     assert "{'rsi': 61.2}" in printed and "[187.1, 188.4]" in printed  # the cache example
+    assert "Seq Scan on demo_ticks" in printed and "CREATE INDEX" in printed  # the runner
 
 
 def test_readme_lists_every_command_and_variable():

@@ -4,10 +4,8 @@ no rollback on return, so psycopg's prepared statements survive pool checkouts."
 
 from __future__ import annotations
 
-import contextlib
 import re
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -17,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from perflab.cache.entry import Entry, pack, unpack, unpack_many
+from perflab.cache.kept import KeptConnection
 from perflab.cache.serializers import serializer as make_serializer
 from perflab.cache.tier import Breaker, Tier, guarded
 from perflab.errors import CacheError
@@ -101,8 +100,7 @@ class DatabaseTier(Tier):
                 conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
             meta.create_all(conn)
         self._postgres = postgres
-        self._hot: Any = None
-        self._hot_lock = threading.Lock()
+        self._kept = KeptConnection(self.engine)  # the hit path skips the pool checkout
         qualified = sa.select(self.table.c.value).compile(dialect=self.engine.dialect)
         # the same statement as text for the DBAPI: identifiers validated above, quoted here
         self._get_sql = f"{qualified} WHERE {self._q('key')} = {'%s' if postgres else '?'}"
@@ -128,22 +126,8 @@ class DatabaseTier(Tier):
     def get(self, key: str) -> Entry | None:
         # The hit path: a pooled DBAPI connection and one prepared statement, without
         # SQLAlchemy's statement machinery (2.5x a raw prepared select here, this is ~1.2x).
-        # One connection is kept for this path, used by whichever thread finds it free; the
-        # others take one from the pool (a checkout costs about as much as the query).
-        if self._hot_lock.acquire(blocking=False):
-            try:
-                row = self._select(self._hot_connection(), key)
-            except self._errors:
-                self._drop_hot()
-                raise
-            finally:
-                self._hot_lock.release()
-        else:
-            conn = self.engine.raw_connection()
-            try:
-                row = self._select(conn, key)
-            finally:
-                conn.close()  # back to the pool
+        with self._kept.connection() as conn:
+            row = self._select(conn, key)
         return None if row is None else unpack(self.serializer, key, bytes(row[0]))
 
     def _select(self, conn: Any, key: str) -> Any:
@@ -155,17 +139,6 @@ class DatabaseTier(Tier):
             return cursor.fetchone()
         finally:
             cursor.close()
-
-    def _hot_connection(self) -> Any:
-        if self._hot is None:
-            self._hot = self.engine.raw_connection()
-        return self._hot
-
-    def _drop_hot(self) -> None:
-        if self._hot is not None:
-            with contextlib.suppress(*self._errors):
-                self._hot.invalidate()
-            self._hot = None
 
     @guarded
     def set(
@@ -242,8 +215,5 @@ class DatabaseTier(Tier):
             ).scalar_one(), None
 
     def close(self) -> None:
-        with self._hot_lock:
-            if self._hot is not None:
-                self._hot.close()
-                self._hot = None
+        self._kept.close()
         self.engine.dispose()

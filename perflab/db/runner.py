@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from perflab.cache.kept import KeptConnection
 from perflab.db.explain import IndexSuggestion, Plan, advise, from_postgres, from_sqlite
 from perflab.db.identifiers import check_identifier, quote_identifier, quote_qualified
 from perflab.errors import QueryError
@@ -101,6 +102,11 @@ class QueryRunner:
         self.write_engine = self._engine(sqlalchemy_url(self.url))
         self.read_engine = self._engine(sqlalchemy_url(self.read_url))
         self._stats = {"read": _PoolStats(), "write": _PoolStats()}
+        # each pool keeps one connection for the hot path (a checkout costs as much as a lookup)
+        self._kept = {
+            "read": KeptConnection(self.read_engine),
+            "write": KeptConnection(self.write_engine),
+        }
         self.slow_ms, self.retries = slow_ms, retries
         self.slow_log: collections.deque[dict] = collections.deque(maxlen=200)
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
@@ -138,30 +144,22 @@ class QueryRunner:
     @contextlib.contextmanager
     def _dbapi(self, role: str) -> Iterator[Any]:
         """A pooled DBAPI connection (psycopg / sqlite3), timed for the pool stats."""
-        engine = self.read_engine if role == "read" else self.write_engine
         stats = self._stats[role]
         t0 = time.perf_counter()
         try:
-            conn = engine.raw_connection()
+            with self._kept[role].connection() as conn:
+                waited = time.perf_counter() - t0
+                stats.checkouts += 1
+                if waited > 0.001:
+                    stats.waits += 1
+                    stats.wait_s += waited
+                yield conn
         except sa.exc.TimeoutError as err:
             raise QueryError(
                 f"no free {role} connection within {self.pool.timeout:g} s (pool size "
                 f"{self.pool.size} + overflow {self.pool.max_overflow}); raise PoolConfig.size "
                 "or hold connections for less time"
             ) from err
-        waited = time.perf_counter() - t0
-        stats.checkouts += 1
-        if waited > 0.001:
-            stats.waits += 1
-            stats.wait_s += waited
-        try:
-            yield conn
-        except BaseException:
-            if _broken(conn):
-                conn.invalidate()  # a dead connection must not go back to the pool
-            raise
-        finally:
-            conn.close()  # back to the pool (a no-op after invalidate)
 
     def _compile(self, sql: str) -> tuple[str, tuple[str, ...] | None]:
         """Named ``:params`` → the driver's placeholders, once per statement text."""
@@ -314,6 +312,8 @@ class QueryRunner:
         if isinstance(rows, pd.DataFrame):
             cols = list(columns or rows.columns)
             return cols, rows[cols].itertuples(index=False, name=None)
+        if isinstance(rows, list) and rows and isinstance(rows[0], tuple):
+            return list(columns or self.columns(table)), rows  # as given: no per-row copying
         iterator = iter(rows)
         try:
             first = next(iterator)
@@ -379,9 +379,14 @@ class QueryRunner:
         statement = f"COPY {target} ({column_list}) FROM STDIN (FORMAT BINARY)"
         with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as copy:
             copy.set_types(types)
-            for row in chunk:
-                copy.write_row(row)
-                count += 1
+            write = copy.write_row
+            if isinstance(chunk, list):
+                for row in chunk:
+                    write(row)
+                count = len(chunk)
+            else:
+                for count, row in enumerate(chunk, 1):  # noqa: B007 - the count is the result
+                    write(row)
         return count
 
     def _pg_types(self, conn: Any, table: str, cols: list[str]) -> list[str]:
@@ -554,6 +559,8 @@ class QueryRunner:
         return pd.DataFrame(rows).set_index("pool")
 
     def close(self) -> None:
+        for kept in self._kept.values():
+            kept.close()
         self.read_engine.dispose()
         self.write_engine.dispose()
         if self.cache is not None and hasattr(self.cache, "close"):
@@ -620,6 +627,7 @@ def _chain(first: Any, rest: Iterator) -> Iterator:
 def _chunks(rows: Iterator[tuple], size: int) -> Iterator[list[tuple]]:
     if size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {size}")
+    rows = iter(rows)  # one iterator across chunks (a list would restart each time)
     while True:
         chunk = []
         for row in rows:
@@ -629,11 +637,6 @@ def _chunks(rows: Iterator[tuple], size: int) -> Iterator[list[tuple]]:
         if not chunk:
             return
         yield chunk
-
-
-def _broken(conn: Any) -> bool:
-    driver = conn.driver_connection
-    return bool(getattr(driver, "closed", False) or getattr(driver, "broken", False))
 
 
 def _preparable(sql: str) -> bool | None:

@@ -31,6 +31,7 @@ _BUILTIN = {
     "data": "perflab.suites.data",
     "concurrency": "perflab.suites.concurrency",
     "cache": "perflab.suites.cache",
+    "db": "perflab.suites.db",
 }
 _REGISTRY: dict[str, Suite] = {}
 
