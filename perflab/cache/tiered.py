@@ -192,15 +192,8 @@ class TieredCache:
         t0 = time.perf_counter_ns() if timed else 0
         try:
             result = getattr(self.tiers[i], method)(*args)
-        except TierUnavailable:
-            stats.errors += 1
-            return None if method in _READS else False
         except CacheError as err:
-            if method not in _READS:
-                raise
-            stats.errors += 1  # a refused payload (tampered, foreign): a miss, loudly
-            log.warning("cache tier %s: %s; treating it as a miss", self.tiers[i].name, err)
-            return None
+            return self._failed(i, method, err)
         if timed:
             stats.latencies.append(time.perf_counter_ns() - t0)
         return result
@@ -212,18 +205,24 @@ class TieredCache:
         t0 = time.perf_counter_ns() if timed else 0
         try:
             result = await getattr(self.tiers[i], "a" + method)(*args)
-        except TierUnavailable:
-            stats.errors += 1
-            return None if method in _READS else False
         except CacheError as err:
-            if method not in _READS:
-                raise
-            stats.errors += 1
-            log.warning("cache tier %s: %s; treating it as a miss", self.tiers[i].name, err)
-            return None
+            return self._failed(i, method, err)
         if timed:
             stats.latencies.append(time.perf_counter_ns() - t0)
         return result
+
+    def _failed(self, i: int, method: str, err: CacheError) -> Any:
+        """What a plan receives when a tier fails: an unavailable tier is skipped (a miss for a
+        read, False for a write); a refused payload (tampered, foreign) on a read is a miss,
+        logged; anything else is raised."""
+        if isinstance(err, TierUnavailable):
+            self._stats[i].errors += 1
+            return None if method in _READS else False
+        if method not in _READS:
+            raise err
+        self._stats[i].errors += 1
+        log.warning("cache tier %s: %s; treating it as a miss", self.tiers[i].name, err)
+        return None
 
     def _run(self, plan: Plan) -> Any:
         try:

@@ -21,6 +21,7 @@ __all__ = [
     "load_run",
     "merge_runs",
     "names",
+    "pair",
     "register",
     "run_suite",
     "save_results",
@@ -62,6 +63,14 @@ def register(name: str, help: str) -> Callable[[Callable], Callable]:
         return fn
 
     return decorate
+
+
+def pair(comparison: Any, baseline_name: str, candidate_name: str) -> list[Result]:
+    """Both sides of a ``bench.ab`` comparison as results with names of their own."""
+    return [
+        dataclasses.replace(comparison.baseline, name=baseline_name),
+        dataclasses.replace(comparison.candidate, name=candidate_name),
+    ]
 
 
 def names() -> list[str]:

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 
 import numpy as np
@@ -19,16 +18,9 @@ from perflab.cache import DatabaseTier, MemoryTier, RedisTier, TieredCache
 from perflab.cache.entry import Entry, pack
 from perflab.cache.simulate import belady_hit_ratio, policy_hit_ratio, shifting_trace, zipf_trace
 from perflab.settings import resolve
-from perflab.suites import SuiteRun, register
+from perflab.suites import SuiteRun, pair, register
 
 POLICIES = ("lru", "lfu", "fifo", "tinylfu")
-
-
-def _pair(c: bench.Comparison, name: str) -> list[bench.Result]:
-    return [
-        dataclasses.replace(c.baseline, name=f"{name}/raw"),
-        dataclasses.replace(c.candidate, name=f"{name}/perflab"),
-    ]
 
 
 def latency(quick: bool) -> tuple[list[bench.Result], dict]:
@@ -72,7 +64,7 @@ def latency(quick: bool) -> tuple[list[bench.Result], dict]:
         rounds=rounds,
         min_time=min_time,
     )
-    results += _pair(c, "cache/l2-get")
+    results += pair(c, "cache/l2-get/raw", "cache/l2-get/perflab")
     checks["l2_get_vs_raw_get"] = c.ratio
     checks["l2_get_us"] = c.candidate.median / 1e3
     m = bench.ab(
@@ -82,7 +74,7 @@ def latency(quick: bool) -> tuple[list[bench.Result], dict]:
         rounds=rounds,
         min_time=min_time,
     )
-    results += _pair(m, "cache/l2-get-many-100")
+    results += pair(m, "cache/l2-get-many-100/raw", "cache/l2-get-many-100/perflab")
     checks["l2_get_many_vs_raw_mget"] = m.ratio
     l2.clear()
     l2.close()
@@ -102,7 +94,7 @@ def latency(quick: bool) -> tuple[list[bench.Result], dict]:
         d = bench.ab(
             raw_select, lambda: l3.get("hot"), name="cache/l3-get", rounds=rounds, min_time=min_time
         )
-    results += _pair(d, "cache/l3-get")
+    results += pair(d, "cache/l3-get/raw", "cache/l3-get/perflab")
     checks["l3_get_vs_raw_prepared_select"] = d.ratio
     db.drop()
     l3.close()

@@ -5,7 +5,6 @@ select; bulk_update vs a per-row loop; materialized view vs the aggregate; index
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sqlite3
 import tempfile
 import time
@@ -17,7 +16,7 @@ import numpy as np
 from perflab import bench, servers
 from perflab.db import QueryRunner
 from perflab.settings import resolve
-from perflab.suites import SuiteRun, register
+from perflab.suites import SuiteRun, pair, register
 
 
 def _rows(n: int, start: int = 0) -> list[tuple]:
@@ -94,10 +93,7 @@ def db_suite(quick: bool) -> SuiteRun:
                 rounds=10 if quick else 20,
                 min_time=0.3 if quick else 1.0,
             )
-            results += [
-                dataclasses.replace(c.baseline, name="db/pk-fetch/raw-psycopg"),
-                dataclasses.replace(c.candidate, name="db/pk-fetch/runner"),
-            ]
+            results += pair(c, "db/pk-fetch/raw-psycopg", "db/pk-fetch/runner")
             checks["pk_fetch_vs_raw_prepared"] = c.ratio
 
             # bulk update vs per-row UPDATE
@@ -131,10 +127,7 @@ def db_suite(quick: bool) -> SuiteRun:
             rounds=6 if quick else 10,
             min_time=0.5 if quick else 1.5,
         )
-        results += [
-            dataclasses.replace(v.baseline, name="db/aggregate-query"),
-            dataclasses.replace(v.candidate, name="db/matview-read"),
-        ]
+        results += pair(v, "db/aggregate-query", "db/matview-read")
         checks["matview_read_speedup"] = v.speedup
 
         # index advice on the (symbol, ts) filter, over a bigger table
