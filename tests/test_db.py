@@ -274,3 +274,17 @@ def test_chunks_of_a_list_move_forward(db):
     db.execute("CREATE TABLE t (id integer PRIMARY KEY)")
     assert db.batch_insert("t", [(i,) for i in range(250)], chunk_size=100) == 250
     assert db.fetch("SELECT count(DISTINCT id) FROM t") == [(250,)]
+
+
+@pytest.mark.servers
+def test_unqualified_tables_live_in_perflab_schema(settings):
+    db = QueryRunner()
+    try:
+        db.execute("CREATE TABLE schema_probe (id integer)")
+        where = db.fetch(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'schema_probe'"
+        )
+        assert where == [(settings.schema,)]
+    finally:
+        db.execute("DROP TABLE IF EXISTS schema_probe")
+        db.close()

@@ -92,13 +92,23 @@ class QueryRunner:
         from perflab import servers
         from perflab.settings import resolve, sqlalchemy_url
 
+        settings = resolve()
         if url is None:
-            endpoints = servers.start(resolve(), redis=False)
+            endpoints = servers.start(settings, redis=False)
             url, read_url = endpoints.database_url, read_url or endpoints.read_database_url
         self.url, self.read_url = url, read_url or url
         self.pool = pool or PoolConfig()
         self.postgres = sqlalchemy_url(url).startswith("postgresql")
+        # PERFLAB_SCHEMA: unqualified tables live in that schema (tests, shared servers)
+        self.schema = settings.schema if self.postgres and "options=" not in url else None
         self.dialect = "postgresql" if self.postgres else "sqlite"
+        if self.schema not in (None, "public"):
+            setup = sa.create_engine(sqlalchemy_url(self.url))
+            try:
+                with setup.begin() as conn:
+                    conn.execute(sa.schema.CreateSchema(self.schema, if_not_exists=True))
+            finally:
+                setup.dispose()
         self.write_engine = self._engine(sqlalchemy_url(self.url))
         self.read_engine = self._engine(sqlalchemy_url(self.read_url))
         self._stats = {"read": _PoolStats(), "write": _PoolStats()}
@@ -123,8 +133,13 @@ class QueryRunner:
         options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
         if url.startswith("postgresql"):
             args: dict[str, Any] = {"connect_timeout": max(1, int(p.connect_timeout))}
+            settings = []
+            if self.schema not in (None, "public"):
+                settings.append(f"-c search_path={quote_identifier(self.schema)},public")
             if p.statement_timeout_ms:
-                args["options"] = f"-c statement_timeout={int(p.statement_timeout_ms)}"
+                settings.append(f"-c statement_timeout={int(p.statement_timeout_ms)}")
+            if settings:
+                args["options"] = " ".join(settings)
             options.update(
                 pool_size=p.size,
                 max_overflow=p.max_overflow,
