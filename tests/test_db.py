@@ -190,6 +190,7 @@ def test_stats_per_pool(db):
     frame = db.stats()
     assert list(frame.index) == ["read", "write"]
     expected = {"checkouts", "waits", "wait_s", "in_use", "queries", "slow_queries", "retries"}
+    expected |= {"connections_made", "connections_lost"}
     assert expected <= set(frame.columns)
     assert frame.loc["read", "queries"] >= 1
 
@@ -265,6 +266,7 @@ def test_a_killed_connection_mid_insert_loses_and_duplicates_nothing(settings):
         assert db.fetch(f"SELECT count(*), count(DISTINCT id), min(id), max(id) FROM {table}") == [
             (5000, 5000, 0, 4999)
         ]
+        assert db.stats().loc["write", "connections_lost"] >= 1
     finally:
         db.execute(f"DROP TABLE {table}")
         db.close()

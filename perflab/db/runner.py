@@ -64,11 +64,24 @@ class BatchInsertError(QueryError):
 
 
 class _PoolStats:
-    __slots__ = ("checkouts", "queries", "retries", "slow", "wait_s", "waits")
+    __slots__ = ("checkouts", "lost", "made", "queries", "retries", "slow", "wait_s", "waits")
 
     def __init__(self) -> None:
         self.checkouts = self.waits = self.queries = self.slow = self.retries = 0
+        self.made = self.lost = 0
         self.wait_s = 0.0
+
+    def watch(self, engine: sa.Engine) -> None:
+        """Count connections the pool opens and the ones it throws away as broken."""
+
+        def made(*_: Any) -> None:
+            self.made += 1
+
+        def lost(*_: Any) -> None:
+            self.lost += 1
+
+        sa.event.listen(engine, "connect", made)
+        sa.event.listen(engine, "invalidate", lost)
 
 
 class QueryRunner:
@@ -112,6 +125,8 @@ class QueryRunner:
         self.write_engine = self._engine(sqlalchemy_url(self.url))
         self.read_engine = self._engine(sqlalchemy_url(self.read_url))
         self._stats = {"read": _PoolStats(), "write": _PoolStats()}
+        self._stats["read"].watch(self.read_engine)
+        self._stats["write"].watch(self.write_engine)
         # each pool keeps one connection for the hot path (a checkout costs as much as a lookup)
         self._kept = {
             "read": KeptConnection(self.read_engine),
@@ -564,6 +579,8 @@ class QueryRunner:
                     "in_use": p.checkedout() if hasattr(p, "checkedout") else None,
                     "open": p.checkedin() + p.checkedout() if hasattr(p, "checkedin") else None,
                     "size": self.pool.size,
+                    "connections_made": s.made,
+                    "connections_lost": s.lost,
                     "queries": s.queries,
                     "slow_queries": s.slow,
                     "retries": s.retries,
