@@ -29,6 +29,7 @@ MODULES = [
     "perflab.cache.serializers",
     "perflab.cache.simulate",
     "perflab.db",
+    "perflab.workload",
 ]
 
 

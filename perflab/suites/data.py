@@ -39,8 +39,34 @@ def sma_numpy(values: np.ndarray) -> np.ndarray:
     return (csum[WINDOW:] - csum[:-WINDOW]) / WINDOW
 
 
-@register("data", "moving average: Python loop vs pandas vs numpy (identical results)")
+def _check_signals(sample: pd.DataFrame) -> None:
+    """Baseline and vectorised signals must agree before either is timed."""
+    from perflab.workload import signals
+
+    slow, fast = signals.baseline(sample), signals.optimized(sample)
+    for column in ("sma_fast", "sma_slow", "rsi", "bb_upper", "bb_lower"):
+        if not np.allclose(slow[column], fast[column], rtol=1e-9, atol=1e-9, equal_nan=True):
+            raise BenchmarkError(f"data suite: baseline and vectorised {column} disagree")
+    if not (slow["cross"].to_numpy() == fast["cross"].to_numpy()).all():
+        raise BenchmarkError("data suite: baseline and vectorised crossovers disagree")
+
+
+@register("data", "signals per-row vs vectorised; moving average loop vs pandas vs numpy")
 def data(quick: bool) -> list[bench.Result]:
+    from perflab.workload import bars, signals
+
+    min_time = 0.3 if quick else 0.8
+    market = bars("quick" if quick else "medium")  # 10k bars, or 1M
+    _check_signals(market[market["symbol"] < "S0005"])
+    shape = {"rows": len(market), "symbols": int(market["symbol"].nunique())}
+    results = [
+        # one baseline call on 1M rows takes seconds: no warm-up, one or two samples
+        bench.run(lambda: signals.baseline(market), name="data/signals-loop", warmup=0,
+                  min_time=min_time, params=shape),
+        bench.run(lambda: signals.optimized(market), name="data/signals-vectorised",
+                  min_time=min_time, params=shape),
+    ]  # fmt: skip
+
     n = 20_000 if quick else 200_000
     values = prices(n)
     as_list, as_series = values.tolist(), pd.Series(values)
@@ -48,16 +74,11 @@ def data(quick: bool) -> list[bench.Result]:
     for label, got in (("loop", sma_loop(as_list)), ("pandas", sma_pandas(as_series))):
         if not np.allclose(got, reference, rtol=1e-9):
             raise BenchmarkError(f"data suite: the {label} moving average disagrees with numpy")
-    min_time = 0.3 if quick else 0.8
     params = {"rows": n, "window": WINDOW}
-    return [
-        bench.run(
-            lambda: sma_loop(as_list), name="data/sma-loop", min_time=min_time, params=params
-        ),
-        bench.run(
-            lambda: sma_pandas(as_series), name="data/sma-pandas", min_time=min_time, params=params
-        ),
-        bench.run(
-            lambda: sma_numpy(values), name="data/sma-numpy", min_time=min_time, params=params
-        ),
-    ]
+    for name, fn in (
+        ("data/sma-loop", lambda: sma_loop(as_list)),
+        ("data/sma-pandas", lambda: sma_pandas(as_series)),
+        ("data/sma-numpy", lambda: sma_numpy(values)),
+    ):
+        results.append(bench.run(fn, name=name, min_time=min_time, params=params))
+    return results
