@@ -122,6 +122,20 @@ def _parser() -> argparse.ArgumentParser:
         help="smallest change that counts, e.g. 5%% or 0.05 (default 5%%)",
     )
 
+    srv = sub.add_parser("serve", help="run the demo service (baseline and optimized endpoints)")
+    srv.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
+    srv.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    srv.add_argument("--preset", default="quick", help="workload preset loaded at start")
+
+    lod = sub.add_parser("load", help="load-test URLs; every latency recorded (HDR)")
+    lod.add_argument("urls", nargs="+", metavar="URL")
+    mode = lod.add_mutually_exclusive_group()
+    mode.add_argument("--rate", type=float, help="open loop: requests per second")
+    mode.add_argument("--concurrency", type=int, default=8, help="closed loop: clients (default 8)")
+    lod.add_argument("--workers", type=int, default=8, help="open loop: concurrent senders")
+    lod.add_argument("--duration", type=float, default=10.0, help="seconds per URL (default 10)")
+    lod.add_argument("--out", metavar="FILE.json", help="results file (harness format)")
+
     rep = sub.add_parser("report", help="run every lab notebook and write index.html")
     rep.add_argument("--quick", action="store_true", help="pass quick=True: small, fast runs")
     rep.add_argument("--out", metavar="DIR", help="output folder (default: outputs/<time>)")
@@ -269,6 +283,47 @@ def _bench_in_process(args: argparse.Namespace):
         return suites.load_run(out)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from perflab import servers
+    from perflab.workload import PRESETS
+
+    if args.preset not in PRESETS:
+        raise ConfigurationError(f"unknown preset {args.preset!r}; use one of {', '.join(PRESETS)}")
+    servers.start()  # an unreachable URL is a one-line error before uvicorn starts
+    os.environ["PERFLAB_SERVICE_PRESET"] = args.preset
+    uvicorn.run(
+        "perflab.service.app:app_from_env",
+        factory=True,
+        host="127.0.0.1",
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+    )
+    return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    from perflab import suites
+    from perflab.service.load import run_load
+
+    results = []
+    for url in args.urls:
+        concurrency = args.workers if args.rate else args.concurrency
+        r = run_load(url, rate=args.rate, concurrency=concurrency, duration=args.duration)
+        s = r.summary()
+        print(
+            f"{url}  {int(s['n'])} requests  {s['throughput']:.0f} req/s  p50 {_ns(s['p50'])}  "
+            f"p99 {_ns(s['p99'])}  max {_ns(s['max'])}  statuses {r.params['statuses']}  "
+            f"errors {r.params['errors']}"
+        )
+        results.append(r)
+    if args.out:
+        print(f"saved {suites.save_results(args.out, suites.SuiteRun('load', results))}")
+    return 0
+
+
 def _history(args: argparse.Namespace) -> int:
     from perflab.bench import History
 
@@ -359,6 +414,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if args.command == "history":
             return _history(args)
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "load":
+            return _load(args)
         return _report(args)
     except PerflabError as err:
         print(f"perflab: error: {_one_line(str(err))}", file=sys.stderr)

@@ -30,6 +30,7 @@ MODULES = [
     "perflab.cache.simulate",
     "perflab.db",
     "perflab.workload",
+    "perflab.service",
 ]
 
 

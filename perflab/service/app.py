@@ -1,0 +1,320 @@
+"""The demo trading-signals service, in two variants under one app.
+
+``/baseline/...`` does what the seed's "before" did: a new database connection and a fresh
+computation (per-row loops, one query per symbol) on every request. ``/optimized/...`` uses the
+pooled runner with prepared statements, set-based SQL, vectorised computation and a
+``TieredCache`` (L1 memory + L2 Redis, refresh-ahead). Both return the same answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field, field_validator
+from starlette.concurrency import run_in_threadpool
+
+from perflab import servers
+from perflab.cache import MemoryTier, RedisTier, TieredCache
+from perflab.db import QueryRunner
+from perflab.errors import QueryError
+from perflab.settings import Settings, resolve
+from perflab.workload import bars, load, portfolio, signals
+
+__all__ = ["MAX_BATCH", "app_from_env", "create_app"]
+
+log = logging.getLogger("perflab.service")
+MAX_BATCH = 50
+TABLE = "service_bars"
+_BARS_SQL = f"SELECT symbol, ts, open, high, low, close, volume FROM {TABLE} WHERE symbol = :symbol AND ts BETWEEN :start AND :end ORDER BY ts"  # noqa: E501
+_MANY_SQL = f"SELECT symbol, ts, open, high, low, close, volume FROM {TABLE} WHERE symbol IN ({{marks}}) ORDER BY symbol, ts"  # noqa: E501
+COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume"]
+
+
+class PortfolioRequest(BaseModel):
+    symbols: list[str] = Field(min_length=2, max_length=MAX_BATCH)
+    risk_free: float = Field(default=0.0, ge=-0.01, le=0.01)
+
+    @field_validator("symbols")
+    @classmethod
+    def distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("symbols must be distinct")
+        return value
+
+
+class BatchRequest(BaseModel):
+    symbols: list[str] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+def _frame(rows: list) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(rows, columns=COLUMNS)
+    frame["ts"] = pd.to_datetime(frame["ts"], unit="ms")
+    return frame
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    out = frame.assign(ts=frame["ts"].astype("datetime64[ms]").astype("int64"))
+    out = out.replace({np.nan: None})
+    return out.to_dict(orient="records")
+
+
+class Backend:
+    """State shared by the endpoints: symbols, runner, cache, raw URL for the baseline."""
+
+    def __init__(self, settings: Settings, preset: str) -> None:
+        endpoints = servers.start(settings)
+        self.database_url = endpoints.database_url
+        self.db = QueryRunner(endpoints.database_url)
+        try:
+            present = self.db.fetch(f"SELECT count(*) FROM {TABLE}")[0][0]
+        except QueryError:
+            present = 0
+        if not present:
+            load(self.db, bars(preset), table=TABLE)
+        self.symbols = {r[0] for r in self.db.fetch(f"SELECT DISTINCT symbol FROM {TABLE}")}
+        self.span = self.db.fetch(f"SELECT min(ts), max(ts) FROM {TABLE}")[0]
+        self.cache = TieredCache(
+            [
+                MemoryTier(2_000),
+                RedisTier(endpoints.redis_url, prefix=f"{settings.key_prefix}svc:"),
+            ],
+            default_ttl=30,
+            refresh_ahead=0.8,
+        )
+
+    def check_symbols(self, symbols: list[str], field: str = "symbol") -> None:
+        unknown = [s for s in symbols if s not in self.symbols]
+        if unknown:
+            raise HTTPException(
+                404, detail={"field": field, "error": f"unknown symbol {unknown[0]!r}"}
+            )
+
+    def range(self, start: int | None, end: int | None) -> tuple[int, int]:
+        lo, hi = self.span
+        start, end = lo if start is None else start, hi if end is None else end
+        if start > end:
+            raise HTTPException(422, detail={"field": "start", "error": "start is after end"})
+        return start, end
+
+    # --- baseline: a new connection per request, per-row Python -----------------------------
+    @contextlib.contextmanager
+    def fresh_connection(self) -> Iterator[psycopg.Connection]:
+        url = self.database_url
+        if url.startswith("sqlite"):
+            raise HTTPException(501, detail={"error": "the baseline variant needs PostgreSQL"})
+        options = {}
+        if self.db.schema not in (None, "public"):  # the runner's tables live in PERFLAB_SCHEMA
+            options["options"] = f"-c search_path={self.db.schema},public"
+        with psycopg.connect(url, autocommit=True, **options) as conn:
+            yield conn
+
+    def baseline_bars(
+        self, conn: psycopg.Connection, symbol: str, start: int, end: int
+    ) -> pd.DataFrame:
+        rows = conn.execute(
+            f"SELECT symbol, ts, open, high, low, close, volume FROM {TABLE} "
+            "WHERE symbol = %s AND ts BETWEEN %s AND %s ORDER BY ts",
+            (symbol, start, end),
+        ).fetchall()
+        return _frame(rows)
+
+    # --- optimised: pool, prepared statements, cache -----------------------------------------
+    def optimized_bars(self, symbol: str, start: int, end: int) -> pd.DataFrame:
+        rows = self.db.fetch(_BARS_SQL, {"symbol": symbol, "start": start, "end": end})
+        return _frame(rows)
+
+    def close(self) -> None:
+        self.cache.close()
+        self.db.close()
+
+
+def create_app(settings: Settings | None = None, *, preset: str = "quick") -> FastAPI:
+    """The app; servers are started and the workload loaded when it starts."""
+    settings = settings or resolve()
+    state: dict[str, Backend] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state["backend"] = await run_in_threadpool(Backend, settings, preset)
+        yield
+        state.pop("backend").close()
+
+    app = FastAPI(title="perflab demo service", lifespan=lifespan)
+
+    def backend() -> Backend:
+        return state["backend"]
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        incident = uuid.uuid4().hex[:12]
+        log.exception("incident %s on %s", incident, request.url.path)
+        return JSONResponse({"error": "internal error", "incident": incident}, status_code=500)
+
+    @app.get("/health")
+    def health() -> dict:
+        b = backend()
+        return {
+            "status": "ok",
+            "symbols": len(b.symbols),
+            "rows": b.db.fetch(f"SELECT count(*) FROM {TABLE}")[0][0],
+        }
+
+    @app.get("/metrics")
+    def metrics() -> dict:
+        b = backend()
+        cache = b.cache.stats().reset_index().replace({np.nan: None}).to_dict(orient="records")
+        pools = b.db.stats().reset_index().to_dict(orient="records")
+        return {"cache": cache, "pools": pools}
+
+    # --- GET /signals -----------------------------------------------------------------------
+    @app.get("/baseline/signals")
+    def baseline_signals(
+        symbol: str, start: int | None = None, end: int | None = None
+    ) -> list[dict]:
+        b = backend()
+        b.check_symbols([symbol])
+        lo, hi = b.range(start, end)
+        with b.fresh_connection() as conn:
+            frame = b.baseline_bars(conn, symbol, lo, hi)
+        return _records(signals.baseline(frame))
+
+    @app.get("/optimized/signals")
+    def optimized_signals(
+        symbol: str, start: int | None = None, end: int | None = None
+    ) -> list[dict]:
+        b = backend()
+        b.check_symbols([symbol])
+        lo, hi = b.range(start, end)
+        return b.cache.get_or_load(
+            f"signals:{symbol}:{lo}:{hi}",
+            lambda: _records(signals.optimized(b.optimized_bars(symbol, lo, hi))),
+        )
+
+    # --- GET /market-data/stream (NDJSON) ----------------------------------------------------
+    @app.get("/baseline/market-data/stream")
+    def baseline_stream(
+        symbol: str, limit: int = Query(1000, ge=1, le=100_000)
+    ) -> StreamingResponse:
+        b = backend()
+        b.check_symbols([symbol])
+        with b.fresh_connection() as conn:
+            frame = b.baseline_bars(conn, symbol, *b.span)
+        lines = [json.dumps(r) + "\n" for r in _records(frame.head(limit))]
+        return StreamingResponse(iter(lines), media_type="application/x-ndjson")
+
+    @app.get("/optimized/market-data/stream")
+    def optimized_stream(
+        symbol: str, limit: int = Query(1000, ge=1, le=100_000)
+    ) -> StreamingResponse:
+        b = backend()
+        b.check_symbols([symbol])
+        body = b.cache.get_or_load(
+            f"stream:{symbol}:{limit}",
+            lambda: "".join(
+                json.dumps(r) + "\n"
+                for r in _records(b.optimized_bars(symbol, *b.span).head(limit))
+            ),
+        )
+        return StreamingResponse(iter([body]), media_type="application/x-ndjson")
+
+    # --- POST /portfolio/optimize --------------------------------------------------------------
+    @app.post("/baseline/portfolio/optimize")
+    def baseline_portfolio(request: PortfolioRequest) -> dict:
+        b = backend()
+        b.check_symbols(request.symbols, "symbols")
+        with b.fresh_connection() as conn:
+            frame = pd.concat([b.baseline_bars(conn, s, *b.span) for s in request.symbols])
+        symbols, returns = portfolio.returns_matrix(frame, request.symbols)
+        return _allocation(portfolio.baseline(returns, symbols, request.risk_free))
+
+    @app.post("/optimized/portfolio/optimize")
+    def optimized_portfolio(request: PortfolioRequest) -> dict:
+        b = backend()
+        b.check_symbols(request.symbols, "symbols")
+        key = "returns:" + ",".join(request.symbols)
+
+        def returns() -> list:
+            frame = _frame(
+                b.db.fetch(
+                    _MANY_SQL.format(marks=_marks(request.symbols)), _params(request.symbols)
+                )
+            )
+            return portfolio.returns_matrix(frame, request.symbols)[1].tolist()
+
+        matrix = np.asarray(b.cache.get_or_load(key, returns), dtype=float)
+        return _allocation(portfolio.optimized(matrix, request.symbols, request.risk_free))
+
+    # --- POST /batch/signals ------------------------------------------------------------------
+    @app.post("/baseline/batch/signals")
+    def baseline_batch(request: BatchRequest) -> dict:
+        b = backend()
+        b.check_symbols(request.symbols, "symbols")
+        out = {}
+        with b.fresh_connection() as conn:
+            for symbol in request.symbols:  # one query and one loop per symbol
+                frame = signals.baseline(b.baseline_bars(conn, symbol, *b.span))
+                out[symbol] = _records(frame.tail(1))[0]
+        return out
+
+    @app.post("/optimized/batch/signals")
+    def optimized_batch(request: BatchRequest) -> dict:
+        b = backend()
+        b.check_symbols(request.symbols, "symbols")
+        wanted = sorted(set(request.symbols))
+
+        def latest() -> dict:
+            frame = _frame(b.db.fetch(_MANY_SQL.format(marks=_marks(wanted)), _params(wanted)))
+            last = signals.optimized(frame).groupby("symbol", sort=False).tail(1)
+            return {r["symbol"]: r for r in _records(last)}
+
+        found = b.cache.get_or_load("batch:" + ",".join(wanted), latest)
+        return {s: found[s] for s in request.symbols}
+
+    if os.environ.get("PERFLAB_SERVICE_DEBUG") == "1":
+        stalls = {"n": 0}
+
+        @app.get("/debug/stall")
+        async def stall(every: int = 100, ms: float = 50.0) -> dict:
+            """Every ``every``-th request takes ``ms`` longer, blocking the whole event loop:
+            for checking that the load generator counts the requests queued behind it."""
+            stalls["n"] += 1
+            if stalls["n"] % every == 0:
+                time.sleep(ms / 1000)  # deliberately blocking
+            return {"n": stalls["n"]}
+
+    return app
+
+
+def _marks(symbols: list[str]) -> str:
+    return ", ".join(f":s{i}" for i in range(len(symbols)))
+
+
+def _params(symbols: list[str]) -> dict[str, str]:
+    return {f"s{i}": s for i, s in enumerate(symbols)}
+
+
+def _allocation(a: portfolio.Allocation) -> dict:
+    return {
+        "symbols": list(a.symbols),
+        "tangency": [round(float(w), 12) for w in a.tangency],
+        "min_variance": [round(float(w), 12) for w in a.min_variance],
+        "expected_return": round(a.expected_return, 12),
+        "volatility": round(a.volatility, 12),
+    }
+
+
+def app_from_env() -> FastAPI:
+    """The app for ``uvicorn --factory`` (``perflab serve``): preset from PERFLAB_SERVICE_PRESET."""
+    return create_app(preset=os.environ.get("PERFLAB_SERVICE_PRESET", "quick"))

@@ -1,0 +1,107 @@
+"""The load generator: closed loop (C clients back to back) or open loop (a constant arrival
+rate, each latency counted from its scheduled start: no coordinated omission), every request's
+latency kept (HDR histogram), status codes and errors counted. It drives the harness's own
+``bench.run``, so its results are ``bench.Result`` objects that ``compare`` and the plots take.
+Run it in a process of its own (``perflab load``), never inside the server's."""
+
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from perflab import bench
+from perflab.errors import ConfigurationError
+
+__all__ = ["run_load"]
+
+
+def run_load(
+    url: str,
+    *,
+    method: str = "GET",
+    json_body: Any = None,
+    concurrency: int = 8,
+    rate: float | None = None,
+    duration: float = 10.0,
+    warmup: float = 1.0,
+    timeout: float = 10.0,
+    progress: bool | None = None,
+) -> bench.Result:
+    """Load ``url`` for ``duration`` seconds and return every request's latency."""
+    if not url.startswith(("http://", "https://")):
+        raise ConfigurationError(f"load target {url!r} is not an http(s) URL", name="URL")
+    if duration <= 0 or concurrency < 1 or (rate is not None and rate <= 0):
+        raise ConfigurationError(
+            "duration, concurrency and rate must be positive", name="--duration"
+        )
+    statuses: collections.Counter = collections.Counter()
+    errors: collections.Counter = collections.Counter()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    clients: dict[int, httpx.AsyncClient] = {}
+
+    def client() -> httpx.AsyncClient:
+        # one client per event loop (the harness runs coroutines on a private loop thread)
+        import asyncio
+
+        loop = id(asyncio.get_running_loop())
+        if loop not in clients:
+            clients[loop] = httpx.AsyncClient(timeout=timeout, limits=limits)
+        return clients[loop]
+
+    async def request() -> None:
+        try:
+            response = await client().request(method, url, json=json_body)
+            await response.aread()
+            statuses[response.status_code] += 1
+        except httpx.HTTPError as err:
+            errors[type(err).__name__] += 1
+
+    done = threading.Event()
+    show = sys.stderr.isatty() if progress is None else progress
+    if show:
+        threading.Thread(
+            target=_progress, args=(statuses, errors, duration + warmup, done), daemon=True
+        ).start()
+    try:
+        if warmup:  # connections open, server warm; not counted
+            bench.run(request, name="warm-up", concurrency=concurrency, warmup=0, min_time=warmup)
+            statuses.clear()
+            errors.clear()
+        result = bench.run(
+            request,
+            name=f"{method} {url}",
+            concurrency=concurrency,
+            rate=rate,
+            warmup=0,
+            min_time=duration,
+            max_time=duration,
+            params={"url": url, "method": method, "concurrency": concurrency, "rate": rate},
+        )
+    finally:
+        done.set()
+    result.params.update(
+        statuses={str(k): v for k, v in sorted(statuses.items())}, errors=dict(errors)
+    )
+    return result
+
+
+def _progress(
+    statuses: collections.Counter, errors: collections.Counter, total: float, done: threading.Event
+) -> None:
+    start = time.monotonic()
+    while not done.wait(1.0):
+        elapsed = time.monotonic() - start
+        count = sum(statuses.values())
+        print(
+            f"\r{elapsed:5.1f}/{total:.0f} s  {count} responses  {sum(errors.values())} errors  "
+            f"{count / elapsed:8.0f} req/s",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(file=sys.stderr)
