@@ -200,3 +200,19 @@ def test_service_keeps_answering_when_redis_dies(tmp_path):
     finally:
         stop_service(proc)
         servers.stop(own)
+
+
+def test_api_table_and_capacity_curve(service):
+    from perflab.service import ENDPOINTS, api_table, capacity_curve
+
+    table, results = api_table(service, concurrency=2, duration=0.4, warmup=0.1)
+    assert list(table.index) == [e[0] for e in ENDPOINTS]
+    assert len(results) == 2 * len(ENDPOINTS)
+    assert (table["errors"] == 0).all() and (table["non-2xx"] == 0).all()
+    assert {"claimed baseline ms", "baseline p50 ms", "optimized p99 ms", "speedup 95% CI"} <= set(
+        table.columns
+    )
+    curve = capacity_curve(
+        f"{service}/optimized/signals?symbol=S0001", levels=(1, 2, 4), duration=0.3
+    )
+    assert list(curve["concurrency"]) == [1, 2, 4][: len(curve)] and (curve["throughput"] > 0).all()

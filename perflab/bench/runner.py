@@ -72,6 +72,7 @@ def run(
     max_time: float | None = None,
     concurrency: int = 1,
     rate: float | None = None,
+    per_operation: bool = False,
     gc: str = "disable",
     params: dict[str, Any] | None = None,
     progress: bool | None = None,
@@ -85,7 +86,8 @@ def run(
     back to back for ``min_time``; samples are per-operation latencies, plus throughput.
     ``rate=R``: open loop — calls start on a fixed schedule of R per second (spread over
     ``concurrency`` workers) and each latency counts from its scheduled start (no coordinated
-    omission). Per-operation runs keep every latency in an HDR histogram and at most
+    omission). ``per_operation=True`` times every call even with one worker (load tests).
+    Per-operation runs keep every latency in an HDR histogram and at most
     ``max_samples`` of them as samples. Works inside a running Jupyter kernel.
     """
     if not callable(fn):
@@ -102,7 +104,7 @@ def run(
 
     if rate is not None and not rate > 0:
         raise BenchmarkError(f"benchmark {name!r}: rate must be a positive number of calls/s")
-    if concurrency > 1 or rate is not None:
+    if concurrency > 1 or rate is not None or per_operation:
         mode = ("open-loop " if rate else "") + ("tasks" if is_async else "threads")
         base["params"].update({"rate": rate} if rate else {})
 

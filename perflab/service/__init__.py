@@ -2,5 +2,14 @@
 
 from perflab.service.app import MAX_BATCH, create_app
 from perflab.service.load import run_load
+from perflab.service.table import ENDPOINTS, api_table, capacity_curve, running_service
 
-__all__ = ["MAX_BATCH", "create_app", "run_load"]
+__all__ = [
+    "ENDPOINTS",
+    "MAX_BATCH",
+    "api_table",
+    "capacity_curve",
+    "create_app",
+    "run_load",
+    "running_service",
+]

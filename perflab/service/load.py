@@ -69,7 +69,8 @@ def run_load(
         ).start()
     try:
         if warmup:  # connections open, server warm; not counted
-            bench.run(request, name="warm-up", concurrency=concurrency, warmup=0, min_time=warmup)
+            bench.run(request, name="warm-up", concurrency=concurrency, warmup=0,
+                      min_time=warmup, per_operation=True)  # fmt: skip
             statuses.clear()
             errors.clear()
         result = bench.run(
@@ -77,6 +78,7 @@ def run_load(
             name=f"{method} {url}",
             concurrency=concurrency,
             rate=rate,
+            per_operation=True,
             warmup=0,
             min_time=duration,
             max_time=duration,

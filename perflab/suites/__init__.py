@@ -33,6 +33,7 @@ _BUILTIN = {
     "concurrency": "perflab.suites.concurrency",
     "cache": "perflab.suites.cache",
     "db": "perflab.suites.db",
+    "api": "perflab.suites.api",
 }
 _REGISTRY: dict[str, Suite] = {}
 
