@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import urllib.request
 import pytest
 
 from perflab import servers
+from perflab.service import terminate
 
 from .conftest import ROOT, perflab_cli
 
@@ -44,7 +44,7 @@ def test_readme_lists_every_command_and_variable():
     for variable in ENV_VARS:
         assert f"`{variable}`" in README, variable
     commands = ("servers start", "servers status", "servers stop", "lab", "run", "report")
-    for command in (*commands, "bench", "compare", "history"):
+    for command in (*commands, "bench", "compare", "history", "serve", "load"):
         assert f"perflab {command}" in README, command
         assert perflab_cli(*command.split(), "--help").returncode == 0
     assert "make demo" in README and "make test" in README
@@ -85,9 +85,4 @@ def test_perflab_lab_serves_jupyterlab_with_the_kernel(settings, tmp_path):
         assert '"perflab"' in body
         assert all(s.running for s in servers.status(settings))
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        terminate(proc)

@@ -3,69 +3,21 @@ generator against it."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-
 import httpx
 import pytest
 
 from perflab import servers
-from perflab.service import MAX_BATCH, run_load
+from perflab.servers import _EmbeddedRedis
+from perflab.service import MAX_BATCH, run_load, running_service
 from perflab.settings import resolve
-
-from .conftest import ROOT
 
 pytestmark = pytest.mark.servers
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_service(env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "perflab", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "PERFLAB_SERVICE_DEBUG": "1", **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"service exited: {proc.stdout.read().decode()}")
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("service did not start")
-
-
-def stop_service(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="module")
 def service():
-    proc, base = start_service()
-    yield base
-    stop_service(proc)
+    with running_service(env={"PERFLAB_SERVICE_DEBUG": "1"}) as base:
+        yield base
 
 
 def both(base: str, path: str, **kwargs) -> tuple[httpx.Response, httpx.Response]:
@@ -174,31 +126,23 @@ def test_service_keeps_answering_when_redis_dies(tmp_path):
     state = tmp_path / "state"
     own = resolve({}, state_dir=state)
     servers.start(own)
-    proc, base = start_service(
-        {"PERFLAB_STATE_DIR": str(state), "PERFLAB_REDIS_URL": "", "PERFLAB_DATABASE_URL": "",
-         "PERFLAB_READ_DATABASE_URL": ""}
-    )  # fmt: skip
+    env = {"PERFLAB_STATE_DIR": str(state), "PERFLAB_REDIS_URL": "", "PERFLAB_DATABASE_URL": ""}
     try:
-        assert (
-            httpx.get(
-                f"{base}/optimized/signals", params={"symbol": "S0001"}, timeout=30
-            ).status_code
-            == 200
-        )
-        from perflab.servers import _EmbeddedRedis
-
-        _EmbeddedRedis(state).stop()  # Redis gone
-        for symbol in ("S0001", "S0002"):
-            response = httpx.get(f"{base}/optimized/signals", params={"symbol": symbol}, timeout=30)
-            assert response.status_code == 200 and len(response.json()) == 500
-        body = {"symbols": ["S0003", "S0004"]}
-        assert (
-            httpx.post(f"{base}/optimized/batch/signals", json=body, timeout=30).status_code == 200
-        )
-        errors = sum(row["errors"] for row in httpx.get(f"{base}/metrics").json()["cache"])
-        assert errors >= 1
+        with running_service(env={**env, "PERFLAB_READ_DATABASE_URL": ""}) as base:
+            signals = f"{base}/optimized/signals"
+            assert httpx.get(signals, params={"symbol": "S0001"}, timeout=30).status_code == 200
+            _EmbeddedRedis(state).stop()  # Redis gone
+            for symbol in ("S0001", "S0002"):
+                response = httpx.get(signals, params={"symbol": symbol}, timeout=30)
+                assert response.status_code == 200 and len(response.json()) == 500
+            body = {"symbols": ["S0003", "S0004"]}
+            assert (
+                httpx.post(f"{base}/optimized/batch/signals", json=body, timeout=30).status_code
+                == 200
+            )
+            errors = sum(row["errors"] for row in httpx.get(f"{base}/metrics").json()["cache"])
+            assert errors >= 1
     finally:
-        stop_service(proc)
         servers.stop(own)
 
 

@@ -2,7 +2,7 @@
 
 from perflab.service.app import MAX_BATCH, create_app
 from perflab.service.load import run_load
-from perflab.service.table import ENDPOINTS, api_table, capacity_curve, running_service
+from perflab.service.table import ENDPOINTS, api_table, capacity_curve, running_service, terminate
 
 __all__ = [
     "ENDPOINTS",
@@ -12,4 +12,5 @@ __all__ = [
     "create_app",
     "run_load",
     "running_service",
+    "terminate",
 ]

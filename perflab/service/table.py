@@ -22,7 +22,7 @@ from perflab import bench
 from perflab.errors import ServerError
 from perflab.service.load import run_load
 
-__all__ = ["ENDPOINTS", "api_table", "capacity_curve", "running_service"]
+__all__ = ["ENDPOINTS", "api_table", "capacity_curve", "running_service", "terminate"]
 
 # (label, method, path, body, the seed's claimed baseline ms, claimed optimised ms)
 _FIVE = {"symbols": ["S0001", "S0002", "S0003", "S0004", "S0005"]}
@@ -36,8 +36,11 @@ ENDPOINTS = [
 
 
 @contextlib.contextmanager
-def running_service(preset: str = "quick", workers: int = 1) -> Iterator[str]:
-    """``perflab serve`` on a free port for the duration of the block; yields its base URL."""
+def running_service(
+    preset: str = "quick", workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``perflab serve`` on a free port for the duration of the block; yields its base URL.
+    ``env`` adds variables for the service process (e.g. another PERFLAB_STATE_DIR)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -47,6 +50,7 @@ def running_service(preset: str = "quick", workers: int = 1) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -64,12 +68,19 @@ def running_service(preset: str = "quick", workers: int = 1) -> Iterator[str]:
             time.sleep(0.2)
         yield base
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        terminate(proc)
+
+
+def terminate(proc: subprocess.Popen, grace: float = 20.0) -> None:
+    """Stop a process started with ``start_new_session=True`` and its children: SIGTERM to the
+    group, SIGKILL if it is still there after ``grace`` seconds."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def api_table(
