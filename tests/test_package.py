@@ -31,6 +31,7 @@ MODULES = [
     "perflab.db",
     "perflab.workload",
     "perflab.service",
+    "perflab.claims",
 ]
 
 

@@ -48,22 +48,44 @@ def test_smoke_notebook_runs_and_renders(tmp_path):
     assert_not_blank(png)
 
 
-def test_report_writes_an_index_linking_each_notebook(tmp_path):
+LAB = [
+    "00-smoke",
+    "01-cache-tiers",
+    "02-query-runner",
+    "03-data-and-concurrency",
+    "04-api",
+    "05-claims-audit",
+]
+
+
+def test_report_runs_every_lab_notebook_and_each_page_renders(tmp_path):
     out = tmp_path / "report"
-    done = perflab_cli("report", "--quick", "--out", str(out))
+    done = perflab_cli("report", "--quick", "--out", str(out), timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     index = (out / "index.html").read_text()
-    assert 'href="00-smoke.html"' in index and "All 1 notebooks ran" in index
+    assert f"All {len(LAB)} notebooks ran" in index
     run = json.loads((out / "run.json").read_text())
     assert run["format"] == 1 and run["meta"]["mode"] == "quick"
-    assert [nb["name"] for nb in run["notebooks"]] == ["00-smoke"]
-    assert run["notebooks"][0]["ok"] and run["notebooks"][0]["parameters"] == {"quick": True}
-    assert_one_file_without_code((out / "00-smoke.html").read_text())
+    assert [nb["name"] for nb in run["notebooks"]] == LAB
+    assert all(nb["ok"] and nb["parameters"] == {"quick": True} for nb in run["notebooks"])
+    for name in LAB:
+        assert f'href="{name}.html"' in index
+        html = (out / f"{name}.html").read_text()
+        assert re.search(r"<script[^>]+src=", html) is None and "Traceback" not in html
+        assert_not_blank(
+            screenshot(out / f"{name}.html", tmp_path / f"{name}.png", size="1100,1400")
+        )
+    assert "confirmed" in (out / "05-claims-audit.html").read_text()
     assert_not_blank(screenshot(out / "index.html", tmp_path / "index.png", size="900,500"))
 
 
 def test_report_default_folder_and_latest_link(tmp_path, settings):
-    done = perflab_cli("report", "--quick")
+    notebooks = tmp_path / "nbs"
+    notebooks.mkdir()
+    (notebooks / "00-smoke.ipynb").write_bytes(
+        (Path(__file__).parent.parent / "notebooks" / "00-smoke.ipynb").read_bytes()
+    )
+    done = perflab_cli("report", "--quick", env={"PERFLAB_NOTEBOOKS": str(notebooks)})
     assert done.returncode == 0, done.stderr
     latest = settings.outputs_dir / "latest"
     assert latest.is_symlink() and (latest / "index.html").exists()

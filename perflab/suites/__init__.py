@@ -46,6 +46,7 @@ class SuiteRun:
     suite: str
     results: list[Result]
     checks: dict[str, Any] = dataclasses.field(default_factory=dict)
+    tables: dict[str, Any] = dataclasses.field(default_factory=dict)  # name -> DataFrame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +105,7 @@ def save_results(path: str | Path, run: SuiteRun) -> Path:
         "suite": run.suite,
         "meta": environment(),
         "checks": run.checks,
+        "tables": {k: v.to_dict(orient="split") for k, v in run.tables.items()},
         "results": [r.to_dict() for r in run.results],
     }
     path.write_text(json.dumps(doc, default=str))
@@ -148,8 +150,17 @@ def merge_runs(runs: list[SuiteRun]) -> SuiteRun:
 def load_run(path: str | Path) -> SuiteRun:
     """A whole suite file (results and checks) written by ``save_results``."""
     doc = _read(path)
+    import pandas as pd
+
+    tables = {
+        name: pd.DataFrame(t["data"], index=t["index"], columns=t["columns"])
+        for name, t in (doc.get("tables") or {}).items()
+    }
     return SuiteRun(
-        suite=doc.get("suite", "?"), results=load_results(path), checks=doc.get("checks", {})
+        suite=doc.get("suite", "?"),
+        results=load_results(path),
+        checks=doc.get("checks", {}),
+        tables=tables,
     )
 
 

@@ -27,14 +27,17 @@ def _wrk(url: str, seconds: int, connections: int) -> float | None:
     "api", "baseline vs optimized endpoints (the seed's table), capacity, load-generator ceiling"
 )
 def api(quick: bool) -> SuiteRun:
-    duration = 2.0 if quick else 8.0
+    duration, warmup = (0.7, 0.3) if quick else (8.0, 1.0)
+    levels = (1, 2, 4, 8) if quick else (1, 2, 4, 8, 16, 32, 64)
     with running_service("quick") as base:
-        table, results = api_table(base, concurrency=8, duration=duration)
+        table, results = api_table(base, concurrency=8, duration=duration, warmup=warmup)
         curve = capacity_curve(
-            f"{base}/optimized/signals?symbol=S0001", duration=1.0 if quick else 3.0
+            f"{base}/optimized/signals?symbol=S0001", levels=levels, duration=0.5 if quick else 3.0
         )
-        ours = run_load(f"{base}/health", concurrency=16, duration=duration, warmup=0.5)
-        theirs = _wrk(f"{base}/health", int(duration), 16)
+        ours = run_load(
+            f"{base}/health", concurrency=16, duration=max(duration, 1.0), warmup=warmup
+        )
+        theirs = _wrk(f"{base}/health", max(int(duration), 1), 16)
     checks: dict = {}
     for endpoint, row in table.iterrows():
         key = endpoint.split(" ", 1)[1].strip("/").replace("/", "_")
@@ -49,4 +52,5 @@ def api(quick: bool) -> SuiteRun:
     checks["wrk_health_req_s"] = theirs if theirs is not None else "wrk not installed"
     if theirs:
         checks["loadgen_vs_wrk"] = checks["loadgen_health_req_s"] / theirs
-    return SuiteRun(suite="api", results=[*results, ours], checks=checks)
+    tables = {"api": table.reset_index(), "capacity": curve}
+    return SuiteRun(suite="api", results=[*results, ours], checks=checks, tables=tables)

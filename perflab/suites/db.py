@@ -38,7 +38,7 @@ def db_suite(quick: bool) -> SuiteRun:
     import psycopg
 
     url = servers.start(resolve(), redis=False).database_url
-    n = 20_000 if quick else 100_000
+    n = 10_000 if quick else 100_000
     checks: dict = {}
     results: list[bench.Result] = []
     schema = f"perflab_bench_{uuid.uuid4().hex[:8]}"
@@ -90,11 +90,55 @@ def db_suite(quick: bool) -> SuiteRun:
                 raw_fetch,
                 lambda: db.fetch("SELECT price FROM ticks WHERE id = :id", {"id": 7}),
                 name="db/pk-fetch",
-                rounds=10 if quick else 20,
-                min_time=0.3 if quick else 1.0,
+                rounds=6 if quick else 20,
+                min_time=0.2 if quick else 1.0,
             )
             results += pair(c, "db/pk-fetch/raw-psycopg", "db/pk-fetch/runner")
             checks["pk_fetch_vs_raw_prepared"] = c.ratio
+            rounds, budget = (4, 0.15) if quick else (10, 1.0)
+
+            # the seed's claims: pooling, prepared statements, the query cache
+            def new_connection_per_query() -> object:
+                with psycopg.connect(
+                    url, autocommit=True, options=f"-csearch_path={schema}"
+                ) as fresh:
+                    return fresh.execute("SELECT price FROM ticks WHERE id = %s", (7,)).fetchall()
+
+            p = bench.ab(
+                new_connection_per_query,
+                lambda: db.fetch("SELECT price FROM ticks WHERE id = :id", {"id": 7}),
+                name="db/pooling",
+                rounds=rounds,
+                min_time=budget,
+            )
+            results += pair(p, "db/connect-per-query", "db/pooled-fetch")
+            checks["pooling_speedup"] = p.speedup
+            unprepared = bench.ab(
+                lambda: raw.execute(
+                    "SELECT price FROM ticks WHERE id = %s", (7,), prepare=False
+                ).fetchall(),
+                raw_fetch,
+                name="db/prepared",
+                rounds=rounds,
+                min_time=budget,
+            )
+            checks["prepared_speedup"] = unprepared.speedup
+            aggregate_sql = "SELECT symbol, avg(price) AS mean FROM ticks GROUP BY symbol"
+            cached_db = QueryRunner(f"{url}{sep}options=-csearch_path%3D{schema}", cache=True)
+            cached_db.fetch(aggregate_sql, cache_ttl=300)
+            q = bench.ab(
+                lambda: db.fetch(aggregate_sql),
+                lambda: cached_db.fetch(aggregate_sql, cache_ttl=300),
+                name="db/query-cache",
+                rounds=rounds,
+                min_time=budget,
+            )
+            cached_db.close()
+            results += pair(q, "db/aggregate-uncached", "db/aggregate-cached")
+            checks["query_cache_speedup"] = q.speedup
+            checks["batch_insert_vs_row_by_row"] = (
+                checks["pg_batch_insert_rows_per_s"] / checks["pg_row_by_row_commit_rows_per_s"]
+            )
 
             # bulk update vs per-row UPDATE
             m = n // 2
@@ -124,14 +168,14 @@ def db_suite(quick: bool) -> SuiteRun:
             lambda: db.fetch(aggregate + " HAVING symbol = :s", {"s": "S1"}),
             lambda: db.fetch('SELECT * FROM "symbol_stats" WHERE symbol = :s', {"s": "S1"}),
             name="db/matview",
-            rounds=6 if quick else 10,
-            min_time=0.5 if quick else 1.5,
+            rounds=4 if quick else 10,
+            min_time=0.2 if quick else 1.5,
         )
         results += pair(v, "db/aggregate-query", "db/matview-read")
         checks["matview_read_speedup"] = v.speedup
 
         # index advice on the (symbol, ts) filter, over a bigger table
-        big = 100_000 if quick else 1_000_000
+        big = 30_000 if quick else 1_000_000
         db.execute(create.format("big_ticks"))
         db.batch_insert("big_ticks", _rows(big), columns=["id", "symbol", "ts", "price"])
         db.execute('ANALYZE "big_ticks"')
