@@ -98,18 +98,14 @@ def save_latest(run: Any, outputs_dir: str | Path) -> Path:
     return save_results(Path(outputs_dir) / "bench" / f"{run.suite}-latest.json", run)
 
 
-def latest_runs(
-    outputs_dir: str | Path, suites: tuple[str, ...] = ("cache", "db", "api")
-) -> dict[str, Any]:
-    """The latest saved run of each suite (as written by the lab notebooks), where present."""
+def latest_runs(outputs_dir: str | Path) -> dict[str, Any]:
+    """The latest saved run of every suite (as written by the lab notebooks), by suite name."""
     from perflab.suites import load_run
 
     found = {}
-    for name in suites:
-        path = Path(outputs_dir) / "bench" / f"{name}-latest.json"
-        if path.exists():
-            try:
-                found[name] = load_run(path)
-            except PerflabError:
-                continue  # a torn file: that suite counts as not measured
+    for path in sorted((Path(outputs_dir) / "bench").glob("*-latest.json")):
+        try:
+            found[path.name.removesuffix("-latest.json")] = load_run(path)
+        except PerflabError:
+            continue  # a torn file: that suite counts as not measured
     return found

@@ -140,6 +140,11 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--quick", action="store_true", help="pass quick=True: small, fast runs")
     rep.add_argument("--out", metavar="DIR", help="output folder (default: outputs/<time>)")
     rep.add_argument("--timeout", type=float, metavar="S", help="time limit per notebook, seconds")
+    rep.add_argument(
+        "--check-history",
+        action="store_true",
+        help="exit 1 if a benchmark got significantly slower than in earlier reports",
+    )
     return p
 
 
@@ -218,9 +223,19 @@ def _report(args: argparse.Namespace) -> int:
         if run.error:
             print(f"       {run.error}", flush=True)
 
-    result = report(quick=args.quick, out_dir=args.out, timeout=args.timeout, on_done=done)
+    result = report(
+        quick=args.quick,
+        out_dir=args.out,
+        timeout=args.timeout,
+        check_history=args.check_history,
+        on_done=done,
+    )
     print(f"report: {result.index}")
-    return 0 if result.ok else 1
+    regressed = result.regressions is not None and not result.regressions.empty
+    if regressed:
+        for row in result.regressions.itertuples():
+            print(f"REGRESSION {row.name}: {row.ratio:.2f}x slower (p={row.p_value:.2g})")
+    return 0 if result.ok and not regressed else 1
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -10,9 +10,11 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import perflab
-from perflab import servers
+from perflab import claims, servers
+from perflab.bench import History
 from perflab.errors import ConfigurationError, NotebookError
 from perflab.notebooks import NotebookRun, read_parameters, run_notebook
 from perflab.report import index_page
@@ -28,6 +30,7 @@ class ReportRun:
     out_dir: Path
     index: Path
     runs: tuple[NotebookRun, ...]
+    regressions: Any = None  # a DataFrame when the history was checked
 
     @property
     def ok(self) -> bool:
@@ -67,12 +70,20 @@ def report(
     out_dir: str | Path | None = None,
     timeout: float | None = None,
     settings: Settings | None = None,
+    check_history: bool = False,
     on_done: Callable[[NotebookRun], None] | None = None,
 ) -> ReportRun:
     """Run every lab notebook (``quick=True`` passed to those that take ``quick``) into
     ``out_dir`` (default ``outputs/<UTC timestamp>``, with ``outputs/latest`` pointing at it) and
-    write ``index.html``. A failing notebook is recorded and the others still run."""
+    write ``index.html`` with the claims audit as its summary. A failing notebook is recorded and
+    the others still run. The suites' results go into the history store (one per mode); with
+    ``check_history`` the run's ``regressions`` lists benchmarks that got significantly slower.
+
+    Notebooks run one at a time on purpose: they measure, and two at once on a 2-core machine
+    would measure each other."""
     settings = settings or resolve()
+    for stale in (settings.outputs_dir / "bench").glob("*-latest.json"):
+        stale.unlink()  # the audit must only see this run's figures
     notebooks = lab_notebooks(settings)
     default_out = out_dir is None
     out = (
@@ -128,16 +139,25 @@ def report(
         }
         for r in runs
     ]
+    latest = claims.latest_runs(settings.outputs_dir)
+    summary = claims.audit(latest).to_dict(orient="records") if latest else []
+    store = History(settings.outputs_dir / ("history-quick.sqlite" if quick else "history.sqlite"))
+    for run in latest.values():
+        for result in run.results:
+            store.save(result, tags=["report", meta["mode"]])
+    regressions = store.regressions() if check_history else None
     index = out / "index.html"
     index.write_text(
-        index_page(title="perflab report", notebooks=entries, meta=meta), encoding="utf-8"
+        index_page(title="perflab report", notebooks=entries, meta=meta, summary=summary),
+        encoding="utf-8",
     )
-    (out / "run.json").write_text(
-        json.dumps({"format": 1, "meta": meta, "notebooks": entries}, indent=2, default=str)
-    )
+    doc = {"format": 1, "meta": meta, "notebooks": entries, "claims": summary}
+    if regressions is not None:
+        doc["regressions"] = regressions.to_dict(orient="records")
+    (out / "run.json").write_text(json.dumps(doc, indent=2, default=str))
     if default_out:
         _point_latest(settings.outputs_dir / "latest", out)
-    return ReportRun(out_dir=out, index=index, runs=tuple(runs))
+    return ReportRun(out_dir=out, index=index, runs=tuple(runs), regressions=regressions)
 
 
 def _read(path: Path):

@@ -119,3 +119,39 @@ def test_report_fails_naming_the_notebook_and_cell(tmp_path):
     assert (tmp_path / "out" / "01-good.html").exists() and (
         tmp_path / "out" / "02-bad.html"
     ).exists()
+
+
+def test_report_check_history_flags_a_regression(tmp_path, settings):
+    import nbformat
+
+    from perflab import bench
+
+    notebooks = tmp_path / "nbs"
+    notebooks.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("quick: bool = False", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import numpy as np\n"
+            "from perflab import bench, claims, suites\n"
+            "from perflab.settings import resolve\n"
+            "samples = np.random.default_rng(1).normal(2000, 20, 200)\n"
+            "r = bench.Result(name='mini/op', samples=samples)\n"
+            "claims.save_latest(suites.SuiteRun('mini', [r]), resolve().outputs_dir)"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {"name": "perflab", "display_name": "p", "language": "python"}
+    nbformat.write(nb, notebooks / "01-mini.ipynb")
+    store = bench.History(settings.outputs_dir / "history-quick.sqlite")
+    rng = np.random.default_rng(0)
+    for _ in range(4):  # earlier reports: twice as fast
+        store.save(bench.Result(name="mini/op", samples=rng.normal(1000, 10, 200)))
+    env = {"PERFLAB_NOTEBOOKS": str(notebooks)}
+    plain = perflab_cli("report", "--quick", "--out", str(tmp_path / "a"), env=env)
+    assert plain.returncode == 0, plain.stdout + plain.stderr  # without the check: fine
+    checked = perflab_cli(
+        "report", "--quick", "--check-history", "--out", str(tmp_path / "b"), env=env
+    )
+    assert checked.returncode == 1 and "REGRESSION mini/op" in checked.stdout
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert run["regressions"][0]["name"] == "mini/op"

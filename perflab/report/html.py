@@ -17,14 +17,40 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{color:#
 """
 
 
+def _summary(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The claims audit as a table: claim, claimed, measured, verdict (escaped)."""
+    if not rows:
+        return ""
+    e = html.escape
+    body = []
+    for r in rows:
+        claimed = "—" if r.get("claimed") is None else f"{r['claimed']:,.3g}"
+        measured = "—" if r.get("measured") is None else f"{r['measured']:,.3g}"
+        verdict = str(r.get("verdict", ""))
+        css = {"confirmed": "ok", "not reproduced": "failed"}.get(verdict, "")
+        unit = e(str(r.get("unit", "")))
+        body.append(
+            f"<tr><td>{e(str(r.get('claim', '')))}</td><td>{e(claimed)} {unit}</td>"
+            f'<td>{e(measured)}</td><td class="{css}">{e(verdict)}</td></tr>'
+        )
+    return (
+        "<h2>The seed's claims, measured</h2><table><tr><th>claim</th><th>claimed</th>"
+        f"<th>measured</th><th>verdict</th></tr>{''.join(body)}</table>"
+    )
+
+
 def index_page(
-    *, title: str, notebooks: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]
+    *,
+    title: str,
+    notebooks: Sequence[Mapping[str, Any]],
+    meta: Mapping[str, Any],
+    summary: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """HTML for a report run.
 
     ``notebooks``: one mapping per notebook with ``name``, ``html`` (a relative link), ``ok``,
     ``seconds`` and, when it failed, ``error``. ``meta``: run facts shown as a list (when, host,
-    version, parameters). Every value is escaped.
+    version, parameters). ``summary``: claims-audit rows. Every value is escaped.
     """
     e = html.escape
     facts = "".join(f"<dt>{e(str(k))}</dt><dd>{e(str(v))}</dd>" for k, v in meta.items())
@@ -46,6 +72,7 @@ def index_page(
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
         f"<style>{_STYLE}</style></head><body><h1>{e(title)}</h1>{verdict}<dl>{facts}</dl>"
+        f"{_summary(summary)}<h2>Notebooks</h2>"
         "<table><tr><th>notebook</th><th>status</th><th>time</th></tr>"
         f"{''.join(rows)}</table></body></html>"
     )
