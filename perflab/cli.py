@@ -136,6 +136,17 @@ def _parser() -> argparse.ArgumentParser:
     lod.add_argument("--duration", type=float, default=10.0, help="seconds per URL (default 10)")
     lod.add_argument("--out", metavar="FILE.json", help="results file (harness format)")
 
+    swp = sub.add_parser("sweep", help="run a notebook over a parameter grid on Dask")
+    swp.add_argument("notebook", metavar="NOTEBOOK")
+    swp.add_argument(
+        "--grid", action="append", required=True, metavar="NAME=V1,V2",
+        help="values of one parameter; repeat for more (every combination runs)",
+    )  # fmt: skip
+    swp.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler (default: local)")
+    swp.add_argument("--workers", type=int, default=2, help="LocalCluster workers (default 2)")
+    swp.add_argument("--out", metavar="DIR", help="output folder (default: outputs/sweeps/…)")
+    swp.add_argument("--timeout", type=float, metavar="S", help="time limit per run, seconds")
+
     rep = sub.add_parser("report", help="run every lab notebook and write index.html")
     rep.add_argument("--quick", action="store_true", help="pass quick=True: small, fast runs")
     rep.add_argument("--out", metavar="DIR", help="output folder (default: outputs/<time>)")
@@ -339,6 +350,23 @@ def _load(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from perflab.sweep import parse_grid, sweep
+
+    result = sweep(
+        args.notebook,
+        parse_grid(args.grid),
+        out_dir=args.out,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        timeout=args.timeout,
+    )
+    for row in result.frame.itertuples():
+        print(f"{'ok    ' if row.ok else 'FAILED'} {row.seconds:6.1f} s  {row.html}")
+    print(f"sweep: {result.index}")
+    return 0 if result.ok else 1
+
+
 def _history(args: argparse.Namespace) -> int:
     from perflab.bench import History
 
@@ -429,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if args.command == "history":
             return _history(args)
+        if args.command == "sweep":
+            return _sweep(args)
         if args.command == "serve":
             return _serve(args)
         if args.command == "load":

@@ -15,7 +15,9 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -331,6 +333,11 @@ def _kernel_manager_class(log: IO[bytes]) -> type:
 
         def __init__(self, **kwargs: Any) -> None:
             kwargs.setdefault("transport", "ipc")
+            # Socket paths of our own: the default ("kernel-ipc-N" in the working directory)
+            # is shared by every kernel started there, so two at once (a sweep) cross wires.
+            kwargs.setdefault(
+                "ip", os.path.join(tempfile.gettempdir(), f"perflab-{uuid.uuid4().hex[:12]}")
+            )
             super().__init__(**kwargs)
 
         async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]

@@ -32,6 +32,7 @@ MODULES = [
     "perflab.workload",
     "perflab.service",
     "perflab.claims",
+    "perflab.sweep",
 ]
 
 

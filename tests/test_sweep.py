@@ -1,0 +1,60 @@
+"""`perflab sweep` on a real Dask LocalCluster."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from perflab.errors import ConfigurationError
+from perflab.sweep import parse_grid
+
+from .conftest import perflab_cli
+
+pytestmark = pytest.mark.notebook
+
+
+def test_parse_grid():
+    assert parse_grid(["n=1,2", "mode=a"]) == {"n": ["1", "2"], "mode": ["a"]}
+    for bad in (["n"], ["=1"], ["n="], ["n=1", "n=2"]):
+        with pytest.raises(ConfigurationError):
+            parse_grid(bad)
+
+
+def test_a_2x2_grid_on_a_local_cluster_returns_four_results(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("n: int = 1\nmode: str = 'a'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print(f'{mode}-{n * 10}')"),
+    ]
+    nb.metadata["kernelspec"] = {"name": "perflab", "display_name": "p", "language": "python"}
+    path = tmp_path / "grid.ipynb"
+    nbformat.write(nb, path)
+    out = tmp_path / "sweep"
+    done = perflab_cli(
+        "sweep", str(path), "--grid", "n=1,2", "--grid", "mode=x,y", "--out", str(out)
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = json.loads((out / "sweep.json").read_text())["runs"]
+    assert sorted((r["n"], r["mode"]) for r in runs) == [(1, "x"), (1, "y"), (2, "x"), (2, "y")]
+    assert all(r["ok"] for r in runs)
+    printed = set()
+    for r in runs:
+        executed = nbformat.read(r["html"].replace(".html", ".ipynb"), as_version=4)
+        printed.add(executed.cells[-1].outputs[0]["text"].strip())
+    assert printed == {"x-10", "y-10", "x-20", "y-20"}
+    index = (out / "index.html").read_text()
+    assert index.count("run-00") == 4 and "All 4 notebooks ran" in index
+
+
+def test_a_wrong_grid_value_is_refused_before_anything_runs(tmp_path):
+    done = perflab_cli(
+        "sweep",
+        "notebooks/00-smoke.ipynb",
+        "--grid",
+        "samples=1,many",
+        "--out",
+        str(tmp_path / "s"),
+    )
+    assert done.returncode == 2 and "'samples'" in done.stderr and not (tmp_path / "s").exists()
