@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,13 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{color:#
 """
 
 
+def _number(value: Any) -> str:
+    """A figure for a table cell; missing (None, NaN) is a dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:,.3g}"
+
+
 def _summary(rows: Sequence[Mapping[str, Any]]) -> str:
     """The claims audit as a table: claim, claimed, measured, verdict (escaped)."""
     if not rows:
@@ -24,14 +32,15 @@ def _summary(rows: Sequence[Mapping[str, Any]]) -> str:
     e = html.escape
     body = []
     for r in rows:
-        claimed = "—" if r.get("claimed") is None else f"{r['claimed']:,.3g}"
-        measured = "—" if r.get("measured") is None else f"{r['measured']:,.3g}"
+        claimed, measured = _number(r.get("claimed")), _number(r.get("measured"))
         verdict = str(r.get("verdict", ""))
         css = {"confirmed": "ok", "not reproduced": "failed"}.get(verdict, "")
-        unit = e(str(r.get("unit", "")))
+        unit = " " + e(str(r.get("unit", "")))
+        claimed_cell = e(claimed) + (unit if claimed != "—" else "")
+        measured_cell = e(measured) + (unit if measured != "—" else "")
         body.append(
-            f"<tr><td>{e(str(r.get('claim', '')))}</td><td>{e(claimed)} {unit}</td>"
-            f'<td>{e(measured)}</td><td class="{css}">{e(verdict)}</td></tr>'
+            f"<tr><td>{e(str(r.get('claim', '')))}</td><td>{claimed_cell}</td>"
+            f'<td>{measured_cell}</td><td class="{css}">{e(verdict)}</td></tr>'
         )
     return (
         "<h2>The seed's claims, measured</h2><table><tr><th>claim</th><th>claimed</th>"
