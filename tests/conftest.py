@@ -87,6 +87,18 @@ def perflab_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 
     )
 
 
+def write_notebook(path: Path, *cells: str, params: str = "n: int = 1") -> Path:
+    """A small notebook on the perflab kernel: a tagged parameters cell, then ``cells``."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]})]
+    nb.cells += [nbformat.v4.new_code_cell(src) for src in cells]
+    nb.metadata["kernelspec"] = {"name": "perflab", "display_name": "perflab", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
 def chromium() -> str:
     """Path of Chromium; skip where it is missing, except on CI, which must have it."""
     found = os.environ.get("PERFLAB_CHROMIUM") or shutil.which("chromium")

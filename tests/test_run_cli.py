@@ -4,12 +4,11 @@ one line on stderr with the right exit code; failures must never look like succe
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import nbformat
 import pytest
 
-from .conftest import ROOT, perflab_cli
+from .conftest import ROOT, perflab_cli, write_notebook
 
 pytestmark = pytest.mark.notebook
 SMOKE = "notebooks/00-smoke.ipynb"
@@ -21,15 +20,6 @@ def one_line_error(done, code: int) -> str:
     assert done.stderr.count("\n") == 1, done.stderr
     assert "Traceback" not in done.stderr
     return done.stderr
-
-
-def write_notebook(path: Path, *cells: str, params: str = "n: int = 1") -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]})]
-    nb.cells += [nbformat.v4.new_code_cell(src) for src in cells]
-    nb.metadata["kernelspec"] = {"name": "perflab", "display_name": "perflab", "language": "python"}
-    nbformat.write(nb, path)
-    return path
 
 
 def test_version_and_help_on_every_command():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from .conftest import perflab_cli, screenshot
+from .conftest import perflab_cli, screenshot, write_notebook
 
 pytestmark = [pytest.mark.servers, pytest.mark.notebook]
 
@@ -93,18 +93,11 @@ def test_report_default_folder_and_latest_link(tmp_path, settings):
 
 
 def test_report_fails_naming_the_notebook_and_cell(tmp_path):
-    import nbformat
 
     notebooks = tmp_path / "nbs"
     notebooks.mkdir()
     for name, body in (("01-good", "x = 1"), ("02-bad", "raise ValueError('broken on purpose')")):
-        nb = nbformat.v4.new_notebook()
-        nb.cells = [
-            nbformat.v4.new_code_cell("quick: bool = False", metadata={"tags": ["parameters"]}),
-            nbformat.v4.new_code_cell(body),
-        ]
-        nb.metadata["kernelspec"] = {"name": "perflab", "display_name": "p", "language": "python"}
-        nbformat.write(nb, notebooks / f"{name}.ipynb")
+        write_notebook(notebooks / f"{name}.ipynb", body, params="quick: bool = False")
     done = perflab_cli(
         "report",
         "--quick",
@@ -122,26 +115,21 @@ def test_report_fails_naming_the_notebook_and_cell(tmp_path):
 
 
 def test_report_check_history_flags_a_regression(tmp_path, settings):
-    import nbformat
 
     from perflab import bench
 
     notebooks = tmp_path / "nbs"
     notebooks.mkdir()
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell("quick: bool = False", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(
-            "import numpy as np\n"
-            "from perflab import bench, claims, suites\n"
-            "from perflab.settings import resolve\n"
-            "samples = np.random.default_rng(1).normal(2000, 20, 200)\n"
-            "r = bench.Result(name='mini/op', samples=samples)\n"
-            "claims.save_latest(suites.SuiteRun('mini', [r]), resolve().outputs_dir)"
-        ),
-    ]
-    nb.metadata["kernelspec"] = {"name": "perflab", "display_name": "p", "language": "python"}
-    nbformat.write(nb, notebooks / "01-mini.ipynb")
+    write_notebook(
+        notebooks / "01-mini.ipynb",
+        "import numpy as np\n"
+        "from perflab import bench, claims, suites\n"
+        "from perflab.settings import resolve\n"
+        "samples = np.random.default_rng(1).normal(2000, 20, 200)\n"
+        "r = bench.Result(name='mini/op', samples=samples)\n"
+        "claims.save_latest(suites.SuiteRun('mini', [r]), resolve().outputs_dir)",
+        params="quick: bool = False",
+    )
     store = bench.History(settings.outputs_dir / "history-quick.sqlite")
     rng = np.random.default_rng(0)
     for _ in range(4):  # earlier reports: twice as fast

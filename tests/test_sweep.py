@@ -10,7 +10,7 @@ import pytest
 from perflab.errors import ConfigurationError
 from perflab.sweep import parse_grid
 
-from .conftest import perflab_cli
+from .conftest import perflab_cli, write_notebook
 
 pytestmark = pytest.mark.notebook
 
@@ -23,14 +23,9 @@ def test_parse_grid():
 
 
 def test_a_2x2_grid_on_a_local_cluster_returns_four_results(tmp_path):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell("n: int = 1\nmode: str = 'a'", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("print(f'{mode}-{n * 10}')"),
-    ]
-    nb.metadata["kernelspec"] = {"name": "perflab", "display_name": "p", "language": "python"}
-    path = tmp_path / "grid.ipynb"
-    nbformat.write(nb, path)
+    path = write_notebook(
+        tmp_path / "grid.ipynb", "print(f'{mode}-{n * 10}')", params="n: int = 1\nmode: str = 'a'"
+    )
     out = tmp_path / "sweep"
     done = perflab_cli(
         "sweep", str(path), "--grid", "n=1,2", "--grid", "mode=x,y", "--out", str(out)
