@@ -230,7 +230,6 @@ def test_compare_refuses_mismatched_results():
 def test_ab_interleaves_and_judges():
     data = list(range(300))[::-1]
     same = bench.ab(lambda: sorted(data), lambda: sorted(data), name="aa", min_time=0.3)
-    assert same.baseline.loops == same.candidate.loops
     assert same.baseline.samples.size == same.candidate.samples.size
     faster = bench.ab(lambda: sorted(data * 4), lambda: sorted(data), name="ab", min_time=0.3)
     assert faster.verdict == "faster" and faster.speedup > 2
@@ -401,3 +400,18 @@ def test_cache_suite_runs_against_the_servers_in_use():
     assert (
         checks["hit/shift/cap5%/lfu"] < checks["hit/shift/cap5%/lru"]
     )  # LFU without ageing collapses
+
+
+def test_ab_keeps_to_its_budget_when_the_arms_differ_a_lot():
+    clock = FakeClock()
+
+    def slow() -> None:
+        clock.advance(10_000_000)  # 10 ms a call
+
+    def fast() -> None:
+        clock.advance(10_000)  # 10 µs a call
+
+    c = bench.ab(slow, fast, name="skew", rounds=10, min_time=1.0, clock=clock)
+    assert c.baseline.loops == 1 and c.candidate.loops >= 100  # each arm calibrated on its own
+    assert clock.now < 3e9  # about the 1 s budget of fake time (plus calibration), not minutes
+    assert c.speedup == pytest.approx(1000)

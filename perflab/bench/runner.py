@@ -160,8 +160,9 @@ def ab(
     threshold: float | None = None,
     clock: Callable[[], int] = core.default_clock,
 ) -> Comparison:
-    """Baseline and candidate interleaved in one run (A B B A …), same loop count, so drift and
-    background load fall on both alike. ``min_time`` is the total sampling time for both."""
+    """Baseline and candidate interleaved in one run (A B B A …), so drift and background load
+    fall on both alike. Each arm is calibrated on its own (a sample lasts ≥ 1 ms either way);
+    ``min_time`` is the total sampling time for both."""
     if rounds < 2:
         raise BenchmarkError(f"ab {name!r}: rounds must be >= 2")
     measures = []
@@ -170,21 +171,20 @@ def ab(
             raise BenchmarkError(f"ab {name!r}: {label} {fn!r} is not callable")
         adapter = core.async_measure if inspect.iscoroutinefunction(fn) else core.sync_measure
         measures.append(_guarded(f"{name} ({label})", adapter(fn, clock)))
-    target = int(1e6)
-    loops = max(core.calibrate(m, target_ns=target) for m in measures)
-    per_round = max(1, int(min_time * 1e9 / (2 * rounds * target)))
+    loops = [core.calibrate(m, target_ns=int(1e6)) for m in measures]
     samples: list[list[float]] = [[], []]
     with core.gc_policy("disable"):
-        for m in measures:
-            core.warm(m, loops, 0.05, clock)
+        # warm-up, and the cost of one sample of each arm, to spread the budget over the rounds
+        cost = [max(m(n) for _ in range(3)) for m, n in zip(measures, loops, strict=True)]
+        per_round = max(1, int(min_time * 1e9 / (rounds * sum(cost))))
         for r in range(rounds):
             order = (0, 1) if r % 2 == 0 else (1, 0)
             for i in order:
-                samples[i].extend(measures[i](loops) / loops for _ in range(per_round))
+                samples[i].extend(measures[i](loops[i]) / loops[i] for _ in range(per_round))
     meta = environment()
     a, b = (
-        Result(name=name, samples=np.asarray(s), loops=loops, params={"arm": arm}, meta=meta)
-        for s, arm in zip(samples, ("baseline", "candidate"), strict=True)
+        Result(name=name, samples=np.asarray(s), loops=n, params={"arm": arm}, meta=meta)
+        for s, n, arm in zip(samples, loops, ("baseline", "candidate"), strict=True)
     )
     kwargs = {} if threshold is None else {"threshold": threshold}
     return compare(a, b, **kwargs)
