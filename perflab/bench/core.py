@@ -98,11 +98,12 @@ def warm(measure: Measure, loops: int, seconds: float, clock: Clock) -> None:
 
 def sync_measure(fn: Callable[[], Any], clock: Clock) -> Measure:
     def measure(loops: int) -> int:
-        it = itertools.repeat(None, loops)  # as timeit: the cheapest Python loop
-        t0 = clock()
+        # locals, as timeit's template: a closure variable costs a LOAD_DEREF per call
+        target, now, it = fn, clock, itertools.repeat(None, loops)
+        t0 = now()
         for _ in it:
-            fn()
-        return clock() - t0
+            target()
+        return now() - t0
 
     return measure
 
