@@ -38,6 +38,15 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     ),
     "PERFLAB_STATE_DIR": ("state_dir", "where embedded servers keep data, sockets and pid files"),
     "PERFLAB_OUTPUTS": ("outputs_dir", "where `perflab run` and `perflab report` write"),
+    "PERFLAB_RESULTS": (
+        "results_dir",
+        "where suites run by notebooks save their results (`perflab report` sets one per report)",
+    ),
+    "PERFLAB_HISTORY_URL": (
+        "history_url",
+        "result history: a SQLite path or postgresql://… to share one between machines; "
+        "unset: outputs/history.sqlite",
+    ),
     "PERFLAB_NOTEBOOKS": ("notebooks_dir", "the lab notebooks `perflab report` runs"),
     "PERFLAB_KEY_PREFIX": ("key_prefix", "prefix of every Redis key perflab writes"),
     "PERFLAB_SCHEMA": ("schema", "PostgreSQL schema perflab's tables live in"),
@@ -68,8 +77,12 @@ class Settings:
     notebooks_dir: Path = dataclasses.field(default_factory=lambda: _project_dir() / "notebooks")
     key_prefix: str = "perflab:"
     schema: str = "public"
+    results_dir: Path | None = None  # None: <outputs>/results
+    history_url: str | None = None  # None: <outputs>/history.sqlite
 
     def __post_init__(self) -> None:
+        if self.results_dir is None:
+            object.__setattr__(self, "results_dir", self.outputs_dir / "results")
         _check_url("PERFLAB_REDIS_URL", self.redis_url, REDIS_SCHEMES)
         _check_url("PERFLAB_DATABASE_URL", self.database_url, DATABASE_SCHEMES)
         _check_url("PERFLAB_READ_DATABASE_URL", self.read_database_url, DATABASE_SCHEMES)
@@ -138,7 +151,7 @@ def resolve(env: Mapping[str, str] | None = None, **overrides: object) -> Settin
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigurationError(f"unknown setting {unknown[0]!r}; known: {sorted(known)}")
-    for field in ("state_dir", "outputs_dir", "notebooks_dir"):
+    for field in ("state_dir", "outputs_dir", "notebooks_dir", "results_dir"):
         if field in values:
             values[field] = Path(str(values[field])).expanduser().absolute()
     return Settings(**values)  # type: ignore[arg-type]

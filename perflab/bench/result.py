@@ -18,9 +18,11 @@ import pandas as pd
 from perflab.bench import stats
 from perflab.errors import BenchmarkError
 
-__all__ = ["FORMAT", "Result", "environment"]
+__all__ = ["FORMAT", "LEVELS", "Result", "environment"]
 
-FORMAT = 1
+FORMAT = 2  # 2: samples grouped into replicates; format 1 files still load
+READABLE = (1, 2)
+LEVELS = ("round", "process", "run")
 _LIBRARIES = ("numpy", "pandas", "scipy", "redis", "sqlalchemy", "psycopg", "cachebox", "theine")
 
 
@@ -75,10 +77,19 @@ def environment() -> dict[str, Any]:
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class Result:
-    """Samples of one benchmark: ``samples`` are ns per operation, one per timed sample."""
+    """Samples of one benchmark: ``samples`` are ns per operation, one per timed sample.
+
+    ``replicates`` splits the samples into consecutive groups that vary independently of each
+    other: worker processes, rounds of one run, or whole runs (``replicate_level`` says which).
+    Comparisons draw their uncertainty from the spread between replicates, never from the
+    number of samples. An empty ``replicates`` means the samples are one replicate. ``rates``
+    holds each replicate's throughput (operations/s) where one was measured."""
 
     name: str
     samples: np.ndarray
+    replicates: tuple[int, ...] = ()
+    replicate_level: str = "run"  # round | process | run
+    rates: tuple[float, ...] = ()
     loops: int = 1
     unit: str = "ns"
     mode: str = "sync"  # sync | async | threads | tasks
@@ -94,10 +105,36 @@ class Result:
             raise BenchmarkError(f"benchmark {self.name!r} has no samples")
         samples.setflags(write=False)
         object.__setattr__(self, "samples", samples)
+        sizes = tuple(int(n) for n in self.replicates)
+        if sizes and (sum(sizes) != samples.size or min(sizes) < 1):
+            raise BenchmarkError(
+                f"benchmark {self.name!r}: replicate sizes {list(sizes)} do not split its "
+                f"{samples.size} samples"
+            )
+        object.__setattr__(self, "replicates", sizes if len(sizes) > 1 else ())
+        object.__setattr__(self, "rates", tuple(float(r) for r in self.rates))
+        if self.replicate_level not in LEVELS:
+            raise BenchmarkError(
+                f"benchmark {self.name!r}: replicate_level must be one of {', '.join(LEVELS)}"
+            )
 
     @property
     def median(self) -> float:
         return float(np.median(self.samples))
+
+    @property
+    def replicate_medians(self) -> np.ndarray:
+        """One median per replicate (a single value when the samples are one replicate)."""
+        return stats.replicate_medians(self.samples, self.replicates)
+
+    @property
+    def n_replicates(self) -> int:
+        return max(1, len(self.replicates))
+
+    @property
+    def center(self) -> float:
+        """The geometric mean of the replicate medians: what comparisons and history use."""
+        return float(np.exp(np.mean(np.log(np.maximum(self.replicate_medians, 1e-300)))))
 
     def summary(self) -> pd.Series:
         """n, mean, median, p50…p99.9, min, max, stdev, IQR, 95 % CI of the median, outliers,
@@ -114,6 +151,7 @@ class Result:
                 values[f"p{p:g}"] = hist.get_value_at_percentile(p)
             values["median"] = values["p50"]
         values["loops"] = self.loops
+        values["replicates"] = self.n_replicates
         if self.throughput is not None:
             values["throughput"] = self.throughput
         return pd.Series(values, name=self.name)
@@ -127,10 +165,12 @@ class Result:
         return HdrHistogram.decode(self.histogram.encode("ascii"))
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per sample: name, sample, value, unit, mode, concurrency."""
+        """One row per sample: name, replicate, sample, value, unit, mode, concurrency."""
+        sizes = self.replicates or (self.samples.size,)
         return pd.DataFrame(
             {
                 "name": self.name,
+                "replicate": np.repeat(np.arange(len(sizes)), sizes),
                 "sample": np.arange(self.samples.size),
                 "value": self.samples,
                 "unit": self.unit,
@@ -151,6 +191,9 @@ class Result:
             "histogram": self.histogram,
             "params": self.params,
             "meta": self.meta,
+            "replicates": list(self.replicates),
+            "replicate_level": self.replicate_level,
+            "rates": list(self.rates),
             "samples": self.samples.tolist(),
         }
 
@@ -159,13 +202,19 @@ class Result:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:
-        if data.get("format") != FORMAT:
+        if not isinstance(data, dict):
+            raise BenchmarkError(f"not a perflab result: a JSON {type(data).__name__}")
+        if data.get("format") not in READABLE:
             raise BenchmarkError(
                 f"result {data.get('name')!r} has format {data.get('format')!r}; "
-                f"this perflab reads format {FORMAT}"
+                f"this perflab reads formats {', '.join(map(str, READABLE))}"
             )
         try:
             return cls(
+                # format 1 kept no replicates: its samples are one replicate, one run
+                replicates=tuple(data.get("replicates") or ()),
+                replicate_level=data.get("replicate_level", "run"),
+                rates=tuple(data.get("rates") or ()),
                 name=data["name"],
                 samples=np.asarray(data["samples"], dtype=float),
                 loops=int(data.get("loops", 1)),

@@ -1,5 +1,9 @@
 """Benchmark suites, registered by name (like papermill's engines). A suite is a function
-``(quick: bool) -> list[bench.Result]``; built-in ones load on first use."""
+``(quick: bool) -> list[bench.Result]`` (or a :class:`SuiteRun`); built-in ones load on first
+use, and a user's file of ``bench_*`` functions is a suite too (:func:`from_file`).
+
+A suite's named figures (``checks``) are plain values, or :func:`figure` dicts that carry a
+confidence interval built from replicates — what the claims audit judges by."""
 
 from __future__ import annotations
 
@@ -16,16 +20,24 @@ from perflab.errors import BenchmarkError, ConfigurationError
 __all__ = [
     "Suite",
     "SuiteRun",
+    "figure",
+    "figure_parts",
+    "from_file",
     "get",
     "load_results",
     "load_run",
     "merge_runs",
     "names",
     "pair",
+    "publish",
+    "published",
+    "ratio_figure",
     "register",
     "run_suite",
     "save_results",
 ]
+
+FORMAT = 2
 
 _BUILTIN = {
     "harness": "perflab.suites.harness",
@@ -67,6 +79,33 @@ def register(name: str, help: str) -> Callable[[Callable], Callable]:
     return decorate
 
 
+def figure(value: float, low: float | None = None, high: float | None = None) -> dict[str, Any]:
+    """A named figure with its 95 % confidence interval (``None`` bounds: not known)."""
+    ci = None if low is None or high is None else [float(low), float(high)]
+    return {"value": float(value), "ci": ci}
+
+
+def ratio_figure(comparison: Any, *, speedup: bool = True) -> dict[str, Any]:
+    """A comparison's speedup (baseline / candidate; ``speedup=False``: its ratio) as a figure."""
+    c = comparison
+    if speedup:
+        return figure(
+            c.speedup, 1 / c.ci_high if c.ci_high else None, 1 / c.ci_low if c.ci_low else None
+        )
+    return figure(c.ratio, c.ci_low, c.ci_high)
+
+
+def figure_parts(value: Any) -> tuple[float | None, float | None, float | None]:
+    """(value, CI low, CI high) of a check that is a number or a :func:`figure`; (None, …) for
+    anything else (a string, a list)."""
+    if isinstance(value, dict) and isinstance(value.get("value"), int | float):
+        ci = value.get("ci") or [None, None]
+        return float(value["value"]), ci[0], ci[1]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value), None, None
+    return None, None, None
+
+
 def pair(comparison: Any, baseline_name: str, candidate_name: str) -> list[Result]:
     """Both sides of a ``bench.ab`` comparison as results with names of their own."""
     return [
@@ -80,6 +119,9 @@ def names() -> list[str]:
 
 
 def get(name: str) -> Suite:
+    """A suite by name, or the suite of a user's benchmark file when ``name`` ends in ``.py``."""
+    if name.endswith(".py"):
+        return from_file(name)
     if name not in _REGISTRY and name in _BUILTIN:
         importlib.import_module(_BUILTIN[name])
     if name not in _REGISTRY:
@@ -87,6 +129,88 @@ def get(name: str) -> Suite:
             f"unknown suite {name!r}; known suites: {', '.join(names())}", name="SUITE"
         )
     return _REGISTRY[name]
+
+
+def from_file(path: str | Path) -> Suite:
+    """The benchmarks of a user's Python file as one suite named after the file: every
+    module-level function named ``bench_*`` (no arguments) is timed with :func:`bench.run`, and
+    every suite the file registers runs too. Raises :class:`ConfigurationError` (exit 2) naming
+    the file when it is missing, does not import, or holds no benchmark."""
+    import importlib.util
+
+    path = Path(path).expanduser().absolute()
+    if not path.is_file():
+        raise ConfigurationError(
+            f"no such benchmark file: {path} (give a .py file with bench_* functions)",
+            name=str(path),
+        )
+    module_name = f"perflab_user_{path.stem.replace('-', '_')}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigurationError(f"cannot load {path} as Python", name=str(path))
+    module = importlib.util.module_from_spec(spec)
+    before = set(_REGISTRY)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise ConfigurationError(
+            f"{path}: syntax error at line {err.lineno}: {err.msg}", name=str(path)
+        ) from err
+    except Exception as err:  # any import-time error of the user's file: named, re-raised
+        raise ConfigurationError(
+            f"{path}: importing it raised {type(err).__name__}: {err}", name=str(path)
+        ) from err
+    functions = {
+        name: fn
+        for name, fn in vars(module).items()
+        if name.startswith("bench_")
+        and callable(fn)
+        and getattr(fn, "__module__", None) == module_name
+    }
+    registered = [_REGISTRY.pop(name) for name in sorted(set(_REGISTRY) - before)]
+    if not functions and not registered:
+        raise ConfigurationError(
+            f"{path} defines no bench_* function and registers no suite; "
+            "name the functions to time bench_something()",
+            name=str(path),
+        )
+    label = path.stem
+
+    def run(quick: bool) -> SuiteRun:
+        from perflab import bench
+
+        results = [
+            bench.run(
+                fn, name=f"{label}/{name.removeprefix('bench_')}", min_time=0.3 if quick else None
+            )
+            for name, fn in functions.items()
+        ]
+        checks: dict[str, Any] = {}
+        for suite in registered:
+            produced = suite.fn(quick)
+            inner = (
+                produced if isinstance(produced, SuiteRun) else SuiteRun(suite.name, list(produced))
+            )
+            results += inner.results
+            checks.update({f"{suite.name}/{k}": v for k, v in inner.checks.items()})
+        return SuiteRun(suite=label, results=results, checks=checks)
+
+    return Suite(label, f"benchmarks in {path}", run)
+
+
+def publish(run: SuiteRun, results_dir: str | Path | None = None) -> Path:
+    """Save a suite run where this session's report looks for it: ``<results>/<suite>.json``
+    (``PERFLAB_RESULTS``; ``perflab report`` gives each report a folder of its own)."""
+    if results_dir is None:
+        from perflab.settings import resolve
+
+        results_dir = resolve().results_dir
+    return save_results(Path(results_dir) / f"{run.suite}.json", run)
+
+
+def published(results_dir: str | Path) -> dict[str, SuiteRun]:
+    """Every suite run saved by :func:`publish` in ``results_dir``, by suite name."""
+    return {path.stem: load_run(path) for path in sorted(Path(results_dir).glob("*.json"))}
 
 
 def run_suite(name: str, *, quick: bool = False) -> SuiteRun:
@@ -101,7 +225,7 @@ def save_results(path: str | Path, run: SuiteRun) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
-        "format": 1,
+        "format": FORMAT,
         "suite": run.suite,
         "meta": environment(),
         "checks": run.checks,
@@ -113,9 +237,13 @@ def save_results(path: str | Path, run: SuiteRun) -> Path:
 
 
 def merge_runs(runs: list[SuiteRun]) -> SuiteRun:
-    """One run from several (e.g. one per worker process): samples pooled per benchmark, so
-    differences between processes (memory layout, frequency) are part of the spread."""
+    """One run from several (one per worker process): each process's samples become one
+    replicate of the merged result, so comparisons judge by the spread *between* processes
+    (memory layout, hash seeds, frequency), and each numeric check becomes a figure whose
+    interval comes from the per-process values."""
     import numpy as np
+
+    from perflab.bench import stats
 
     if not runs:
         raise BenchmarkError("nothing to merge")
@@ -133,18 +261,34 @@ def merge_runs(runs: list[SuiteRun]) -> SuiteRun:
             dataclasses.replace(
                 first,
                 samples=np.concatenate([p.samples for p in parts]),
+                replicates=tuple(p.samples.size for p in parts),
+                replicate_level="process",
+                rates=tuple(throughputs) if len(throughputs) == len(parts) else (),
                 loops=max(p.loops for p in parts),
                 throughput=sum(throughputs) / len(throughputs) if throughputs else None,
                 histogram=histogram,
                 params={**first.params, "processes": len(parts)},
+                meta={**first.meta, "noise": _worst_noise(parts)},
             )
         )
     checks: dict[str, Any] = {}
     for key in runs[0].checks:
-        values = [run.checks[key] for run in runs if key in run.checks]
-        numeric = all(isinstance(v, int | float) for v in values)
-        checks[key] = sorted(values)[len(values) // 2] if numeric else values[0]
-    return SuiteRun(suite=runs[0].suite, results=merged, checks=checks)
+        values = [figure_parts(run.checks[key])[0] for run in runs if key in run.checks]
+        if values and all(v is not None for v in values) and len(values) > 1:
+            checks[key] = figure(*stats.geometric_interval(values))
+        else:
+            checks[key] = runs[0].checks[key]
+    tables = runs[0].tables  # tables describe one process's run; the first stands for all
+    return SuiteRun(suite=runs[0].suite, results=merged, checks=checks, tables=tables)
+
+
+def _worst_noise(parts: list[Result]) -> dict[str, Any]:
+    """The noisiest process's signs stand for the merged result (a busy spell in any process
+    is a busy spell of the run)."""
+    signs = [p.meta.get("noise") for p in parts if isinstance(p.meta.get("noise"), dict)]
+    if not signs:
+        return {}
+    return max(signs, key=lambda s: s.get("other_cores") or 0.0)
 
 
 def load_run(path: str | Path) -> SuiteRun:
