@@ -11,7 +11,21 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "errors", "notebooks", "report", "servers", "settings"]
+__all__ = [
+    "__version__",
+    "bench",
+    "cache",
+    "claims",
+    "db",
+    "errors",
+    "notebooks",
+    "report",
+    "servers",
+    "service",
+    "settings",
+    "suites",
+    "workload",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -4,20 +4,22 @@ measured (``../shared/seed/performance-optimization-summary.md``).
 A claim names the figure that tests it (``suite``, ``check``) and how to judge it: ``at_most``
 (the measured value must not exceed the claimed one, e.g. latency), ``at_least`` (a speedup or
 rate must reach it), or ``None`` when this machine cannot measure it (the reason says why).
+
+Verdicts come from the figure's confidence interval, never its point estimate alone:
+``confirmed`` when the whole interval clears the claim, ``not reproduced`` when it lies wholly on
+the other side, ``inconclusive`` when it straddles the claim (or the figure has no interval).
+A figure from a deterministic computation (``exact``, e.g. a cache simulation) is its own interval.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from perflab.errors import PerflabError
-
-__all__ = ["CLAIMS", "Claim", "audit", "latest_runs", "save_latest"]
+__all__ = ["CLAIMS", "Claim", "audit", "judge"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,13 +33,14 @@ class Claim:
     judge: str | None = None  # "at_most" | "at_least" | None (not measurable here)
     scale: float = 1.0  # measured × scale → the claim's unit
     reason: str = ""
+    exact: bool = False  # a deterministic figure (a simulation): no sampling noise
 
 
 CLAIMS: list[Claim] = [
     Claim("cache", "L1 (memory) cache hit < 0.1 ms", 0.1, "ms", "cache", "l1_get_ns", "at_most", 1e-6),
     Claim("cache", "L2 (Redis) cache hit < 1 ms", 1.0, "ms", "cache", "l2_get_us", "at_most", 1e-3),
     Claim("cache", "Cache hit rate 85–95 % in production", 85.0, "%", "cache", "hit/zipf1/cap10%/tinylfu", "at_least", 100.0,
-          "measured on a synthetic Zipf(1.0) trace with 10 % capacity, the best policy; production traffic is not available here"),
+          "measured on a synthetic Zipf(1.0) trace with 10 % capacity, the best policy; production traffic is not available here", exact=True),
     Claim("database", "Connection pooling: 50 % less connection overhead (2x)", 2.0, "x", "db", "pooling_speedup", "at_least"),
     Claim("database", "Query caching: 100x for repeated queries", 100.0, "x", "db", "query_cache_speedup", "at_least"),
     Claim("database", "Batch operations: 1000x throughput", 1000.0, "x", "db", "batch_insert_vs_row_by_row", "at_least"),
@@ -59,53 +62,61 @@ CLAIMS: list[Claim] = [
 ]  # fmt: skip
 
 
-def audit(runs: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per claim: claimed, measured (in the claim's unit), verdict, conditions.
+def judge(claim: Claim, value: float, low: float | None, high: float | None) -> str:
+    """confirmed / not reproduced / inconclusive from a measured value and its CI."""
+    if claim.exact:
+        low = high = value
+    if low is None or high is None or low != low or high != high:
+        return "inconclusive"
+    if claim.judge == "at_most":
+        return (
+            "confirmed"
+            if high <= claim.claimed
+            else "not reproduced"
+            if low > claim.claimed
+            else "inconclusive"
+        )
+    return (
+        "confirmed"
+        if low >= claim.claimed
+        else "not reproduced"
+        if high < claim.claimed
+        else "inconclusive"
+    )
 
-    ``runs``: suite name → SuiteRun (or its ``checks`` dict)."""
+
+def audit(runs: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per claim: claimed, measured and its 95 % CI (in the claim's unit), verdict,
+    conditions. ``runs``: suite name → SuiteRun (or its ``checks`` dict)."""
+    from perflab.suites import figure_parts
+
     rows = []
     for claim in CLAIMS:
         checks = (
             getattr(runs.get(claim.suite), "checks", runs.get(claim.suite)) if claim.suite else None
         )
-        value = None if not checks or claim.check not in checks else checks[claim.check]
+        raw = None if not checks or claim.check not in checks else checks[claim.check]
+        value, low, high = figure_parts(raw)
         if claim.judge is None:
             verdict = "not measurable here"
-        elif not isinstance(value, int | float):
+        elif value is None:
             verdict = "not measured"
         else:
-            value = float(value) * claim.scale
-            ok = value <= claim.claimed if claim.judge == "at_most" else value >= claim.claimed
-            verdict = "confirmed" if ok else "not reproduced"
+            value *= claim.scale
+            low = None if low is None else low * claim.scale
+            high = None if high is None else high * claim.scale
+            verdict = judge(claim, value, low, high)
         rows.append(
             {
                 "area": claim.area,
                 "claim": claim.text,
                 "claimed": claim.claimed,
-                "measured": value if isinstance(value, float) else None,
+                "measured": value,
+                "ci_low": value if claim.exact and value is not None else low,
+                "ci_high": value if claim.exact and value is not None else high,
                 "unit": claim.unit,
                 "verdict": verdict,
                 "conditions": claim.reason or f"perflab bench {claim.suite} ({claim.check})",
             }
         )
     return pd.DataFrame(rows)
-
-
-def save_latest(run: Any, outputs_dir: str | Path) -> Path:
-    """Save a suite run as ``<outputs>/bench/<suite>-latest.json`` for the audit to read."""
-    from perflab.suites import save_results
-
-    return save_results(Path(outputs_dir) / "bench" / f"{run.suite}-latest.json", run)
-
-
-def latest_runs(outputs_dir: str | Path) -> dict[str, Any]:
-    """The latest saved run of every suite (as written by the lab notebooks), by suite name."""
-    from perflab.suites import load_run
-
-    found = {}
-    for path in sorted((Path(outputs_dir) / "bench").glob("*-latest.json")):
-        try:
-            found[path.name.removesuffix("-latest.json")] = load_run(path)
-        except PerflabError:
-            continue  # a torn file: that suite counts as not measured
-    return found

@@ -88,17 +88,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--progress", action="store_true", help="show a progress bar per cell")
 
-    ben = sub.add_parser("bench", help="run a benchmark suite; print and save its results")
-    ben.add_argument("suite", metavar="SUITE", help="suite name (harness, data, concurrency, ...)")
+    ben = sub.add_parser(
+        "bench", help="run a benchmark suite (or a file of bench_* functions); save its results"
+    )
+    ben.add_argument(
+        "suite",
+        metavar="SUITE",
+        help="suite name (harness, data, concurrency, cache, db, api) or a .py file whose "
+        "bench_* functions are timed",
+    )
     ben.add_argument("--quick", action="store_true", help="shorter runs, for CI")
     ben.add_argument("--out", metavar="FILE.json", help="results file (default: outputs/bench/)")
     ben.add_argument("--save", action="store_true", help="also add the results to the history")
     ben.add_argument(
         "--processes",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="run the suite in N fresh processes and pool their samples (default 1: in-process)",
+        help="run the suite in N fresh worker processes, one after another; each process is "
+        "one replicate of every benchmark (default 4; 1 runs in this process, with rounds "
+        "as replicates)",
     )
     ben.add_argument("-q", "--quiet", action="store_true", help="print only where results went")
 
@@ -107,8 +116,17 @@ def _parser() -> argparse.ArgumentParser:
     his.add_argument(
         "--check", action="store_true", help="list regressions; exit 1 if there are any"
     )
+    his.add_argument(
+        "--accept",
+        metavar="NAME",
+        help="make NAME's newest change its new baseline (a known, wanted change)",
+    )
     his.add_argument("--threshold", default="5%", metavar="PCT", help="smallest change (5%%)")
-    his.add_argument("--path", help="history file (default: outputs/history.sqlite)")
+    his.add_argument(
+        "--path",
+        help="history file or postgresql:// URL (default: PERFLAB_HISTORY_URL, else "
+        "outputs/history.sqlite)",
+    )
 
     cmp = sub.add_parser(
         "compare", help="compare two results files; exit 1 on a significant regression"
@@ -253,31 +271,45 @@ def _bench(args: argparse.Namespace) -> int:
     import time
 
     from perflab import suites
+    from perflab.bench import stats
     from perflab.settings import resolve
+    from perflab.suites.workers import DEFAULT_PROCESSES, run_in_processes
 
-    suite = suites.get(args.suite)  # unknown name: exit 2 before anything runs
+    suite = suites.get(args.suite)  # unknown name, bad file: exit 2 before anything runs
+    processes = DEFAULT_PROCESSES if args.processes is None else args.processes
+    if processes < 1:
+        raise ConfigurationError("--processes must be at least 1", name="--processes")
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    out = (
+        Path(args.out)
+        if args.out
+        else resolve().outputs_dir / "bench" / f"{suite.name}-{stamp}.json"
+    )
+    check_output_file(out, "--out")  # before the suite runs, not after
     if args.quiet:
         from perflab.bench import runner
 
         runner.QUIET = True
-    if args.processes < 1:
-        raise ConfigurationError("--processes must be at least 1", name="--processes")
-    if args.processes == 1:
-        run = suites.run_suite(suite.name, quick=args.quick)
+    if processes == 1:
+        run = suites.run_suite(args.suite, quick=args.quick)
     else:
-        run = suites.merge_runs([_bench_in_process(args) for _ in range(args.processes)])
+
+        def done(i: int) -> None:
+            if not args.quiet:
+                print(f"  worker process {i}/{processes} done", file=sys.stderr, flush=True)
+
+        run = run_in_processes(args.suite, quick=args.quick, processes=processes, on_done=done)
     results = run.results
     if not args.quiet:
-        print(f"{'benchmark':<34} {'median':>12} {'95% CI of median':>25} {'p99':>12} {'n':>7}")
+        print(f"{'benchmark':<34} {'centre':>12} {'95% CI':>25} {'p99':>12} {'reps':>5}")
         for r in results:
             s = r.summary()
-            ci = f"[{_ns(s['median_ci_low'])}, {_ns(s['median_ci_high'])}]"
-            row = f"{_ns(s['median']):>12} {ci:>25} {_ns(s['p99']):>12} {int(s['n']):>7}"
+            centre, low, high = stats.geometric_interval(r.replicate_medians)
+            ci = f"[{_ns(low)}, {_ns(high)}]" if r.n_replicates > 1 else "(one replicate)"
+            row = f"{_ns(centre):>12} {ci:>25} {_ns(s['p99']):>12} {r.n_replicates:>5}"
             print(f"{r.name:<34} {row}")
         for key, value in run.checks.items():
-            print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    out = args.out or resolve().outputs_dir / "bench" / f"{suite.name}-{stamp}.json"
+            print(f"  {key}: {_figure(value)}")
     print(f"saved {suites.save_results(out, run)}")
     if args.save:
         from perflab.bench import History
@@ -285,28 +317,32 @@ def _bench(args: argparse.Namespace) -> int:
         store = History()
         for r in results:
             store.save(r, tags=[suite.name])
-        print(f"history: {store.path}")
+        print(f"history: {store.location}")
     return 0
 
 
-def _bench_in_process(args: argparse.Namespace):
-    """The suite in a fresh interpreter; its results file read back."""
-    import tempfile
+def _figure(value: object) -> str:
+    from perflab.suites import figure_parts
 
-    from perflab import suites
-    from perflab.errors import BenchmarkError
+    number, low, high = figure_parts(value)
+    if number is None:
+        return str(value)
+    if low is None or high is None:
+        return f"{number:.4g}"
+    return f"{number:.4g} [{low:.4g}, {high:.4g}]"
 
-    with tempfile.TemporaryDirectory(prefix="perflab-bench-") as tmp:
-        out = Path(tmp) / "run.json"
-        argv = [sys.executable, "-m", "perflab", "bench", args.suite, "--quiet", "--out", str(out)]
-        done = subprocess.run(
-            argv + (["--quick"] if args.quick else []), capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            raise BenchmarkError(
-                f"suite {args.suite!r} failed in a worker process: {done.stderr.strip()}"
-            )
-        return suites.load_run(out)
+
+def check_output_file(path: Path, option: str) -> None:
+    """Fail before long work when ``path`` cannot be written as a file."""
+    if path.is_dir():
+        raise ConfigurationError(f"{option} {path} is a directory; give a file name", name=option)
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigurationError(f"{option} {path}: {parent} is not a directory", name=option)
+    if not os.access(parent, os.W_OK):
+        raise ConfigurationError(f"{option} {path}: {parent} is not writable", name=option)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -371,12 +407,15 @@ def _history(args: argparse.Namespace) -> int:
     from perflab.bench import History
 
     store = History(args.path)
+    if args.accept:
+        start = store.accept(args.accept)
+        print(f"accepted: {args.accept} is judged from result #{start} on")
+        return 0
     if not args.check:
         frame = store.frame(args.name)
         if frame.empty:
-            print(
-                f"no results saved in {store.path}" + (f" for {args.name!r}" if args.name else "")
-            )
+            where = store.location
+            print(f"no results saved in {where}" + (f" for {args.name!r}" if args.name else ""))
             return 0
         print(frame.drop(columns=["tags"]).to_string(index=False))
         return 0
@@ -386,13 +425,17 @@ def _history(args: argparse.Namespace) -> int:
         return 0
     for row in found.itertuples():
         print(
-            f"REGRESSION {row.name}: from result #{row.at}, median {_ns(row.before_median)} -> "
-            f"{_ns(row.after_median)} ({row.ratio:.2f}x, p={row.p_value:.2g})"
+            f"REGRESSION {row.name}: {row.ratio:.3f}x slower (95 % CI {row.ci_low:.3f}-"
+            f"{row.ci_high:.3f}) from result #{row.at} (commit {row.git or 'unknown'}), "
+            f"{_ns(row.before)} -> {_ns(row.after)} over {row.runs_before}+{row.runs_after} "
+            f"runs; accept a wanted change with: perflab history --accept {row.name}"
         )
     return 1
 
 
 def _ns(value: float) -> str:
+    if value != value or value in (float("inf"), float("-inf")):  # nan or unbounded
+        return "?"
     for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
         if value >= scale:
             return f"{value / scale:.3g} {unit}"
@@ -425,14 +468,22 @@ def _compare(args: argparse.Namespace) -> int:
             f"{args.baseline} and {args.candidate} share no benchmark names; nothing to compare"
         )
     slower = 0
-    print(f"{'benchmark':<34} {'ratio':>7} {'95% CI':>17} {'p':>9}  verdict")
+    notes: list[str] = []
+    print(f"{'benchmark':<34} {'ratio':>7} {'95% CI':>17} {'reps':>7}  verdict")
     for name in common:
         c = compare(base[name], cand[name], threshold=threshold)
         slower += c.verdict == "slower"
         ci = f"[{c.ci_low:.3f}, {c.ci_high:.3f}]"
-        print(f"{name:<34} {c.ratio:>7.3f} {ci:>17} {c.p_value:>9.2g}  {c.verdict}")
+        reps = f"{c.replicates[0]}v{c.replicates[1]}"
+        shown = c.verdict
+        if c.verdict == "inconclusive":
+            shown += f" (sees ≥{c.detectable:.0%})" if c.detectable == c.detectable else ""
+        print(f"{name:<34} {c.ratio:>7.3f} {ci:>17} {reps:>7}  {shown}")
+        notes += [n for n in c.notes if n not in notes]
     for name in sorted(set(base) ^ set(cand)):
         print(f"{name:<34} only in {args.baseline if name in base else args.candidate}")
+    for note in notes:
+        print(f"note: {note}")
     return 1 if slower else 0
 
 

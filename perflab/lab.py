@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import perflab
-from perflab import claims, servers
+from perflab import claims, servers, suites
 from perflab.bench import History
 from perflab.errors import ConfigurationError, NotebookError
 from perflab.notebooks import NotebookRun, read_parameters, run_notebook
@@ -76,14 +76,14 @@ def report(
     """Run every lab notebook (``quick=True`` passed to those that take ``quick``) into
     ``out_dir`` (default ``outputs/<UTC timestamp>``, with ``outputs/latest`` pointing at it) and
     write ``index.html`` with the claims audit as its summary. A failing notebook is recorded and
-    the others still run. The suites' results go into the history store (one per mode); with
-    ``check_history`` the run's ``regressions`` lists benchmarks that got significantly slower.
+    the others still run. Suites the notebooks run publish into ``<out>/results`` (the kernels
+    are told where); those results, and only those, feed the audit and go into the history
+    (tagged with the mode); with ``check_history`` the run's ``regressions`` lists benchmarks
+    that got slower than earlier reports of the same mode.
 
     Notebooks run one at a time on purpose: they measure, and two at once on a 2-core machine
     would measure each other."""
     settings = settings or resolve()
-    for stale in (settings.outputs_dir / "bench").glob("*-latest.json"):
-        stale.unlink()  # the audit must only see this run's figures
     notebooks = lab_notebooks(settings)
     default_out = out_dir is None
     out = (
@@ -92,6 +92,10 @@ def report(
         else settings.outputs_dir / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     )
     out.mkdir(parents=True, exist_ok=True)
+    # this report's own results folder, handed to every kernel (PERFLAB_RESULTS): the audit and
+    # the history read exactly what this run produced
+    settings = dataclasses.replace(settings, results_dir=out / "results")
+    settings.results_dir.mkdir(exist_ok=True)
     servers.start(settings)  # once, up front: an unreachable URL fails before any kernel starts
 
     started = time.time()
@@ -139,13 +143,15 @@ def report(
         }
         for r in runs
     ]
-    latest = claims.latest_runs(settings.outputs_dir)
-    summary = claims.audit(latest).to_dict(orient="records") if latest else []
-    store = History(settings.outputs_dir / ("history-quick.sqlite" if quick else "history.sqlite"))
-    for run in latest.values():
+    produced = suites.published(settings.results_dir)
+    summary = claims.audit(produced).to_dict(orient="records") if produced else []
+    store = History(settings.history_url or settings.outputs_dir / "history.sqlite")
+    for run in produced.values():
         for result in run.results:
             store.save(result, tags=["report", meta["mode"]])
-    regressions = store.regressions() if check_history else None
+    # judged only against earlier reports of the same mode: quick and full runs differ by design
+    regressions = store.regressions(tag=meta["mode"]) if check_history else None
+    store.close()
     index = out / "index.html"
     index.write_text(
         index_page(title="perflab report", notebooks=entries, meta=meta, summary=summary),

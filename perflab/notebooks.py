@@ -369,6 +369,7 @@ def _kernel_environ(settings: Settings) -> dict[str, str]:
         "PERFLAB_OUTPUTS": str(settings.outputs_dir),
         "PERFLAB_KEY_PREFIX": settings.key_prefix,
         "PERFLAB_SCHEMA": settings.schema,
+        "PERFLAB_RESULTS": str(settings.results_dir),
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # debugpy's frozen-modules note at kernel start
     }
@@ -376,6 +377,7 @@ def _kernel_environ(settings: Settings) -> dict[str, str]:
         ("PERFLAB_REDIS_URL", settings.redis_url),
         ("PERFLAB_DATABASE_URL", settings.database_url),
         ("PERFLAB_READ_DATABASE_URL", settings.read_database_url),
+        ("PERFLAB_HISTORY_URL", settings.history_url),
     ):
         if value is not None:
             env[variable] = value

@@ -12,7 +12,6 @@ import pytest
 
 from perflab import bench
 from perflab.bench import core, stats
-from perflab.bench.history import find_step
 from perflab.errors import BenchmarkError
 
 from .conftest import perflab_cli
@@ -206,9 +205,15 @@ def test_a_raising_target_names_the_benchmark_and_the_error():
 # --- compare ----------
 
 
-def _result(name: str, scale: float, seed: int, n: int = 300) -> bench.Result:
+def _result(
+    name: str, scale: float, seed: int, n: int = 300, reps: int = 10, between: float = 0.01
+) -> bench.Result:
+    """``reps`` replicates of ``n // reps`` samples; each replicate shifted by its own
+    lognormal factor (sd ``between``), as separate rounds or processes are."""
     rng = np.random.default_rng(seed)
-    return bench.Result(name=name, samples=rng.lognormal(np.log(1000 * scale), 0.05, n))
+    shifts = np.repeat(rng.lognormal(0, between, reps), n // reps)
+    samples = rng.lognormal(np.log(1000 * scale), 0.05, shifts.size) * shifts
+    return bench.Result(name=name, samples=samples, replicates=(n // reps,) * reps)
 
 
 @pytest.mark.parametrize(("scale", "verdict"), [(1.0, "same"), (1.10, "slower"), (0.5, "faster")])
@@ -217,6 +222,14 @@ def test_compare_verdicts(scale, verdict):
     assert c.verdict == verdict
     assert c.ci_low <= c.ratio <= c.ci_high
     assert c.ratio == pytest.approx(scale, rel=0.03)
+
+
+def test_compare_is_inconclusive_when_replicates_disagree():
+    noisy = dict(reps=4, between=0.15)
+    c = bench.compare(_result("x", 1.0, 1, **noisy), _result("x", 1.0, 2, **noisy))
+    assert c.verdict == "inconclusive"
+    assert c.detectable > c.threshold
+    assert "cannot see changes below" in c.explanation and "replicates per side" in c.explanation
 
 
 def test_compare_refuses_mismatched_results():
@@ -244,8 +257,10 @@ def test_result_json_round_trip():
     assert back.name == "rt" and back.params == {"k": 1} and back.loops == r.loops
     np.testing.assert_array_equal(back.samples, r.samples)
     assert {"perflab", "python", "cpu", "git", "loadavg", "timestamp"} <= set(back.meta)
+    assert back.replicates == r.replicates and back.n_replicates == 10
     frame = r.to_frame()
-    assert list(frame.columns[:3]) == ["name", "sample", "value"] and len(frame) == r.samples.size
+    assert list(frame.columns[:4]) == ["name", "replicate", "sample", "value"]
+    assert len(frame) == r.samples.size and frame["replicate"].nunique() == 10
     with pytest.raises(BenchmarkError, match="format"):
         bench.Result.from_json(json.dumps({**r.to_dict(), "format": 99}))
     with pytest.raises(BenchmarkError, match="invalid JSON"):
@@ -261,11 +276,6 @@ def test_samples_are_read_only():
 # --- history ----------
 
 
-def test_find_step():
-    assert find_step(np.array([1, 1, 1, 5, 5])) == 3
-    assert find_step(np.array([2.0])) is None
-
-
 def test_history_finds_the_step_that_made_it_slower(tmp_path):
     store = bench.History(tmp_path / "h.sqlite")
     ids = []
@@ -278,6 +288,9 @@ def test_history_finds_the_step_that_made_it_slower(tmp_path):
     assert list(found["name"]) == ["series"]
     assert int(found["at"].iloc[0]) == ids[7]
     assert found["ratio"].iloc[0] == pytest.approx(1.3, rel=0.05)
+    assert found["ci_low"].iloc[0] > 1.05 and list(
+        found[["runs_before", "runs_after"]].iloc[0]
+    ) == [7, 5]
     frame = store.frame("series")
     assert len(frame) == 12 and frame["tags"].iloc[0] == ["nightly"]
     assert len(store.results("series")) == 12
@@ -323,11 +336,12 @@ def test_cli_bench_and_compare(tmp_path):
 
     doc = json.loads(out.read_text())
     slow = dict(doc)
-    slow["results"] = [{**r, "samples": [v * 1.5 for v in r["samples"]]} for r in doc["results"]]
+    slow["results"] = [{**r, "samples": [v * 3 for v in r["samples"]]} for r in doc["results"]]
     slow_file = tmp_path / "slow.json"
     slow_file.write_text(json.dumps(slow))
     regressed = perflab_cli("compare", str(out), str(slow_file), "--threshold", "10%")
     assert regressed.returncode == 1 and "slower" in regressed.stdout
+    assert "harness/empty-call" in regressed.stdout
 
 
 @pytest.mark.parametrize(
@@ -358,13 +372,16 @@ def test_other_suites_run(suite):
     assert results and all(r.name.startswith(f"{suite}/") and r.median > 0 for r in results)
 
 
-def test_cli_processes_pool_samples_and_history_check(tmp_path):
+def test_cli_processes_are_replicates_and_history_check(tmp_path):
     out = tmp_path / "d.json"
     done = perflab_cli("bench", "data", "--quick", "--processes", "2", "--out", str(out), "-q")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("saved ")  # --quiet: no table
     doc = json.loads(out.read_text())
+    assert doc["format"] == 2
     assert {r["params"]["processes"] for r in doc["results"]} == {2}
+    assert {len(r["replicates"]) for r in doc["results"]} == {2}
+    assert {r["replicate_level"] for r in doc["results"]} == {"process"}
 
     history = tmp_path / "h.sqlite"
     store = bench.History(history)
@@ -375,7 +392,8 @@ def test_cli_processes_pool_samples_and_history_check(tmp_path):
     check = perflab_cli("history", "--path", str(history), "--check")
     assert check.returncode == 1 and "REGRESSION nightly" in check.stdout
     flat = tmp_path / "flat.sqlite"
-    bench.History(flat).save(_result("f", 1.0, seed=1))
+    for i in range(6):
+        bench.History(flat).save(_result("f", 1.0, seed=i))
     assert perflab_cli("history", "--path", str(flat), "--check").returncode == 0
 
 

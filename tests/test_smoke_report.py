@@ -123,17 +123,20 @@ def test_report_check_history_flags_a_regression(tmp_path, settings):
     write_notebook(
         notebooks / "01-mini.ipynb",
         "import numpy as np\n"
-        "from perflab import bench, claims, suites\n"
-        "from perflab.settings import resolve\n"
+        "from perflab import bench, suites\n"
         "samples = np.random.default_rng(1).normal(2000, 20, 200)\n"
-        "r = bench.Result(name='mini/op', samples=samples)\n"
-        "claims.save_latest(suites.SuiteRun('mini', [r]), resolve().outputs_dir)",
+        "r = bench.Result(name='mini/op', samples=samples, replicates=(20,) * 10)\n"
+        "suites.publish(suites.SuiteRun('mini', [r]))",
         params="quick: bool = False",
     )
-    store = bench.History(settings.outputs_dir / "history-quick.sqlite")
+    store = bench.History(settings.outputs_dir / "history.sqlite")
     rng = np.random.default_rng(0)
-    for _ in range(4):  # earlier reports: twice as fast
-        store.save(bench.Result(name="mini/op", samples=rng.normal(1000, 10, 200)))
+    for _ in range(4):  # earlier quick reports: twice as fast
+        run_level = rng.normal(1000, 20)
+        samples = rng.normal(run_level, 10, 200)
+        store.save(bench.Result(name="mini/op", samples=samples), tags=["report", "quick"])
+    for _ in range(4):  # full reports are judged apart and never mix with quick ones
+        store.save(bench.Result(name="mini/op", samples=rng.normal(4000, 10, 200)), tags=["full"])
     env = {"PERFLAB_NOTEBOOKS": str(notebooks)}
     plain = perflab_cli("report", "--quick", "--out", str(tmp_path / "a"), env=env)
     assert plain.returncode == 0, plain.stdout + plain.stderr  # without the check: fine

@@ -1,14 +1,24 @@
 """The benchmark harness: notebook-safe timing, honest statistics, comparisons, profiles,
-history. Knows no subject: suites bring the cache, the database or the service to it."""
+history. Knows no subject: suites bring the cache, the database or the service to it.
 
-from perflab.bench.compare import Comparison, compare
-from perflab.bench.core import Budget
-from perflab.bench.history import History
-from perflab.bench.profiling import MemoryUsage, memory, profile
-from perflab.bench.result import Result, environment
-from perflab.bench.runner import ab, run
+Names load on first use (PEP 562), so a worker process that needs only the timing core
+(``perflab.bench.core``) does not pay for pandas, scipy and SQLAlchemy."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for type checkers and editors; at run time names load lazily
+    from perflab.bench.compare import VERDICTS, Comparison, compare
+    from perflab.bench.core import Budget
+    from perflab.bench.history import History
+    from perflab.bench.profiling import MemoryUsage, memory, profile
+    from perflab.bench.result import Result, environment
+    from perflab.bench.runner import ab, run
 
 __all__ = [
+    "VERDICTS",
     "Budget",
     "Comparison",
     "History",
@@ -21,3 +31,30 @@ __all__ = [
     "profile",
     "run",
 ]
+
+_WHERE = {
+    "VERDICTS": "compare",
+    "Comparison": "compare",
+    "compare": "compare",
+    "Budget": "core",
+    "History": "history",
+    "MemoryUsage": "profiling",
+    "memory": "profiling",
+    "profile": "profiling",
+    "Result": "result",
+    "environment": "result",
+    "ab": "runner",
+    "run": "runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"perflab.bench.{_WHERE[name]}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'perflab.bench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

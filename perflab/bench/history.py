@@ -1,137 +1,334 @@
-"""Result history in SQLite, and regression detection over it.
+"""Result history, and regression detection that learns each benchmark's own noise.
 
-Detection looks for one step in each benchmark's series of medians (the split that best explains
-the series as two flat segments, the simplest form of asv's step detection), then asks the same
-question ``compare`` asks of the pooled samples before and after: significant rank test *and* a
-change past the threshold. Only the most recent step of each benchmark is reported.
+Every saved result keeps run-level figures as columns — its centre (geometric mean of replicate
+medians), median and replicate medians — beside the raw samples. Detection reads only those
+columns (a year of nightly runs is a few thousand small rows), finds the last change point in a
+benchmark's series of run centres, and judges the runs after it against the runs before it with
+the same replicate statistics ``compare`` uses: each run is one replicate, so the run-to-run
+spread of the benchmark's own history is its noise floor. A single newest run is judged by its
+prediction interval from the earlier runs. ``accept`` makes a known change the new baseline.
+
+Storage is SQLite by default and PostgreSQL when given a ``postgresql://`` URL
+(``PERFLAB_HISTORY_URL``), so several machines or CI runners can share one history.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
-from perflab.bench.compare import ALPHA, THRESHOLD, Comparison, compare
+from perflab.bench import changepoint, stats
+from perflab.bench.compare import THRESHOLD, Comparison, verdict
 from perflab.bench.result import Result
-from perflab.errors import BenchmarkError
+from perflab.errors import BenchmarkError, ConfigurationError
 
-__all__ = ["History", "find_step"]
+__all__ = ["CONFIDENCE", "MIN_RUNS", "History"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS results (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    saved REAL NOT NULL,
-    git TEXT,
-    tags TEXT NOT NULL,
-    median REAL NOT NULL,
-    payload TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS results_name ON results (name, id);
-"""
+CONFIDENCE = 0.99  # per benchmark: a nightly check over dozens of benchmarks must not cry wolf
+MIN_RUNS = 3  # earlier runs needed before a benchmark's noise is known well enough to judge
+
+_COLUMNS = [
+    "name",
+    "at",
+    "git",
+    "saved",
+    "before",
+    "after",
+    "ratio",
+    "ci_low",
+    "ci_high",
+    "runs_before",
+    "runs_after",
+    "noise",
+]
 
 
-def find_step(medians: np.ndarray) -> int | None:
-    """Index k (1 <= k < n) splitting ``medians`` into two flat runs with the least total
-    absolute deviation from each run's median; None for fewer than 2 points."""
-    values = np.asarray(medians, dtype=float)
-    if values.size < 2:
-        return None
-    costs = []
-    for k in range(1, values.size):
-        left, right = values[:k], values[k:]
-        costs.append(np.abs(left - np.median(left)).sum() + np.abs(right - np.median(right)).sum())
-    return int(np.argmin(costs)) + 1
+def _tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table]:
+    meta = sa.MetaData(schema=schema)
+    results = sa.Table(
+        "results",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("saved", sa.Float, nullable=False),
+        sa.Column("git", sa.Text),
+        sa.Column("tags", sa.Text, nullable=False),
+        sa.Column("median", sa.Float, nullable=False),
+        sa.Column("payload", sa.Text),
+        sa.Column("center", sa.Float),
+        sa.Column("replicates", sa.Text),  # JSON list of replicate medians
+        sa.Column("unit", sa.Text),
+        sa.Column("host", sa.Text),
+        sa.Index("results_name", "name", "id"),
+    )
+    accepted = sa.Table(
+        "accepted",
+        meta,
+        sa.Column("name", sa.Text, primary_key=True),
+        sa.Column("from_id", sa.Integer, nullable=False),
+        sa.Column("saved", sa.Float, nullable=False),
+        sa.Column("note", sa.Text),
+    )
+    return meta, results, accepted
+
+
+def _engine_url(location: str | Path) -> str:
+    text = str(location)
+    if "://" not in text:
+        path = Path(text).expanduser()
+        if path.is_dir():
+            raise ConfigurationError(
+                f"history path {path} is a directory; give a file such as {path}/history.sqlite",
+                name=str(path),
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path.absolute()}"
+    scheme = text.split("://", 1)[0]
+    if scheme in ("postgresql", "postgres"):
+        return "postgresql+psycopg://" + text.split("://", 1)[1]
+    if scheme in ("sqlite", "postgresql+psycopg"):
+        return text
+    raise ConfigurationError(
+        f"history URL {text!r} has scheme {scheme!r}; use a file path, sqlite:///… or "
+        "postgresql://…",
+        name="PERFLAB_HISTORY_URL",
+    )
 
 
 class History:
-    """Results saved over time (default file: ``outputs/history.sqlite``)."""
+    """Results saved over time (default: ``PERFLAB_HISTORY_URL``, else
+    ``outputs/history.sqlite``). ``location`` is a file path or a SQLAlchemy-style URL;
+    ``schema`` places the tables in a PostgreSQL schema of their own."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
-        if path is None:
+    def __init__(self, location: str | Path | None = None, *, schema: str | None = None) -> None:
+        if location is None:
             from perflab.settings import resolve
 
-            path = resolve().outputs_dir / "history.sqlite"
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
+            settings = resolve()
+            location = settings.history_url or settings.outputs_dir / "history.sqlite"
+        self.location = str(location)
+        self.path = Path(location) if "://" not in self.location else None
+        url = _engine_url(location)
+        self._meta, self._results, self._accepted = _tables(schema)
+        try:
+            self.engine = sa.create_engine(url)
+            with self.engine.begin() as conn:
+                if schema and self.engine.dialect.name == "postgresql":
+                    conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{_ident(schema)}"'))
+                self._meta.create_all(conn)
+                self._upgrade(conn)
+        except sa.exc.SQLAlchemyError as err:
+            raise ConfigurationError(
+                f"cannot open the history at {_redact(self.location)}: "
+                f"{str(err.orig if hasattr(err, 'orig') else err).splitlines()[0]}",
+                name=_redact(self.location),
+            ) from err
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path)
+    def _upgrade(self, conn: sa.Connection) -> None:
+        """Histories written before run-level columns existed get them, filled from their
+        medians (one replicate each: their samples were never grouped)."""
+        have = {
+            c["name"] for c in sa.inspect(conn).get_columns("results", schema=self._meta.schema)
+        }
+        table = self._results.fullname
+        for column in ("center", "replicates", "unit", "host"):
+            if column not in have:
+                kind = "REAL" if column == "center" else "TEXT"
+                conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+        conn.execute(
+            sa.update(self._results)
+            .where(self._results.c.center.is_(None))
+            .values(center=self._results.c.median)
+        )
 
-    def save(self, item: Result | Comparison, *, tags: Iterable[str] = ()) -> list[int]:
-        """Store a result (or both sides of a comparison); returns the new row ids."""
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------------------ writing
+
+    def save(
+        self,
+        item: Result | Comparison,
+        *,
+        tags: Iterable[str] = (),
+        keep_samples: bool = True,
+    ) -> list[int]:
+        """Store a result (or both sides of a comparison); returns the new row ids.
+        ``keep_samples=False`` stores only the run-level figures."""
         results = [item.baseline, item.candidate] if isinstance(item, Comparison) else [item]
         if not all(isinstance(r, Result) for r in results):
             raise BenchmarkError(
                 f"History.save takes a Result or a Comparison, not {type(item).__name__}"
             )
         ids = []
-        with self._connect() as db:
+        with self.engine.begin() as conn:
             for r in results:
-                row = (r.name, time.time(), r.meta.get("git"), json.dumps(sorted(tags)), r.median)
-                cur = db.execute(
-                    "INSERT INTO results (name, saved, git, tags, median, payload)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (*row, r.to_json()),
-                )
-                ids.append(int(cur.lastrowid))
+                row = {
+                    "name": r.name,
+                    "saved": time.time(),
+                    "git": r.meta.get("git"),
+                    "tags": json.dumps(sorted(tags)),
+                    "median": r.median,
+                    "center": r.center,
+                    "replicates": json.dumps([round(float(v), 6) for v in r.replicate_medians]),
+                    "unit": r.unit,
+                    "host": r.meta.get("cpu"),
+                    "payload": r.to_json() if keep_samples else None,
+                }
+                cur = conn.execute(sa.insert(self._results).values(**row))
+                ids.append(int(cur.inserted_primary_key[0]))
         return ids
 
+    def accept(self, name: str, *, note: str | None = None) -> int:
+        """Make ``name``'s newest change its new baseline: later checks judge only the runs
+        from that change on (or from the newest run, when no change is found). Returns the row
+        id the baseline starts from."""
+        series = self._series(name)
+        if series.empty:
+            raise ConfigurationError(
+                f"no saved results named {name!r} in {_redact(self.location)} "
+                "(see 'perflab history' for the names)",
+                name=name,
+            )
+        values = np.log(series["center"].to_numpy())
+        k = changepoint.last_change(values)
+        start = int(series["id"].iloc[k if k is not None else len(series) - 1])
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(self._accepted).where(self._accepted.c.name == name))
+            conn.execute(
+                sa.insert(self._accepted).values(
+                    name=name, from_id=start, saved=time.time(), note=note
+                )
+            )
+        return start
+
+    # ------------------------------------------------------------------------------ reading
+
     def frame(self, name: str | None = None) -> pd.DataFrame:
-        """One row per saved result: id, name, saved (UTC), git, tags, median."""
-        query = "SELECT id, name, saved, git, tags, median FROM results"
-        args: tuple = ()
+        """One row per saved result: id, name, saved (UTC), git, tags, center, median,
+        replicates (count)."""
+        t = self._results
+        query = sa.select(
+            t.c.id, t.c.name, t.c.saved, t.c.git, t.c.tags, t.c.center, t.c.median, t.c.replicates
+        ).order_by(t.c.id)
         if name is not None:
-            query, args = query + " WHERE name = ?", (name,)
-        with self._connect() as db:
-            frame = pd.read_sql_query(query + " ORDER BY id", db, params=args)
+            query = query.where(t.c.name == name)
+        with self.engine.connect() as conn:
+            frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=list(query.c.keys()))
         frame["saved"] = pd.to_datetime(frame["saved"], unit="s", utc=True)
         frame["tags"] = frame["tags"].map(json.loads)
+        frame["replicates"] = frame["replicates"].map(lambda v: len(json.loads(v)) if v else 1)
         return frame
 
     def results(self, name: str) -> list[Result]:
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT payload FROM results WHERE name = ? ORDER BY id", (name,)
-            ).fetchall()
+        """The full results (samples included) saved under ``name``, oldest first."""
+        t = self._results
+        query = sa.select(t.c.payload).where(t.c.name == name, t.c.payload.isnot(None))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.c.id)).all()
         return [Result.from_json(payload) for (payload,) in rows]
 
+    def _series(self, name: str | None = None, tag: str | None = None) -> pd.DataFrame:
+        """Run-level figures only (never the samples), after each name's accepted baseline;
+        with ``tag``, only results saved with that tag."""
+        t, a = self._results, self._accepted
+        query = (
+            sa.select(t.c.id, t.c.name, t.c.saved, t.c.git, t.c.center)
+            .select_from(t.outerjoin(a, a.c.name == t.c.name))
+            .where(sa.or_(a.c.from_id.is_(None), t.c.id >= a.c.from_id))
+            .where(t.c.center > 0)
+            .order_by(t.c.name, t.c.id)
+        )
+        if name is not None:
+            query = query.where(t.c.name == name)
+        if tag is not None:
+            query = query.where(t.c.tags.contains(json.dumps(tag)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return pd.DataFrame(rows, columns=["id", "name", "saved", "git", "center"])
+
     def regressions(
-        self, name: str | None = None, *, threshold: float = THRESHOLD, alpha: float = ALPHA
+        self,
+        name: str | None = None,
+        *,
+        threshold: float = THRESHOLD,
+        confidence: float = CONFIDENCE,
+        tag: str | None = None,
     ) -> pd.DataFrame:
-        """Benchmarks whose latest step made them slower: name, at (row id of the first slower
-        result), before/after medians, ratio, p-value."""
-        names = [name] if name else sorted(set(self.frame()["name"]))
+        """Benchmarks whose newest change made them slower: name, at (row id of the first
+        slower run), git and saved of that run, before/after centres, ratio and its CI, how
+        many runs on each side, and the noise floor (run-to-run spread) of the history."""
+        return self.changes(
+            name, threshold=threshold, confidence=confidence, tag=tag, only="slower"
+        )
+
+    def changes(
+        self,
+        name: str | None = None,
+        *,
+        threshold: float = THRESHOLD,
+        confidence: float = CONFIDENCE,
+        tag: str | None = None,
+        only: str | None = None,
+    ) -> pd.DataFrame:
+        """Like :meth:`regressions`, with a ``verdict`` column, for every benchmark whose
+        newest change could be judged (``only`` keeps one verdict)."""
         rows = []
-        for bench_name in names:
-            series = self.results(bench_name)
-            frame = self.frame(bench_name)
-            k = find_step(np.array([r.median for r in series]))
-            if k is None:
-                continue
-            before = Result(
-                name=bench_name, samples=np.concatenate([r.samples for r in series[:k]])
-            )
-            after = Result(name=bench_name, samples=np.concatenate([r.samples for r in series[k:]]))
-            c = compare(before, after, threshold=threshold, alpha=alpha)
-            if c.verdict == "slower":
-                rows.append(
-                    {
-                        "name": bench_name,
-                        "at": int(frame["id"].iloc[k]),
-                        "before_median": before.median,
-                        "after_median": after.median,
-                        "ratio": c.ratio,
-                        "p_value": c.p_value,
-                    }
-                )
-        columns = ["name", "at", "before_median", "after_median", "ratio", "p_value"]
-        return pd.DataFrame(rows, columns=columns)
+        for bench_name, series in self._series(name, tag).groupby("name", sort=True):
+            row = _judge(series, threshold=threshold, confidence=confidence)
+            if row is not None and (only is None or row["verdict"] == only):
+                rows.append({"name": bench_name, **row})
+        return pd.DataFrame(rows, columns=[*_COLUMNS, "verdict"])
+
+
+def _judge(series: pd.DataFrame, *, threshold: float, confidence: float) -> dict[str, Any] | None:
+    """The newest change of one benchmark's series, judged; None when too short to judge."""
+    values = np.log(series["center"].to_numpy(dtype=float))
+    if values.size < MIN_RUNS + 1:
+        return None
+    points = changepoint.change_points(values)
+    k = points[-1] if points else values.size - 1  # no change found: judge the newest run
+    start = points[-2] if len(points) > 1 else 0
+    before, after = values[start:k], values[k:]
+    if before.size < MIN_RUNS:
+        return None
+    r = stats.replicate_ratio(np.exp(before), np.exp(after), confidence=confidence)
+    first = series.iloc[k]
+    return {
+        "at": int(first["id"]),
+        "git": first["git"],
+        "saved": pd.to_datetime(first["saved"], unit="s", utc=True),
+        "before": float(np.exp(before.mean())),
+        "after": float(np.exp(after.mean())),
+        "ratio": r.ratio,
+        "ci_low": r.ci_low,
+        "ci_high": r.ci_high,
+        "runs_before": int(before.size),
+        "runs_after": int(after.size),
+        "noise": changepoint.noise_floor(values),
+        "verdict": verdict(r.ratio, r.ci_low, r.ci_high, threshold=threshold),
+    }
+
+
+def _ident(name: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise ConfigurationError(f"history schema {name!r} is not a plain SQL identifier")
+    return name
+
+
+def _redact(location: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(location)
+    if parts.password:
+        return location.replace(f":{parts.password}@", ":***@")
+    return location

@@ -31,8 +31,10 @@ def run_load(
     warmup: float = 1.0,
     timeout: float = 10.0,
     progress: bool | None = None,
+    rounds: int = 10,
 ) -> bench.Result:
-    """Load ``url`` for ``duration`` seconds and return every request's latency."""
+    """Load ``url`` for ``duration`` seconds and return every request's latency. The time is
+    split into ``rounds`` rounds, each one replicate (with its own throughput)."""
     if not url.startswith(("http://", "https://")):
         raise ConfigurationError(f"load target {url!r} is not an http(s) URL", name="URL")
     if duration <= 0 or concurrency < 1 or (rate is not None and rate <= 0):
@@ -70,7 +72,7 @@ def run_load(
     try:
         if warmup:  # connections open, server warm; not counted
             bench.run(request, name="warm-up", concurrency=concurrency, warmup=0,
-                      min_time=warmup, per_operation=True)  # fmt: skip
+                      min_time=warmup, per_operation=True, rounds=1)  # fmt: skip
             statuses.clear()
             errors.clear()
         result = bench.run(
@@ -82,6 +84,7 @@ def run_load(
             warmup=0,
             min_time=duration,
             max_time=duration,
+            rounds=rounds,
             params={"url": url, "method": method, "concurrency": concurrency, "rate": rate},
         )
     finally:

@@ -7,6 +7,7 @@ The service runs in its own process (``perflab serve``); the load comes from thi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -16,9 +17,11 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import numpy as np
 import pandas as pd
 
 from perflab import bench
+from perflab.bench import stats
 from perflab.errors import ServerError
 from perflab.service.load import run_load
 
@@ -84,20 +87,33 @@ def terminate(proc: subprocess.Popen, grace: float = 20.0) -> None:
 
 
 def api_table(
-    base: str, *, concurrency: int = 8, duration: float = 5.0, warmup: float = 1.0
+    base: str,
+    *,
+    concurrency: int = 8,
+    duration: float = 5.0,
+    warmup: float = 1.0,
+    rounds: int = 5,
 ) -> tuple[pd.DataFrame, list[bench.Result]]:
-    """Every endpoint, baseline then optimised, under the same closed-loop load. Returns the
-    table (one row per endpoint, shaped like the seed's) and the raw results."""
+    """Every endpoint, baseline and optimised under the same closed-loop load, in ``rounds``
+    interleaved rounds (A B B A …) of ``duration / rounds`` seconds each, so drift and busy
+    spells fall on both; each round is one replicate of the speedup and throughput ratio.
+    Returns the table (one row per endpoint, shaped like the seed's) and the raw results."""
     rows, results = [], []
     for label, method, path, body, claimed_base, claimed_opt in ENDPOINTS:
-        measured = {}
-        for variant in ("baseline", "optimized"):
-            r = run_load(f"{base}/{variant}{path}", method=method, json_body=body,
-                         concurrency=concurrency, duration=duration, warmup=warmup)  # fmt: skip
-            measured[variant] = r
-            results.append(r)
-        b, o = measured["baseline"], measured["optimized"]
+        parts: dict[str, list[bench.Result]] = {"baseline": [], "optimized": []}
+        for i in range(rounds):
+            order = ("baseline", "optimized") if i % 2 == 0 else ("optimized", "baseline")
+            for variant in order:
+                parts[variant].append(
+                    run_load(f"{base}/{variant}{path}", method=method, json_body=body,
+                             concurrency=concurrency, duration=duration / rounds,
+                             warmup=warmup if i == 0 else 0.0, rounds=1)
+                )  # fmt: skip
+        b, o = combine(parts["baseline"]), combine(parts["optimized"])
+        results += [b, o]
         c = bench.compare(b, o, match_names=False)
+        rate = stats.replicate_ratio(np.array(b.rates), np.array(o.rates))
+        p50 = stats.geometric_interval(o.replicate_medians)
         sb, so = b.summary(), o.summary()
         rows.append(
             {
@@ -108,17 +124,46 @@ def api_table(
                 "baseline p50 ms": sb["p50"] / 1e6,
                 "baseline p99 ms": sb["p99"] / 1e6,
                 "optimized p50 ms": so["p50"] / 1e6,
+                "optimized p50 95% CI": (p50[1] / 1e6, p50[2] / 1e6),
                 "optimized p99 ms": so["p99"] / 1e6,
                 "speedup p50": c.speedup,
                 "speedup 95% CI": (1 / c.ci_high, 1 / c.ci_low),
                 "baseline req/s": sb["throughput"],
                 "optimized req/s": so["throughput"],
-                "throughput ratio": so["throughput"] / sb["throughput"],
+                "throughput ratio": rate.ratio,
+                "throughput ratio 95% CI": (rate.ci_low, rate.ci_high),
+                "rounds": rounds,
                 "errors": sum(b.params["errors"].values()) + sum(o.params["errors"].values()),
                 "non-2xx": _non_2xx(b) + _non_2xx(o),
             }
         )
     return pd.DataFrame(rows).set_index("endpoint"), results
+
+
+def combine(parts: list[bench.Result]) -> bench.Result:
+    """Load results of one URL from separate rounds as one result, a replicate per round:
+    histograms added, status and error counts summed, each round's throughput kept."""
+    import collections
+
+    hist = parts[0].hdr()
+    for p in parts[1:]:
+        hist.add(p.hdr())
+    statuses: collections.Counter = collections.Counter()
+    errors: collections.Counter = collections.Counter()
+    for p in parts:
+        statuses.update(p.params.get("statuses", {}))
+        errors.update(p.params.get("errors", {}))
+    rates = [p.throughput for p in parts if p.throughput is not None]
+    return dataclasses.replace(
+        parts[0],
+        samples=np.concatenate([p.samples for p in parts]),
+        replicates=tuple(p.samples.size for p in parts),
+        replicate_level="round",
+        rates=tuple(rates),
+        throughput=float(np.mean(rates)) if rates else None,
+        histogram=hist.encode().decode("ascii"),
+        params={**parts[0].params, "statuses": dict(statuses), "errors": dict(errors)},
+    )
 
 
 def capacity_curve(

@@ -20,6 +20,7 @@ from perflab.errors import BenchmarkError, ConfigurationError
 __all__ = [
     "Suite",
     "SuiteRun",
+    "centre_figure",
     "figure",
     "figure_parts",
     "from_file",
@@ -93,6 +94,17 @@ def ratio_figure(comparison: Any, *, speedup: bool = True) -> dict[str, Any]:
             c.speedup, 1 / c.ci_high if c.ci_high else None, 1 / c.ci_low if c.ci_low else None
         )
     return figure(c.ratio, c.ci_low, c.ci_high)
+
+
+def centre_figure(result: Result, scale: float = 1.0) -> dict[str, Any]:
+    """A result's centre (geometric mean of replicate medians) × ``scale``, with the CI that
+    the spread between its replicates gives."""
+    from perflab.bench import stats
+
+    centre, low, high = stats.geometric_interval(result.replicate_medians)
+    if low != low:  # one replicate: no interval
+        return figure(centre * scale)
+    return figure(centre * scale, low * scale, high * scale)
 
 
 def figure_parts(value: Any) -> tuple[float | None, float | None, float | None]:

@@ -9,7 +9,7 @@ import subprocess
 
 from perflab.service.load import run_load
 from perflab.service.table import api_table, capacity_curve, running_service
-from perflab.suites import SuiteRun, register
+from perflab.suites import SuiteRun, figure, register
 
 
 def _wrk(url: str, seconds: int, connections: int) -> float | None:
@@ -30,7 +30,9 @@ def api(quick: bool) -> SuiteRun:
     duration, warmup = (0.7, 0.3) if quick else (8.0, 1.0)
     levels = (1, 2, 4, 8) if quick else (1, 2, 4, 8, 16, 32, 64)
     with running_service("quick") as base:
-        table, results = api_table(base, concurrency=8, duration=duration, warmup=warmup)
+        table, results = api_table(
+            base, concurrency=8, duration=duration, warmup=warmup, rounds=4 if quick else 6
+        )
         curve = capacity_curve(
             f"{base}/optimized/signals?symbol=S0001", levels=levels, duration=0.5 if quick else 3.0
         )
@@ -41,10 +43,14 @@ def api(quick: bool) -> SuiteRun:
     checks: dict = {}
     for endpoint, row in table.iterrows():
         key = endpoint.split(" ", 1)[1].strip("/").replace("/", "_")
-        checks[f"{key}/speedup_p50"] = row["speedup p50"]
-        checks[f"{key}/throughput_ratio"] = row["throughput ratio"]
+        checks[f"{key}/speedup_p50"] = figure(row["speedup p50"], *row["speedup 95% CI"])
+        checks[f"{key}/throughput_ratio"] = figure(
+            row["throughput ratio"], *row["throughput ratio 95% CI"]
+        )
         checks[f"{key}/baseline_p50_ms"] = row["baseline p50 ms"]
-        checks[f"{key}/optimized_p50_ms"] = row["optimized p50 ms"]
+        checks[f"{key}/optimized_p50_ms"] = figure(
+            row["optimized p50 ms"], *row["optimized p50 95% CI"]
+        )
     for row in curve.itertuples():
         checks[f"capacity/c{row.concurrency}/req_s"] = row.throughput
         checks[f"capacity/c{row.concurrency}/p99_ms"] = row.p99_ms

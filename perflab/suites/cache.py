@@ -18,7 +18,7 @@ from perflab.cache import DatabaseTier, MemoryTier, RedisTier, TieredCache
 from perflab.cache.entry import Entry, pack
 from perflab.cache.simulate import belady_hit_ratio, policy_hit_ratio, shifting_trace, zipf_trace
 from perflab.settings import resolve
-from perflab.suites import SuiteRun, pair, register
+from perflab.suites import SuiteRun, centre_figure, pair, ratio_figure, register
 
 POLICIES = ("lru", "lfu", "fifo", "tinylfu")
 
@@ -43,8 +43,10 @@ def latency(quick: bool) -> tuple[list[bench.Result], dict]:
     tools = bench.run(lambda: peer.get("hot"), name="cache/cachetools-lru-get", min_time=min_time)
     box = bench.run(lambda: raw_box.get("hot"), name="cache/cachebox-get", min_time=min_time)
     results += [ours, tools, box]
-    checks["l1_get_ns"] = ours.median
-    checks["l1_vs_cachetools"] = ours.median / tools.median
+    checks["l1_get_ns"] = centre_figure(ours)
+    checks["l1_vs_cachetools"] = ratio_figure(
+        bench.compare(tools, ours, match_names=False), speedup=False
+    )
     l1.close()
 
     prefix = f"{settings.key_prefix}bench{uuid.uuid4().hex[:8]}:"
@@ -65,8 +67,8 @@ def latency(quick: bool) -> tuple[list[bench.Result], dict]:
         min_time=min_time,
     )
     results += pair(c, "cache/l2-get/raw", "cache/l2-get/perflab")
-    checks["l2_get_vs_raw_get"] = c.ratio
-    checks["l2_get_us"] = c.candidate.median / 1e3
+    checks["l2_get_vs_raw_get"] = ratio_figure(c, speedup=False)
+    checks["l2_get_us"] = centre_figure(c.candidate, 1e-3)
     m = bench.ab(
         lambda: raw.mget(raw_keys),
         lambda: l2.get_many(keys),
@@ -75,7 +77,7 @@ def latency(quick: bool) -> tuple[list[bench.Result], dict]:
         min_time=min_time,
     )
     results += pair(m, "cache/l2-get-many-100/raw", "cache/l2-get-many-100/perflab")
-    checks["l2_get_many_vs_raw_mget"] = m.ratio
+    checks["l2_get_many_vs_raw_mget"] = ratio_figure(m, speedup=False)
     l2.clear()
     l2.close()
 
@@ -95,7 +97,7 @@ def latency(quick: bool) -> tuple[list[bench.Result], dict]:
             raw_select, lambda: l3.get("hot"), name="cache/l3-get", rounds=rounds, min_time=min_time
         )
     results += pair(d, "cache/l3-get/raw", "cache/l3-get/perflab")
-    checks["l3_get_vs_raw_prepared_select"] = d.ratio
+    checks["l3_get_vs_raw_prepared_select"] = ratio_figure(d, speedup=False)
     db.drop()
     l3.close()
     return results, checks

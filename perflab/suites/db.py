@@ -16,7 +16,15 @@ import numpy as np
 from perflab import bench, servers
 from perflab.db import QueryRunner
 from perflab.settings import resolve
-from perflab.suites import SuiteRun, pair, register
+from perflab.suites import (
+    SuiteRun,
+    centre_figure,
+    figure,
+    figure_parts,
+    pair,
+    ratio_figure,
+    register,
+)
 
 
 def _rows(n: int, start: int = 0) -> list[tuple]:
@@ -27,10 +35,19 @@ def _rows(n: int, start: int = 0) -> list[tuple]:
     return [(start + i, symbols[picks[i]], (start + i) * 1000, float(prices[i])) for i in range(n)]
 
 
-def _rate(fn, rows: int) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return rows / (time.perf_counter() - t0)
+def _rows_per_s(result: bench.Result, rows: int) -> dict:
+    """Rows per second of a result whose every call handles ``rows`` rows, with its CI."""
+    value, low, high = figure_parts(centre_figure(result, 1e-9))  # seconds per call
+    if low is None or high is None:
+        return figure(rows / value)
+    return figure(rows / value, rows / high, rows / low)
+
+
+def _scaled(fig: dict, factor: float) -> dict:
+    value, low, high = figure_parts(fig)
+    if low is None or high is None:
+        return figure(value * factor)
+    return figure(value * factor, low * factor, high * factor)
 
 
 @register("db", "runner vs raw psycopg/sqlite3: COPY, PK fetch, bulk update, matview, index advice")
@@ -47,14 +64,19 @@ def db_suite(quick: bool) -> SuiteRun:
     sep = "&" if "?" in url else "?"
     db = QueryRunner(f"{url}{sep}options=-csearch_path%3D{schema}")
     create = "CREATE TABLE {} (id integer PRIMARY KEY, symbol text, ts bigint, price float)"
+    plain = "CREATE TABLE {} (id integer, symbol text, ts bigint, price float)"
     try:
         rows = _rows(n)
-        for t in ("ticks", "raw_ticks", "slow_ticks"):
+        for t in ("ticks",):
             db.execute(create.format(t))
-        checks["pg_batch_insert_rows_per_s"] = _rate(
-            lambda: db.batch_insert("ticks", rows, columns=["id", "symbol", "ts", "price"]), n
-        )
+        for t in ("copy_ticks", "raw_ticks", "slow_ticks"):  # no key: each call appends again
+            db.execute(plain.format(t))
+        db.batch_insert("ticks", rows, columns=["id", "symbol", "ts", "price"])
+        rounds = 4 if quick else 8
         with psycopg.connect(url, autocommit=True, options=f"-csearch_path={schema}") as raw:
+
+            def ours_copy() -> None:
+                db.batch_insert("copy_ticks", rows, columns=["id", "symbol", "ts", "price"])
 
             def raw_copy() -> None:
                 with (
@@ -68,17 +90,24 @@ def db_suite(quick: bool) -> SuiteRun:
                     for row in rows:
                         copy.write_row(row)
 
-            checks["pg_raw_copy_rows_per_s"] = _rate(raw_copy, n)
             sample = rows[: 1000 if quick else 3000]
 
             def row_by_row() -> None:
                 for row in sample:
                     raw.execute("INSERT INTO slow_ticks VALUES (%s, %s, %s, %s)", row)
 
-            checks["pg_row_by_row_commit_rows_per_s"] = _rate(row_by_row, len(sample))
-            checks["pg_batch_insert_vs_raw_copy"] = (
-                checks["pg_batch_insert_rows_per_s"] / checks["pg_raw_copy_rows_per_s"]
-            )
+            copies = bench.ab(raw_copy, ours_copy, name="db/batch-insert", rounds=rounds,
+                              min_time=0.3 if quick else 2.0)  # fmt: skip
+            results += pair(copies, "db/batch-insert/raw-copy", "db/batch-insert/runner")
+            checks["pg_batch_insert_rows_per_s"] = _rows_per_s(copies.candidate, n)
+            checks["pg_raw_copy_rows_per_s"] = _rows_per_s(copies.baseline, n)
+            checks["pg_batch_insert_vs_raw_copy"] = ratio_figure(copies, speedup=False)
+            batch = bench.ab(row_by_row, ours_copy, name="db/row-by-row-vs-batch", rounds=rounds,
+                             min_time=0.5 if quick else 3.0)  # fmt: skip
+            results += pair(batch, "db/insert/row-by-row", "db/insert/batch")
+            checks["pg_row_by_row_commit_rows_per_s"] = _rows_per_s(batch.baseline, len(sample))
+            # per row: each call of the two arms inserts a different number of rows
+            checks["batch_insert_vs_row_by_row"] = _scaled(ratio_figure(batch), n / len(sample))
 
             # primary-key fetch: the runner's pool vs one raw connection with prepare=True
             def raw_fetch() -> object:
@@ -94,8 +123,8 @@ def db_suite(quick: bool) -> SuiteRun:
                 min_time=0.2 if quick else 1.0,
             )
             results += pair(c, "db/pk-fetch/raw-psycopg", "db/pk-fetch/runner")
-            checks["pk_fetch_vs_raw_prepared"] = c.ratio
-            rounds, budget = (4, 0.15) if quick else (10, 1.0)
+            checks["pk_fetch_vs_raw_prepared"] = ratio_figure(c, speedup=False)
+            rounds, budget = (6, 0.3) if quick else (10, 1.0)
 
             # the seed's claims: pooling, prepared statements, the query cache
             def new_connection_per_query() -> object:
@@ -112,7 +141,7 @@ def db_suite(quick: bool) -> SuiteRun:
                 min_time=budget,
             )
             results += pair(p, "db/connect-per-query", "db/pooled-fetch")
-            checks["pooling_speedup"] = p.speedup
+            checks["pooling_speedup"] = ratio_figure(p)
             unprepared = bench.ab(
                 lambda: raw.execute(
                     "SELECT price FROM ticks WHERE id = %s", (7,), prepare=False
@@ -122,7 +151,7 @@ def db_suite(quick: bool) -> SuiteRun:
                 rounds=rounds,
                 min_time=budget,
             )
-            checks["prepared_speedup"] = unprepared.speedup
+            checks["prepared_speedup"] = ratio_figure(unprepared)
             aggregate_sql = "SELECT symbol, avg(price) AS mean FROM ticks GROUP BY symbol"
             cached_db = QueryRunner(f"{url}{sep}options=-csearch_path%3D{schema}", cache=True)
             cached_db.fetch(aggregate_sql, cache_ttl=300)
@@ -135,25 +164,24 @@ def db_suite(quick: bool) -> SuiteRun:
             )
             cached_db.close()
             results += pair(q, "db/aggregate-uncached", "db/aggregate-cached")
-            checks["query_cache_speedup"] = q.speedup
-            checks["batch_insert_vs_row_by_row"] = (
-                checks["pg_batch_insert_rows_per_s"] / checks["pg_row_by_row_commit_rows_per_s"]
-            )
+            checks["query_cache_speedup"] = ratio_figure(q)
 
             # bulk update vs per-row UPDATE
             m = n // 2
             updates = [{"id": i, "price": -1.0} for i in range(m)]
-            checks["bulk_update_rows_per_s"] = _rate(lambda: db.bulk_update("ticks", updates), m)
             loop = updates[: 1000 if quick else 3000]
 
             def per_row() -> None:
                 for u in loop:
                     raw.execute("UPDATE ticks SET price = %s WHERE id = %s", (u["price"], u["id"]))
 
-            checks["per_row_update_rows_per_s"] = _rate(per_row, len(loop))
-            checks["bulk_update_vs_per_row"] = (
-                checks["bulk_update_rows_per_s"] / checks["per_row_update_rows_per_s"]
-            )
+            bulk = bench.ab(per_row, lambda: db.bulk_update("ticks", updates),
+                            name="db/bulk-update", rounds=rounds,
+                            min_time=0.5 if quick else 3.0)  # fmt: skip
+            results += pair(bulk, "db/update/per-row", "db/update/bulk")
+            checks["bulk_update_rows_per_s"] = _rows_per_s(bulk.candidate, m)
+            checks["per_row_update_rows_per_s"] = _rows_per_s(bulk.baseline, len(loop))
+            checks["bulk_update_vs_per_row"] = _scaled(ratio_figure(bulk), m / len(loop))
 
         # materialized view vs the aggregate it stores
         aggregate = "SELECT symbol, count(*) AS n, avg(price) AS mean FROM ticks GROUP BY symbol"
@@ -172,7 +200,7 @@ def db_suite(quick: bool) -> SuiteRun:
             min_time=0.2 if quick else 1.5,
         )
         results += pair(v, "db/aggregate-query", "db/matview-read")
-        checks["matview_read_speedup"] = v.speedup
+        checks["matview_read_speedup"] = ratio_figure(v)
 
         # index advice on the (symbol, ts) filter, over a bigger table
         big = 30_000 if quick else 1_000_000
@@ -199,22 +227,26 @@ def db_suite(quick: bool) -> SuiteRun:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lab.db"
         lite = QueryRunner(f"sqlite:///{path}")
-        lite.execute(create.format("ticks"))
-        checks["sqlite_batch_insert_rows_per_s"] = _rate(
-            lambda: lite.batch_insert("ticks", rows, columns=["id", "symbol", "ts", "price"]), n
-        )
-        lite.close()
+        lite.execute(plain.format("ticks"))
         with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as raw:
-            raw.execute(create.format("raw_ticks"))
+            raw.execute(plain.format("raw_ticks"))
 
             def raw_many() -> None:
                 raw.execute("BEGIN")
                 raw.executemany("INSERT INTO raw_ticks VALUES (?, ?, ?, ?)", rows)
                 raw.execute("COMMIT")
 
-            checks["sqlite_raw_executemany_rows_per_s"] = _rate(raw_many, n)
-        checks["sqlite_batch_insert_vs_raw"] = (
-            checks["sqlite_batch_insert_rows_per_s"] / checks["sqlite_raw_executemany_rows_per_s"]
-        )
+            lite_ab = bench.ab(
+                raw_many,
+                lambda: lite.batch_insert("ticks", rows, columns=["id", "symbol", "ts", "price"]),
+                name="db/sqlite-batch-insert",
+                rounds=rounds,
+                min_time=0.3 if quick else 2.0,
+            )
+        lite.close()
+        results += pair(lite_ab, "db/sqlite-insert/raw", "db/sqlite-insert/runner")
+        checks["sqlite_batch_insert_rows_per_s"] = _rows_per_s(lite_ab.candidate, n)
+        checks["sqlite_raw_executemany_rows_per_s"] = _rows_per_s(lite_ab.baseline, n)
+        checks["sqlite_batch_insert_vs_raw"] = ratio_figure(lite_ab, speedup=False)
     checks["rows"] = n
     return SuiteRun(suite="db", results=results, checks=checks)

@@ -1,0 +1,51 @@
+"""Suites in fresh worker processes, one after another, merged into one run whose replicates
+are the processes (pyperf's model: a new interpreter has its own memory layout, hash seed and
+luck with the scheduler, and that spread is what a separate run will see too)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from perflab.errors import BenchmarkError
+from perflab.suites import SuiteRun, load_run, merge_runs
+
+__all__ = ["DEFAULT_PROCESSES", "run_in_processes"]
+
+# Four processes keep `perflab bench data --quick` near 30 s on a 2-core machine and give the
+# t interval 6 degrees of freedom; pass more for smaller detectable changes.
+DEFAULT_PROCESSES = 4
+
+
+def run_in_processes(
+    name: str,
+    *,
+    quick: bool = False,
+    processes: int = DEFAULT_PROCESSES,
+    on_done: Callable[[int], None] | None = None,
+) -> SuiteRun:
+    """Run suite ``name`` (or a ``.py`` benchmark file) in ``processes`` fresh interpreters,
+    sequentially (two at once on a small machine would measure each other), and merge them."""
+    if processes < 1:
+        raise BenchmarkError(f"processes must be at least 1, got {processes}")
+    runs = []
+    for i in range(processes):
+        runs.append(_one(name, quick))
+        if on_done is not None:
+            on_done(i + 1)
+    return runs[0] if processes == 1 else merge_runs(runs)
+
+
+def _one(name: str, quick: bool) -> SuiteRun:
+    with tempfile.TemporaryDirectory(prefix="perflab-bench-") as tmp:
+        out = Path(tmp) / "run.json"
+        argv = [sys.executable, "-m", "perflab", "bench", name, "--quiet", "--processes", "1"]
+        argv += ["--out", str(out)] + (["--quick"] if quick else [])
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines() or ["(no output)"]
+            raise BenchmarkError(f"suite {name!r} failed in a worker process: {lines[-1]}")
+        return load_run(out)

@@ -1,0 +1,297 @@
+"""Verdicts that survive a rerun: uncertainty from replicates, four verdicts, format-1 files,
+history that learns its own noise (SQLite and PostgreSQL), user benchmark files, and the
+claims audit judged by confidence intervals. Synthetic replicate data, no timing asserts."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import uuid
+
+import numpy as np
+import pytest
+
+from perflab import bench, claims, suites
+from perflab.bench import noise, stats
+from perflab.errors import ConfigurationError
+
+from .conftest import perflab_cli
+
+
+def _runs(scale: float, seed: int, *, reps: int = 6, per: int = 200, between: float = 0.08):
+    """A result whose replicates (processes) each sit at their own level: tight within a
+    replicate, spread ``between`` (lognormal sd) from one replicate to the next."""
+    rng = np.random.default_rng(seed)
+    levels = 1000 * scale * rng.lognormal(0, between, reps)
+    samples = np.concatenate([rng.normal(level, level * 0.002, per) for level in levels])
+    return bench.Result(
+        name="b", samples=samples, replicates=(per,) * reps, replicate_level="process"
+    )
+
+
+# --- replicates, not samples ----------
+
+
+def test_pooled_samples_claim_certainty_that_replicates_do_not_have():
+    a, b = _runs(1.0, 1), _runs(1.0, 2)
+    # the old way: a bootstrap over pooled samples sees thousands of "independent" samples
+    pooled_low, pooled_high = stats.bootstrap_ratio_ci(a.samples, b.samples)
+    c = bench.compare(a, b)
+    assert (pooled_high - pooled_low) * 5 < c.ci_high - c.ci_low
+    assert c.ci_low <= 1.0 <= c.ci_high  # the truth (identical code) stays inside
+    assert c.verdict in ("same", "inconclusive")
+
+
+def _levels(levels: list[float]) -> bench.Result:
+    samples = np.repeat(np.asarray(levels) * 1000, 20)
+    return bench.Result(name="b", samples=samples, replicates=(20,) * len(levels))
+
+
+@pytest.mark.parametrize(
+    ("baseline", "candidate", "expected"),
+    [
+        ([1.0, 1.01, 0.99, 1.0], [1.0, 0.99, 1.01, 1.005], "same"),
+        ([1.0, 1.01, 0.99, 1.0], [1.3, 1.31, 1.29, 1.3], "slower"),
+        ([1.0, 1.01, 0.99, 1.0], [0.7, 0.71, 0.69, 0.7], "faster"),
+        ([0.8, 1.0, 1.25], [1.25, 0.8, 1.0], "inconclusive"),  # spread far beyond 5 %
+        ([1.0, 1.01, 0.99, 1.0], [1.03, 1.04, 1.02, 1.03], "same"),  # real, but below 5 %
+    ],
+)
+def test_four_verdicts(baseline, candidate, expected):
+    c = bench.compare(_levels(baseline), _levels(candidate))
+    assert c.verdict == expected
+    assert set(bench.VERDICTS) == {"faster", "slower", "same", "inconclusive"}
+
+
+def test_one_replicate_per_side_is_inconclusive_and_says_why():
+    a = bench.Result(name="x", samples=np.full(50, 1000.0))
+    b = bench.Result(name="x", samples=np.full(50, 2000.0))
+    c = bench.compare(a, b)
+    assert c.verdict == "inconclusive" and c.replicates == (1, 1)
+    assert "single replicate" in c.explanation
+
+
+def test_replicate_ratio_borrows_spread_for_a_single_new_run():
+    r = stats.replicate_ratio(np.array([100.0, 102, 98, 101, 99]), np.array([130.0]))
+    assert r.ci_low > 1.2 and r.replicates == (5, 1)
+
+
+def test_a_busy_machine_is_noted():
+    a = _runs(1.0, 1)
+    busy = bench.Result(
+        name="b",
+        samples=a.samples,
+        replicates=a.replicates,
+        meta={"noise": {"other_cores": 1.0}},
+    )
+    c = bench.compare(a, busy)
+    assert any("busy machine" in note for note in c.notes)
+
+
+def test_noise_probe_sees_this_process_working():
+    with noise.probe() as signs:
+        sum(i * i for i in range(300_000))
+    assert signs["cpu_per_wall"] > 0 and signs["seconds"] > 0
+    assert "other_cores" in signs and "loadavg" in signs
+
+
+def test_run_splits_into_rounds_and_records_noise():
+    r = bench.run(lambda: sum(range(100)), name="rounds", min_time=0.05, warmup=0)
+    assert r.n_replicates == 10 and r.replicate_level == "round"
+    assert sum(r.replicates) == r.samples.size and "noise" in r.meta
+    threads = bench.run(lambda: None, name="t", concurrency=2, min_time=0.05, warmup=0, rounds=3)
+    assert threads.n_replicates == 3 and len(threads.rates) == 3
+
+
+def test_format_1_files_still_load(tmp_path):
+    old = {
+        "format": 1,
+        "name": "old/op",
+        "unit": "ns",
+        "mode": "sync",
+        "concurrency": 1,
+        "loops": 10,
+        "throughput": None,
+        "histogram": None,
+        "params": {},
+        "meta": {},
+        "samples": [1.0, 2.0, 3.0],
+    }
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"format": 1, "suite": "x", "results": [old]}))
+    [r] = suites.load_results(path)
+    assert r.name == "old/op" and r.n_replicates == 1 and r.replicate_level == "run"
+    assert bench.Result.from_dict(r.to_dict()).replicates == ()
+
+
+def test_merge_runs_makes_processes_replicates_and_checks_figures():
+    runs = [
+        suites.SuiteRun("s", [_runs(1.0, i, reps=1)], checks={"speedup": 2.0 + i / 10, "s": "x"})
+        for i in range(4)
+    ]
+    merged = suites.merge_runs(runs)
+    [r] = merged.results
+    assert r.n_replicates == 4 and r.replicate_level == "process"
+    value, low, high = suites.figure_parts(merged.checks["speedup"])
+    assert low < value < high and merged.checks["s"] == "x"
+
+
+# --- history ----------
+
+
+def _series(store: bench.History, name: str, levels: list[float], seed: int = 0) -> list[int]:
+    rng = np.random.default_rng(seed)
+    ids = []
+    for level in levels:
+        samples = rng.normal(level, level * 0.003, 100)
+        ids += store.save(bench.Result(name=name, samples=samples), keep_samples=False)
+    return ids
+
+
+def _noisy(n: int, level: float, seed: int, sd: float = 0.03) -> list[float]:
+    return list(level * np.random.default_rng(seed).lognormal(0, sd, n))
+
+
+def test_history_of_unchanged_code_reports_nothing(tmp_path):
+    store = bench.History(tmp_path / "h.sqlite")
+    for i in range(8):
+        _series(store, f"bench{i}", _noisy(30, 1000, seed=i), seed=i)
+    assert store.regressions().empty
+
+
+def test_history_names_the_step_its_size_and_first_run(tmp_path):
+    store = bench.History(tmp_path / "h.sqlite")
+    ids = _series(store, "step", _noisy(10, 1000, 1) + _noisy(5, 1200, 2))
+    _series(store, "flat", _noisy(15, 500, 3))
+    found = store.regressions()
+    assert list(found["name"]) == ["step"]
+    row = found.iloc[0]
+    assert int(row["at"]) == ids[10] and row["ratio"] == pytest.approx(1.2, rel=0.05)
+    assert row["ci_low"] > 1.0 and row["runs_before"] == 10 and row["noise"] > 0
+
+
+def test_one_slow_newest_run_is_caught_against_the_noise_floor(tmp_path):
+    store = bench.History(tmp_path / "h.sqlite")
+    ids = _series(store, "late", [*_noisy(5, 1000, 4, sd=0.01), 1200])
+    found = store.regressions()
+    assert list(found["name"]) == ["late"] and int(found["at"].iloc[0]) == ids[-1]
+
+
+def test_accept_makes_a_change_the_new_baseline(tmp_path):
+    store = bench.History(tmp_path / "h.sqlite")
+    ids = _series(store, "wanted", _noisy(6, 1000, 5) + _noisy(4, 1500, 6))
+    assert not store.regressions().empty
+    assert store.accept("wanted") == ids[6]
+    assert store.regressions().empty
+    with pytest.raises(ConfigurationError, match="no saved results named 'nope'"):
+        store.accept("nope")
+    cli = perflab_cli("history", "--path", str(tmp_path / "h.sqlite"), "--accept", "nope")
+    assert cli.returncode == 2 and "nope" in cli.stderr
+
+
+def test_history_reads_no_samples_to_judge(tmp_path):
+    """Run-level figures are columns: a history saved without samples is judged the same."""
+    store = bench.History(tmp_path / "h.sqlite")
+    _series(store, "x", _noisy(6, 1000, 7) + _noisy(3, 2000, 8))
+    assert store.results("x") == []  # nothing kept but the figures
+    assert list(store.regressions()["name"]) == ["x"]
+
+
+def test_history_path_that_is_a_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigurationError, match="is a directory"):
+        bench.History(tmp_path)
+
+
+@pytest.mark.servers
+def test_history_in_postgresql_is_shared(settings):
+    from perflab import servers
+
+    url = servers.start(settings, redis=False).database_url
+    schema = f"{settings.schema}_hist_{uuid.uuid4().hex[:6]}"
+    first, second = bench.History(url, schema=schema), bench.History(url, schema=schema)
+    try:
+        ids = _series(first, "shared", _noisy(6, 1000, 9) + _noisy(3, 1400, 10))
+        found = second.regressions()  # another "machine" reading the same history
+        assert list(found["name"]) == ["shared"] and int(found["at"].iloc[0]) == ids[6]
+        assert len(second.frame("shared")) == 9
+    finally:
+        with first.engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        first.close()
+        second.close()
+
+
+# --- users' own benchmarks ----------
+
+
+def test_bench_file_runs_in_worker_processes(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            def helper():
+                return 1
+
+            def bench_sum():
+                return sum(range(200))
+            """
+        )
+    )
+    out = tmp_path / "mine.json"
+    done = perflab_cli("bench", str(path), "--quick", "--processes", "2", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    [result] = suites.load_results(out)
+    assert result.name == "mine/sum" and result.n_replicates == 2
+    same = perflab_cli("compare", str(out), str(out))
+    assert same.returncode == 0 and "mine/sum" in same.stdout
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("def bench_x(:\n    pass\n", "syntax error at line 1"),
+        ("def helper():\n    return 1\n", "defines no bench_* function"),
+        ("raise RuntimeError('boom')\n", "importing it raised RuntimeError: boom"),
+    ],
+)
+def test_a_bad_bench_file_exits_2_naming_the_file(tmp_path, source, message):
+    path = tmp_path / "bad_bench.py"
+    path.write_text(source)
+    done = perflab_cli("bench", str(path), "--quick")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert str(path) in done.stderr and message in done.stderr
+    missing = perflab_cli("bench", str(tmp_path / "missing.py"))
+    assert missing.returncode == 2 and "no such benchmark file" in missing.stderr
+
+
+def test_bench_refuses_an_output_path_before_running(tmp_path):
+    done = perflab_cli("bench", "data", "--quick", "--out", str(tmp_path))
+    assert done.returncode == 2 and "is a directory" in done.stderr
+
+
+# --- the claims audit ----------
+
+
+@pytest.mark.parametrize(
+    ("figure", "verdict"),
+    [
+        (suites.figure(3.0, 2.5, 3.5), "confirmed"),  # the whole CI clears 2x
+        (suites.figure(1.5, 1.2, 1.8), "not reproduced"),  # the whole CI falls short
+        (suites.figure(2.1, 1.6, 2.6), "inconclusive"),  # straddles the claim
+        (2.5, "inconclusive"),  # a figure without an interval
+    ],
+)
+def test_audit_judges_by_the_confidence_interval(figure, verdict):
+    frame = claims.audit({"db": {"prepared_speedup": figure}})
+    row = frame[frame["claim"].str.startswith("Prepared statements")].iloc[0]
+    assert row["verdict"] == verdict
+
+
+def test_audit_at_most_claims_and_exact_figures():
+    frame = claims.audit(
+        {"cache": {"l1_get_ns": suites.figure(80.0, 70.0, 90.0), "hit/zipf1/cap10%/tinylfu": 0.9}}
+    )
+    l1 = frame[frame["claim"].str.startswith("L1")].iloc[0]
+    hit = frame[frame["claim"].str.startswith("Cache hit rate")].iloc[0]
+    assert l1["verdict"] == "confirmed" and l1["ci_high"] == pytest.approx(9e-5)
+    assert hit["verdict"] == "confirmed" and hit["ci_low"] == hit["measured"] == pytest.approx(90)
