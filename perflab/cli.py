@@ -106,8 +106,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="run the suite in N fresh worker processes, one after another; each process is "
-        "one replicate of every benchmark (default 4; 1 runs in this process, with rounds "
-        "as replicates)",
+        "one replicate of every benchmark (default 4, or the suite's own: 1 for harness and "
+        "api; 1 runs in this process, with rounds as replicates)",
     )
     ben.add_argument("-q", "--quiet", action="store_true", help="print only where results went")
 
@@ -276,7 +276,9 @@ def _bench(args: argparse.Namespace) -> int:
     from perflab.suites.workers import DEFAULT_PROCESSES, run_in_processes
 
     suite = suites.get(args.suite)  # unknown name, bad file: exit 2 before anything runs
-    processes = DEFAULT_PROCESSES if args.processes is None else args.processes
+    processes = (
+        args.processes if args.processes is not None else suite.processes or DEFAULT_PROCESSES
+    )
     if processes < 1:
         raise ConfigurationError("--processes must be at least 1", name="--processes")
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())

@@ -328,7 +328,7 @@ def test_profile_lists_the_hot_function():
 
 def test_cli_bench_and_compare(tmp_path):
     out = tmp_path / "h.json"
-    done = perflab_cli("bench", "harness", "--quick", "--out", str(out))
+    done = perflab_cli("bench", "harness", "--quick", "--out", str(out))  # in-process: its own
     assert done.returncode == 0, done.stderr
     assert "harness/empty-call" in done.stdout and out.exists()
     same = perflab_cli("compare", str(out), str(out))

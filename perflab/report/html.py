@@ -14,6 +14,7 @@ body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:60rem;paddin
 table{border-collapse:collapse;margin:1rem 0}
 th,td{border-bottom:1px solid #ddd;padding:.35rem .8rem;text-align:left;vertical-align:top}
 th{background:#f4f4f4}.ok{color:#1b7f3b}.failed{color:#b00020}code{font-size:90%}
+.ci{color:#666;font-size:90%;white-space:nowrap}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{color:#666}
 """
 
@@ -26,7 +27,7 @@ def _number(value: Any) -> str:
 
 
 def _summary(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The claims audit as a table: claim, claimed, measured, verdict (escaped)."""
+    """The claims audit as a table: claim, claimed, measured with its CI, verdict (escaped)."""
     if not rows:
         return ""
     e = html.escape
@@ -38,6 +39,9 @@ def _summary(rows: Sequence[Mapping[str, Any]]) -> str:
         unit = " " + e(str(r.get("unit", "")))
         claimed_cell = e(claimed) + (unit if claimed != "—" else "")
         measured_cell = e(measured) + (unit if measured != "—" else "")
+        low, high = _number(r.get("ci_low")), _number(r.get("ci_high"))
+        if measured != "—" and "—" not in (low, high) and low != high:
+            measured_cell += f' <span class="ci">(95 % CI {e(low)}–{e(high)})</span>'
         body.append(
             f"<tr><td>{e(str(r.get('claim', '')))}</td><td>{claimed_cell}</td>"
             f'<td>{measured_cell}</td><td class="{css}">{e(verdict)}</td></tr>'

@@ -67,14 +67,18 @@ class Suite:
     name: str
     help: str
     fn: Callable[[bool], list[Result] | SuiteRun]
+    processes: int | None = None  # worker processes `perflab bench` uses (None: its default)
 
 
-def register(name: str, help: str) -> Callable[[Callable], Callable]:
+def register(
+    name: str, help: str, *, processes: int | None = None
+) -> Callable[[Callable], Callable]:
     """Decorator: make ``fn(quick) -> list[Result] | SuiteRun`` available as
-    ``perflab bench NAME``."""
+    ``perflab bench NAME``. ``processes=1`` for a suite that already spreads its own work over
+    processes or interleaved rounds (its figures would gain nothing from more copies)."""
 
     def decorate(fn: Callable) -> Callable:
-        _REGISTRY[name] = Suite(name, help, fn)
+        _REGISTRY[name] = Suite(name, help, fn, processes)
         return fn
 
     return decorate
@@ -323,18 +327,33 @@ def load_run(path: str | Path) -> SuiteRun:
 def _read(path: str | Path) -> dict:
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        doc = json.loads(path.read_text())
     except FileNotFoundError as err:
         raise ConfigurationError(f"no such results file: {path}", name=str(path)) from err
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ConfigurationError(f"cannot read results file {path}: {err}", name=str(path)) from err
+    if not isinstance(doc, dict):
+        raise ConfigurationError(
+            f"{path} is not a perflab results file: it holds a JSON {type(doc).__name__}, "
+            "not an object (give a file written by perflab bench --out)",
+            name=str(path),
+        )
+    return doc
 
 
 def load_results(path: str | Path) -> list[Result]:
     """Results from a suite file written by ``perflab bench --out`` (or one result's JSON)."""
     doc = _read(path)
+    items = doc.get("results", [doc])
+    if not isinstance(items, list):
+        raise ConfigurationError(
+            f"{path} is not a perflab results file: 'results' is a {type(items).__name__}, "
+            "not a list",
+            name=str(path),
+        )
     try:
-        items = doc.get("results", [doc])
         return [Result.from_dict(item) for item in items]
     except (BenchmarkError, TypeError, KeyError) as err:
-        raise ConfigurationError(f"{path} is not a perflab results file: {err}") from err
+        raise ConfigurationError(
+            f"{path} is not a perflab results file: {err}", name=str(path)
+        ) from err

@@ -24,7 +24,9 @@ def _wrk(url: str, seconds: int, connections: int) -> float | None:
 
 
 @register(
-    "api", "baseline vs optimized endpoints (the seed's table), capacity, load-generator ceiling"
+    "api",
+    "baseline vs optimized endpoints (the seed's table), capacity, load-generator ceiling",
+    processes=1,  # the service is a process of its own; its rounds interleave A and B
 )
 def api(quick: bool) -> SuiteRun:
     duration, warmup = (0.7, 0.3) if quick else (8.0, 1.0)

@@ -74,7 +74,11 @@ def honesty(pairs: int, min_time: float) -> dict[str, int]:
     return {"pairs": pairs, "aa_judged_different": aa, "slower_10pct_judged_slower": slower}
 
 
-@register("harness", "self-checks: overhead vs timeit, stability under load, honesty, adapters")
+@register(
+    "harness",
+    "self-checks: overhead vs timeit, stability under load, honesty, adapters",
+    processes=1,  # its cross-run check spawns fresh processes of its own
+)
 def harness(quick: bool) -> SuiteRun:
     min_time = 0.2 if quick else 0.6
     data = list(range(1000))
