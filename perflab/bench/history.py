@@ -197,8 +197,7 @@ class History:
                 "(see 'perflab history' for the names)",
                 name=name,
             )
-        values = np.log(series["center"].to_numpy())
-        k = changepoint.last_change(values)
+        k = changepoint.last_change(series["center"].to_numpy(dtype=float))
         start = int(series["id"].iloc[k if k is not None else len(series) - 1])
         with self.engine.begin() as conn:
             conn.execute(sa.delete(self._accepted).where(self._accepted.c.name == name))
@@ -221,7 +220,9 @@ class History:
         if name is not None:
             query = query.where(t.c.name == name)
         with self.engine.connect() as conn:
-            frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=list(query.c.keys()))
+            frame = pd.DataFrame(
+                conn.execute(query).all(), columns=list(query.selected_columns.keys())
+            )
         frame["saved"] = pd.to_datetime(frame["saved"], unit="s", utc=True)
         frame["tags"] = frame["tags"].map(json.loads)
         frame["replicates"] = frame["replicates"].map(lambda v: len(json.loads(v)) if v else 1)
@@ -290,10 +291,11 @@ class History:
 
 def _judge(series: pd.DataFrame, *, threshold: float, confidence: float) -> dict[str, Any] | None:
     """The newest change of one benchmark's series, judged; None when too short to judge."""
-    values = np.log(series["center"].to_numpy(dtype=float))
+    centres = series["center"].to_numpy(dtype=float)
+    values = np.log(centres)
     if values.size < MIN_RUNS + 1:
         return None
-    points = changepoint.change_points(values)
+    points = changepoint.change_points(centres)
     k = points[-1] if points else values.size - 1  # no change found: judge the newest run
     start = points[-2] if len(points) > 1 else 0
     before, after = values[start:k], values[k:]
@@ -312,7 +314,7 @@ def _judge(series: pd.DataFrame, *, threshold: float, confidence: float) -> dict
         "ci_high": r.ci_high,
         "runs_before": int(before.size),
         "runs_after": int(after.size),
-        "noise": changepoint.noise_floor(values),
+        "noise": changepoint.noise_floor(centres),
         "verdict": verdict(r.ratio, r.ci_low, r.ci_high, threshold=threshold),
     }
 
