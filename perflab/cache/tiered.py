@@ -31,7 +31,7 @@ import pandas as pd
 import redis
 from redis.exceptions import RedisError
 
-from perflab.cache.entry import Entry
+from perflab.cache.entry import CorruptEntry, Entry
 from perflab.cache.keys import MAX_KEY_LENGTH, call_key, normalize
 from perflab.cache.memory import MemoryTier
 from perflab.cache.tier import Tier, TierUnavailable
@@ -192,6 +192,10 @@ class TieredCache:
         t0 = time.perf_counter_ns() if timed else 0
         try:
             result = getattr(self.tiers[i], method)(*args)
+        except CorruptEntry as err:
+            for k in err.keys:
+                self._discard(i, k)
+            return self._corrupt(i, err)
         except CacheError as err:
             return self._failed(i, method, err)
         if timed:
@@ -205,6 +209,10 @@ class TieredCache:
         t0 = time.perf_counter_ns() if timed else 0
         try:
             result = await getattr(self.tiers[i], "a" + method)(*args)
+        except CorruptEntry as err:
+            for k in err.keys:
+                await self._adiscard(i, k)
+            return self._corrupt(i, err)
         except CacheError as err:
             return self._failed(i, method, err)
         if timed:
@@ -223,6 +231,29 @@ class TieredCache:
         self._stats[i].errors += 1
         log.warning("cache tier %s: %s; treating it as a miss", self.tiers[i].name, err)
         return None
+
+    def _corrupt(self, i: int, err: CorruptEntry) -> Any:
+        """Unreadable entries (already deleted from tier ``i``): each an error and a miss; a
+        batch read goes on with the entries that did decode."""
+        self._stats[i].errors += len(err.keys)
+        log.warning("cache tier %s: %s", self.tiers[i].name, err)
+        return err.found or None
+
+    def _discard(self, i: int, k: str) -> None:
+        try:
+            self.tiers[i].delete(k)
+        except CacheError as err:  # unavailable now: the entry stays unreadable, a miss again
+            log.warning(
+                "cache tier %s: could not delete unreadable %r: %s", self.tiers[i].name, k, err
+            )
+
+    async def _adiscard(self, i: int, k: str) -> None:
+        try:
+            await self.tiers[i].adelete(k)
+        except CacheError as err:
+            log.warning(
+                "cache tier %s: could not delete unreadable %r: %s", self.tiers[i].name, k, err
+            )
 
     def _run(self, plan: Plan) -> Any:
         try:
