@@ -4,12 +4,18 @@ an outage, event loops in many threads, and concurrent writers on one key (issue
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import struct
+import time
 import uuid
 
 import pytest
 
+from perflab import servers
 from perflab.cache import DatabaseTier, MemoryTier, RedisTier, TieredCache
+from perflab.settings import resolve
 
 pytestmark = pytest.mark.servers
 
@@ -132,4 +138,160 @@ def test_a_users_dict_with_the_tag_key_round_trips(prefix):
         assert cache.get("d") == value
     finally:
         cache.clear()
+        cache.close()
+
+
+# --- a Redis of the test's own, to restart and to hang ----------------------------------------
+
+
+def wait_for(condition, timeout: float = 15.0) -> bool:
+    """Poll until ``condition()`` holds (an event is asserted, not a duration)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    own = resolve({}, state_dir=tmp_path / "state")
+    url = servers.start(own, database=False).redis_url
+    yield own, url
+    pid = redis_pid(own)
+    if pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    servers.stop(own)
+
+
+def redis_pid(own) -> int | None:
+    """From the pid file: ``servers.status`` pings, and a stopped server doesn't answer."""
+    try:
+        return int((own.state_dir / "redis" / "redis.pid").read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+@pytest.mark.embedded
+def test_invalidation_resumes_after_a_redis_restart(own_redis):
+    own, url = own_redis
+    a = TieredCache([MemoryTier(100), RedisTier(url, prefix="t:", timeout=0.3)])
+    b = TieredCache([MemoryTier(100), RedisTier(url, prefix="t:", timeout=0.3)])
+    try:
+        a.set("price", 100)
+        a.set("untouched", 1)
+        assert a.get("price") == 100 and a.tiers[0].get("price") is not None
+        servers.stop(own)
+        servers.start(own, database=False)  # a restart: A's subscription is gone
+        assert wait_for(a._coherence.connected.is_set)
+        assert wait_for(lambda: a._coherence.resubscribed >= 1)
+        # after the gap A's L1 is suspect and dropped, even for keys nobody rewrote
+        assert a.tiers[0].get("untouched") is None
+        assert wait_for(b._coherence.connected.is_set)
+        b.set("price", 101)  # B writes after the restart
+        assert wait_for(lambda: a.get("price") == 101)
+        a.get("price")
+        b.set("price", 102)  # and the resubscribed listener keeps working
+        assert wait_for(lambda: a.tiers[0].get("price") is None or a.get("price") == 102)
+        assert a.get("price") == 102
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.embedded
+def test_a_hung_redis_costs_one_timeout_not_one_per_write(own_redis):
+    own, url = own_redis
+    tier = RedisTier(url, prefix="h:", timeout=0.3)
+    cache = TieredCache([MemoryTier(100), tier], default_ttl=60)
+    calls = []
+    real_publish = tier.client.publish
+
+    def counting_publish(*args):
+        calls.append(args)
+        return real_publish(*args)
+
+    tier.client.publish = counting_publish  # the real client, counted
+    try:
+        cache.set("warm", 0)
+        assert calls  # coherence publishes through the client
+        pid = redis_pid(own)
+        os.kill(pid, signal.SIGSTOP)
+        calls.clear()
+        for i in range(10):
+            assert cache.get_or_load(f"miss{i}", lambda i=i: i) == i  # reads fall through
+        # the first operation timed out and opened the breaker; no PUBLISH went to the hung
+        # server after that (each would have cost a whole socket timeout)
+        assert calls == []
+        assert cache.stats().loc["redis", "errors"] >= 1
+        os.kill(pid, signal.SIGCONT)
+
+        def republished() -> bool:
+            cache.set("after", 1)  # a write lets the breaker see Redis again
+            return bool(calls)
+
+        assert wait_for(republished)  # kept invalidations are sent once Redis answers
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+        cache.close()
+
+
+@pytest.mark.embedded
+def test_write_back_through_an_outage_has_a_close_deadline_and_logs_once(own_redis, caplog):
+    own, url = own_redis
+    cache = TieredCache(
+        [MemoryTier(1000), RedisTier(url, prefix="w:", timeout=0.2)],
+        write="back",
+        write_queue=20,
+        write_block=0.05,
+        close_timeout=1.0,
+        coherence=False,
+    )
+    closed = False
+    try:
+        cache.set("before", 1)
+        assert cache.flush()
+        servers.stop(own)
+        for i in range(60):  # more than the queue holds: the rest is dropped, not waited for
+            cache.set(f"k{i}", i)
+        assert cache.get("k59") == 59  # L1 has every write
+        assert cache.write_back_dropped > 0
+        full = [r for r in caplog.records if "queue full" in r.getMessage()]
+        assert len(full) == 1  # one line per stall, not per key
+        per_key = [r for r in caplog.records if "k1" in r.getMessage()]
+        assert per_key == []
+        assert not cache.flush(timeout=0.2)  # bounded: Redis is still down
+        started = time.monotonic()
+        cache.close()
+        closed = True
+        assert time.monotonic() - started < 30  # bounded (close_timeout + one socket timeout)
+        assert cache.write_back_failures + cache.write_back_dropped == 60  # all counted
+        assert cache.write_back_dropped > 0 and cache.write_back_failures > 0
+        outage = [r for r in caplog.records if r.getMessage().startswith("cache tier redis")]
+        assert len(outage) == 1
+    finally:
+        if not closed:
+            cache.close()
+
+
+@pytest.mark.embedded
+def test_write_back_resumes_in_order_after_a_short_outage(own_redis):
+    own, url = own_redis
+    tier = RedisTier(url, prefix="r:", timeout=0.2)
+    cache = TieredCache([MemoryTier(1000), tier], write="back", coherence=False)
+    try:
+        servers.stop(own)
+        for v in range(5):
+            cache.set("k", v)  # queued while Redis is down
+        cache.delete("gone")
+        servers.start(own, database=False)
+        assert cache.flush(timeout=60)
+        assert cache.write_back_failures == 0
+        reader = TieredCache([RedisTier(url, prefix="r:")], coherence=False)
+        assert reader.get("k") == 4  # the last write, nothing lost
+        reader.close()
+    finally:
         cache.close()
