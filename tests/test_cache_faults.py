@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import struct
+import threading
 import time
 import uuid
 
@@ -294,4 +296,197 @@ def test_write_back_resumes_in_order_after_a_short_outage(own_redis):
         assert reader.get("k") == 4  # the last write, nothing lost
         reader.close()
     finally:
+        cache.close()
+
+
+# --- event loops in many threads; sync and async callers ---------------------------------------
+
+
+def test_aget_or_load_with_one_event_loop_per_thread(prefix):
+    cache = TieredCache([MemoryTier(1000), RedisTier(prefix=prefix)], coherence=False)
+    loads: list[str] = []
+    gate = threading.Barrier(4)
+
+    async def loader_for(key: str):
+        loads.append(key)
+        await asyncio.sleep(0.05)
+        return key.upper()
+
+    async def tasks() -> list:
+        gate.wait()  # all four loops start together
+        keys = [f"k{i % 5}" for i in range(25)]
+        return await asyncio.gather(
+            *(cache.aget_or_load(k, lambda k=k: loader_for(k)) for k in keys),
+            return_exceptions=True,
+        )
+
+    results: list = []
+    threads = [
+        threading.Thread(target=lambda: results.extend(asyncio.run(tasks()))) for _ in range(4)
+    ]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert errors == []
+        assert len(results) == 100 and all(r == r.upper() for r in results)
+        assert sorted(loads) == sorted(set(loads))  # each key loaded once, in all loops together
+    finally:
+        cache.clear()
+        cache.close()
+
+
+def test_a_sync_and_an_async_caller_of_one_key_load_once(prefix):
+    cache = TieredCache([MemoryTier(100), RedisTier(prefix=prefix)], coherence=False)
+    release = threading.Event()
+    loads: list[str] = []
+
+    def slow_loader():
+        loads.append("sync")
+        release.wait(30)
+        return "value"
+
+    async def async_loader():
+        loads.append("async")
+        return "other"
+
+    got: dict[str, object] = {}
+    sync = threading.Thread(target=lambda: got.update(sync=cache.get_or_load("k", slow_loader)))
+    try:
+        sync.start()
+        assert wait_for(lambda: "k" in cache._flights)
+        flight = cache._flights["k"]
+        waiter = threading.Thread(
+            target=lambda: got.update(aio=asyncio.run(cache.aget_or_load("k", async_loader)))
+        )
+        waiter.start()
+        assert wait_for(lambda: len(flight._waiters) == 1)  # the task waits on the sync load
+        release.set()
+        sync.join(30)
+        waiter.join(30)
+        assert got == {"sync": "value", "aio": "value"} and loads == ["sync"]
+    finally:
+        release.set()
+        cache.clear()
+        cache.close()
+
+
+# --- concurrent writers on one key: L1 and Redis converge --------------------------------------
+
+
+class GatedRedisTier(RedisTier):
+    """A real RedisTier that can hold one call after Redis answered, to force an interleaving."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.hold: str | None = None  # "set" or "get"
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def _pause(self, method: str) -> None:
+        if self.hold == method:
+            self.hold = None
+            self.reached.set()
+            self.release.wait(30)
+
+    def set(self, key, entry, tags=(), data=None):
+        super().set(key, entry, tags, data)
+        self._pause("set")
+
+    def get(self, key):
+        entry = super().get(key)
+        self._pause("get")
+        return entry
+
+
+def agree(cache: TieredCache, tier: RedisTier, key: str) -> bool:
+    local, shared = cache.tiers[0].get(key), tier.get(key)
+    return local is None or (shared is not None and local.value == shared.value)
+
+
+def test_a_delete_during_a_set_leaves_the_tiers_agreeing(prefix):
+    tier = GatedRedisTier(prefix=prefix)
+    cache = TieredCache([MemoryTier(100), tier], coherence=False)
+    try:
+        tier.hold = "set"
+        writer = threading.Thread(target=cache.set, args=("k", "v1"))
+        writer.start()
+        assert tier.reached.wait(30)  # v1 is in Redis, not yet in L1
+        cache.delete("k")  # removes it from both
+        tier.release.set()
+        writer.join(30)
+        assert agree(cache, tier, "k")
+    finally:
+        tier.release.set()
+        cache.clear()
+        cache.close()
+
+
+def test_two_sets_racing_leave_the_tiers_agreeing(prefix):
+    tier = GatedRedisTier(prefix=prefix)
+    cache = TieredCache([MemoryTier(100), tier], coherence=False)
+    try:
+        tier.hold = "set"
+        first = threading.Thread(target=cache.set, args=("k", "v1"))
+        first.start()
+        assert tier.reached.wait(30)
+        cache.set("k", "v2")  # Redis and L1: v2; then the first writer resumes
+        tier.release.set()
+        first.join(30)
+        assert agree(cache, tier, "k")
+    finally:
+        tier.release.set()
+        cache.clear()
+        cache.close()
+
+
+def test_a_back_fill_never_overwrites_a_newer_write(prefix):
+    tier = GatedRedisTier(prefix=prefix)
+    cache = TieredCache([MemoryTier(100), tier], coherence=False)
+    try:
+        cache.set("k", "old")
+        cache.tiers[0].clear()
+        tier.hold = "get"
+        reader = threading.Thread(target=cache.get, args=("k",))
+        reader.start()
+        assert tier.reached.wait(30)  # the reader holds "old" from Redis
+        cache.set("k", "new")
+        tier.release.set()
+        reader.join(30)
+        assert agree(cache, tier, "k") and cache.get("k") == "new"
+    finally:
+        tier.release.set()
+        cache.clear()
+        cache.close()
+
+
+def test_many_threads_on_shared_keys_converge(prefix):
+    tier = RedisTier(prefix=prefix)
+    cache = TieredCache([MemoryTier(100), tier], coherence=False)
+    keys = ["a", "b", "c"]
+
+    def work(seed: int) -> None:
+        rng = random.Random(seed)
+        for n in range(150):
+            k = rng.choice(keys)
+            op = rng.random()
+            if op < 0.4:
+                cache.set(k, (seed, n))
+            elif op < 0.6:
+                cache.delete(k)
+            else:
+                cache.get(k)
+
+    try:
+        for round_ in range(5):
+            threads = [threading.Thread(target=work, args=(round_ * 8 + t,)) for t in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert all(agree(cache, tier, k) for k in keys), round_
+    finally:
+        cache.clear()
         cache.close()
