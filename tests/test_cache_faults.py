@@ -266,10 +266,9 @@ def test_write_back_through_an_outage_has_a_close_deadline_and_logs_once(own_red
         per_key = [r for r in caplog.records if "k1" in r.getMessage()]
         assert per_key == []
         assert not cache.flush(timeout=0.2)  # bounded: Redis is still down
-        started = time.monotonic()
-        cache.close()
+        cache.close()  # returns with Redis still down: the deadline, not the outage, ends it
         closed = True
-        assert time.monotonic() - started < 30  # bounded (close_timeout + one socket timeout)
+        assert not cache._writer.is_alive()  # the writer gave up at the deadline and stopped
         assert cache.write_back_failures + cache.write_back_dropped == 60  # all counted
         assert cache.write_back_dropped > 0 and cache.write_back_failures > 0
         outage = [r for r in caplog.records if r.getMessage().startswith("cache tier redis")]
