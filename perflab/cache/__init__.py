@@ -1,7 +1,7 @@
 """The multi-tier cache: L1 memory, L2 Redis, L3 database, chained by ``TieredCache``."""
 
 from perflab.cache.database import DatabaseTier
-from perflab.cache.entry import Entry
+from perflab.cache.entry import CorruptEntry, Entry
 from perflab.cache.memory import POLICIES, MemoryTier
 from perflab.cache.redis_tier import RedisTier
 from perflab.cache.serializers import JsonSerializer, MsgpackSerializer, PickleSerializer
@@ -11,6 +11,7 @@ from perflab.cache.urls import tier_from_url
 
 __all__ = [
     "POLICIES",
+    "CorruptEntry",
     "DatabaseTier",
     "Entry",
     "JsonSerializer",

@@ -4,18 +4,47 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pickle
 import struct
 from typing import Any
 
 from perflab.errors import CacheError
 
-__all__ = ["Entry", "pack", "unpack", "unpack_many"]
+__all__ = ["CorruptEntry", "Entry", "pack", "unpack", "unpack_many"]
 
 _MAGIC = b"PL"
 _VERSION = 1
 _HEADER = struct.Struct(">2sBBd")  # magic, version, serializer id, expires_at (NaN: never)
 _SERIALIZER_IDS = {"json": 1, "msgpack": 2, "pickle": 3}
 _SERIALIZER_NAMES = {v: k for k, v in _SERIALIZER_IDS.items()}
+
+
+# What a decoder may raise on bytes it did not write (tagged envelopes missing a field, a bad
+# Decimal, nesting past the recursion limit, msgpack's ExtraData, a pickle of a class that no
+# longer exists): every one of them means "this entry is unreadable", never a caller's bug.
+UNDECODABLE = (
+    ValueError,  # JSONDecodeError, UnicodeDecodeError, binascii.Error, msgpack's ExtraData
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    ArithmeticError,  # decimal.InvalidOperation, OverflowError
+    RecursionError,
+    EOFError,
+    ImportError,
+    pickle.UnpicklingError,
+)
+
+
+class CorruptEntry(CacheError):
+    """Stored bytes that this cache cannot read back: not a perflab envelope, or a payload its
+    serializer cannot decode. The cache counts each as a miss and deletes it from the tier.
+    ``keys`` are the unreadable keys; ``found`` the entries of a batch read that did decode."""
+
+    def __init__(self, message: str, *, keys: list[str], found: dict | None = None) -> None:
+        super().__init__(message)
+        self.keys = keys
+        self.found = found or {}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -41,11 +70,14 @@ def pack(serializer: Any, key: str, entry: Entry) -> bytes:
 
 
 def _header(serializer: Any, key: str, data: bytes) -> float | None:
-    if len(data) < _HEADER.size:
-        raise CacheError(f"key {key!r}: not a perflab cache entry")
-    magic, version, sid, expires = _HEADER.unpack_from(data)
-    if magic != _MAGIC or version != _VERSION:
-        raise CacheError(f"key {key!r}: not a perflab cache entry (or a newer format)")
+    if len(data) < _HEADER.size or data[:2] != _MAGIC:
+        raise CorruptEntry(
+            f"key {key!r}: not a perflab cache entry; it is deleted and read as a miss",
+            keys=[key],
+        )
+    _, version, sid, expires = _HEADER.unpack_from(data)
+    if version != _VERSION:  # a newer perflab wrote it: refused, left for that writer
+        raise CacheError(f"key {key!r}: written in cache format {version}, this reads {_VERSION}")
     if _SERIALIZER_NAMES.get(sid) != serializer.name:
         raise CacheError(
             f"key {key!r} was written with serializer {_SERIALIZER_NAMES.get(sid, sid)!r}; "
@@ -54,22 +86,66 @@ def _header(serializer: Any, key: str, data: bytes) -> float | None:
     return None if math.isnan(expires) else expires
 
 
-def unpack_many(serializer: Any, items: list[tuple[str, bytes]]) -> dict[str, Entry]:
-    """``unpack`` for many entries; serializers with ``loads_many`` decode all in one call."""
-    expiries = [_header(serializer, key, data) for key, data in items]
+def _loads(serializer: Any, key: str, payload: bytes) -> Any:
+    try:
+        return serializer.loads(key, payload)
+    except CorruptEntry:
+        raise
+    except CacheError as err:  # the serializer's own refusal (invalid JSON, bad signature)
+        raise CorruptEntry(str(err), keys=[key]) from err
+    except UNDECODABLE as err:
+        raise CorruptEntry(
+            f"key {key!r}: stored {serializer.name} payload does not decode "
+            f"({type(err).__name__}: {err}); it is deleted and read as a miss",
+            keys=[key],
+        ) from err
+
+
+def _unpack_all(serializer: Any, items: list[tuple[str, bytes]]) -> dict[str, Entry] | None:
+    """Every entry in one ``loads_many`` call, or None if any is unreadable or foreign (the
+    caller then decodes them one by one to find which)."""
     size = _HEADER.size
-    payloads = [data[size:] for _, data in items]
     keys = [key for key, _ in items]
-    loads_many = getattr(serializer, "loads_many", None)
-    if loads_many is not None:
-        values = loads_many(keys, payloads)
-    else:
-        values = [serializer.loads(k, p) for k, p in zip(keys, payloads, strict=True)]
+    try:
+        expiries = [_header(serializer, key, data) for key, data in items]
+        values = serializer.loads_many(keys, [data[size:] for _, data in items])
+    except (CacheError, *UNDECODABLE):
+        return None
     return {k: Entry(v, e) for k, v, e in zip(keys, values, expiries, strict=True)}
+
+
+def unpack_many(serializer: Any, items: list[tuple[str, bytes]]) -> dict[str, Entry]:
+    """``unpack`` for many entries; serializers with ``loads_many`` decode all in one call.
+    Unreadable entries raise one :class:`CorruptEntry` naming them and carrying the rest."""
+    if getattr(serializer, "loads_many", None) is not None:
+        fast = _unpack_all(serializer, items)
+        if fast is not None:
+            return fast
+    found: dict[str, Entry] = {}
+    bad: list[str] = []
+    refused: CacheError | None = None
+    for key, data in items:
+        try:
+            found[key] = unpack(serializer, key, data)
+        except CorruptEntry:
+            bad.append(key)
+        except CacheError as err:  # foreign serializer or format: a miss, left in place
+            refused = err
+    if bad:
+        raise CorruptEntry(
+            f"unreadable cache entries {bad[:5]!r}{' …' if len(bad) > 5 else ''}; "
+            "they are deleted and read as misses",
+            keys=bad,
+            found=found,
+        )
+    if refused is not None and not found:
+        raise refused
+    return found
 
 
 def unpack(serializer: Any, key: str, data: bytes) -> Entry:
     """The entry in ``data``; refuses (CacheError) anything not written by a cache with the same
-    serializer, before the payload is touched."""
+    serializer, before the payload is touched, and raises :class:`CorruptEntry` for bytes that
+    do not decode."""
     expires = _header(serializer, key, data)
-    return Entry(serializer.loads(key, data[_HEADER.size :]), expires)
+    return Entry(_loads(serializer, key, data[_HEADER.size :]), expires)

@@ -6,7 +6,9 @@ outage cost one timeout, after which reads fall through to the other tiers."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+import weakref
 from collections.abc import Iterable
 
 import redis
@@ -48,8 +50,11 @@ class RedisTier(Tier):
         self.timer = time.time
         options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         self.client = redis.Redis.from_url(self.url, **options)
-        self._aclient: redis.asyncio.Redis | None = None
-        self._aloop: asyncio.AbstractEventLoop | None = None
+        # one asyncio client per event loop (connections are bound to the loop that opened
+        # them); loops in several threads each get their own, and a closed loop's is forgotten
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis]
+        self._aclients = weakref.WeakKeyDictionary()
+        self._aclients_lock = threading.Lock()
         self._options = options
         self._breaker = Breaker(f"redis ({self.url})")
 
@@ -58,10 +63,14 @@ class RedisTier(Tier):
         """The asyncio client of the running event loop (one per loop: connections are bound
         to the loop that opened them)."""
         loop = asyncio.get_running_loop()
-        if self._aclient is None or self._aloop is not loop:
-            self._aclient = redis.asyncio.Redis.from_url(self.url, **self._options)
-            self._aloop = loop
-        return self._aclient
+        client = self._aclients.get(loop)
+        if client is None:
+            with self._aclients_lock:
+                client = self._aclients.get(loop)
+                if client is None:
+                    client = redis.asyncio.Redis.from_url(self.url, **self._options)
+                    self._aclients[loop] = client
+        return client
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -143,6 +152,18 @@ class RedisTier(Tier):
                 pipe.unlink(self._k(key))
             removed = pipe.execute()
         return [k for k, n in zip(ordered, removed, strict=True) if n]  # those that still existed
+
+    @guarded
+    def publish(self, channel: str, message: str) -> None:
+        """PUBLISH behind the breaker: while Redis is down this raises TierUnavailable at once."""
+        self.client.publish(channel, message)
+
+    @guarded
+    def publish_many(self, channel: str, messages: list[str]) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            for message in messages:
+                pipe.publish(channel, message)
+            pipe.execute()
 
     def clear(self) -> None:
         self.delete_pattern("*")

@@ -76,6 +76,8 @@ def _walk(obj: Any) -> Any:
         if not all(isinstance(k, str) for k in obj):
             bad = next(k for k in obj if not isinstance(k, str))
             raise TypeError(f"dict with a {type(bad).__name__} key ({bad!r})")
+        if "__perflab__" in obj:  # a user's dict with our tag key: carried as pairs, not a tag
+            return {"__perflab__": "dict", "v": [[k, _walk(v)] for k, v in obj.items()]}
         return {k: _walk(v) for k, v in obj.items()}
     if isinstance(obj, str | int | float | bool) or obj is None:
         return obj
@@ -89,10 +91,12 @@ def _decode(obj: dict) -> Any:
     value = obj["v"]
     if kind == "tuple":
         return tuple(value)
+    if kind == "dict":
+        return dict(value)
     if kind == "set":
         return set(value)
     if kind == "bytes":
-        return base64.b64decode(value)
+        return base64.b64decode(value, validate=True)
     if kind == "datetime":
         return dt.datetime.fromisoformat(value)
     if kind == "date":
@@ -114,6 +118,10 @@ def _decode(obj: dict) -> Any:
             return reader.astype({k: v for k, v in dtypes.items() if k in reader.columns})
         return reader.astype(dtypes)
     raise CacheError(f"unknown tagged value {kind!r} in cached JSON")
+
+
+# Anything the decoder raises on bytes it did not write becomes a CorruptEntry in
+# perflab.cache.entry (a counted miss, deleted), so loads() need not list every failure here.
 
 
 class JsonSerializer:

@@ -19,6 +19,7 @@ import inspect
 import json
 import logging
 import queue
+import random
 import threading
 import time
 import uuid
@@ -31,7 +32,7 @@ import pandas as pd
 import redis
 from redis.exceptions import RedisError
 
-from perflab.cache.entry import Entry
+from perflab.cache.entry import CorruptEntry, Entry
 from perflab.cache.keys import MAX_KEY_LENGTH, call_key, normalize
 from perflab.cache.memory import MemoryTier
 from perflab.cache.tier import Tier, TierUnavailable
@@ -56,12 +57,50 @@ class _Stats:
 
 
 class _Flight:
-    """One in-process load of a key that other callers wait for."""
+    """One in-process load of a key that other callers wait for: threads block on ``done``;
+    tasks of any event loop (in any thread) await a future of their own loop, woken with
+    ``call_soon_threadsafe``. Sync and async callers of one key share one flight."""
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.value: Any = None
         self.error: BaseException | None = None
+        self.thread = threading.get_ident()  # the leader's thread
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self._lock = threading.Lock()
+
+    def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    async def wait(self) -> Any:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            waiting = not self.done.is_set()
+            if waiting:
+                self._waiters.append((loop, future))
+        if waiting:
+            await future  # cancelling this waiter cancels only its own future
+        return self.result()
+
+    def finish(self) -> None:
+        with self._lock:
+            self.done.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            if loop.is_closed():  # its tasks are gone with it
+                continue
+            loop.call_soon_threadsafe(_wake, future)
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+_STRIPES = 256  # write stamps and locks for L1 updates, by hash(key) & (_STRIPES - 1)
 
 
 class TieredCache:
@@ -84,6 +123,8 @@ class TieredCache:
         timer: Callable[[], float] = time.time,
         key_func: Callable[[Any], str] | None = None,
         write_queue: int = 10_000,
+        write_block: float = 0.1,
+        close_timeout: float = 5.0,
         coherence: bool = True,
     ) -> None:
         from perflab.cache.urls import tier_from_url
@@ -108,14 +149,26 @@ class TieredCache:
         if self._l1_store is not None and key_func is None:
             self.get = self._fast_get()  # type: ignore[method-assign]
         self._flights: dict[str, _Flight] = {}
-        self._aflights: dict[str, asyncio.Future] = {}
         self._flight_lock = threading.Lock()
+        # L1 convergence: an L1 update happens under its stripe's lock and bumps its stamp; a
+        # write or back-fill that saw another stamp than at its start drops the key instead
+        self._locks = [threading.Lock() for _ in range(_STRIPES)]
+        self._stamps = [0] * _STRIPES
         self._refreshing: set[str] = set()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._closed = False
         self._queue: queue.Queue | None = None
         self._writer: threading.Thread | None = None
-        self.write_back_failures = 0
+        if not write_block >= 0 or not close_timeout >= 0:
+            raise CacheError(
+                f"write_block and close_timeout are seconds >= 0, got {write_block!r}, "
+                f"{close_timeout!r}"
+            )
+        self.write_block, self.close_timeout = write_block, close_timeout
+        self.write_back_failures = 0  # queued writes abandoned at close() (deadline passed)
+        self.write_back_dropped = 0  # writes not queued because the queue stayed full
+        self._stalled = False  # the queue was full for write_block: drop without waiting
+        self._stop = threading.Event()
         if write == "back" and len(self.tiers) > 1:
             self._queue = queue.Queue(maxsize=write_queue)
             self._writer = threading.Thread(
@@ -133,6 +186,7 @@ class TieredCache:
 
     def _read_plan(self, key: str, first: int) -> Plan:
         now = self.timer()
+        seen = self._stamp(key)  # before any tier is read: a write after this wins over us
         for i in range(first, len(self.tiers)):
             entry = yield ("get", i, (key,))
             if entry is None or entry.expired(now):
@@ -142,7 +196,10 @@ class TieredCache:
                 continue
             self._stats[i].hits += 1
             for j in range(i):  # back-fill faster tiers; same expires_at = the remaining TTL
-                yield ("set", j, (key, entry, (), None))
+                if j == 0 and self._l1 is not None:  # unless a write to the key came between
+                    yield ("fill", 0, (key, entry, seen))
+                else:
+                    yield ("set", j, (key, entry, (), None))
             return entry
         return None
 
@@ -164,6 +221,7 @@ class TieredCache:
 
     def _get_many_plan(self, keys: list[str]) -> Plan:
         now = self.timer()
+        seen = [self._stamp(k) for k in keys] if self._l1 is not None else None
         found: dict[str, Entry] = {}
         wanted = keys
         for i in range(len(self.tiers)):
@@ -173,7 +231,11 @@ class TieredCache:
             self._stats[i].misses += len(wanted) - len(fresh)
             if fresh and i:
                 for j in range(i):
-                    yield ("set_many", j, (fresh,))
+                    if j == 0 and seen is not None:
+                        stamps = dict(zip(keys, seen, strict=True))
+                        yield ("fill_many", 0, (fresh, stamps))
+                    else:
+                        yield ("set_many", j, (fresh,))
             if not found and len(fresh) == len(wanted):
                 return fresh  # all found in one tier: the common case
             found.update(fresh)
@@ -186,12 +248,18 @@ class TieredCache:
     # drivers
 
     def _call(self, i: int, method: str, args: tuple) -> Any:
+        if method[0] == "f":  # fill / fill_many: a conditional L1 back-fill
+            return getattr(self, "_" + method)(*args)
         stats = self._stats[i]
         stats.ops += 1
         timed = not stats.ops & 15
         t0 = time.perf_counter_ns() if timed else 0
         try:
             result = getattr(self.tiers[i], method)(*args)
+        except CorruptEntry as err:
+            for k in err.keys:
+                self._discard(i, k)
+            return self._corrupt(i, err)
         except CacheError as err:
             return self._failed(i, method, err)
         if timed:
@@ -199,12 +267,18 @@ class TieredCache:
         return result
 
     async def _acall(self, i: int, method: str, args: tuple) -> Any:
+        if method[0] == "f":
+            return getattr(self, "_" + method)(*args)
         stats = self._stats[i]
         stats.ops += 1
         timed = not stats.ops & 15
         t0 = time.perf_counter_ns() if timed else 0
         try:
             result = await getattr(self.tiers[i], "a" + method)(*args)
+        except CorruptEntry as err:
+            for k in err.keys:
+                await self._adiscard(i, k)
+            return self._corrupt(i, err)
         except CacheError as err:
             return self._failed(i, method, err)
         if timed:
@@ -223,6 +297,68 @@ class TieredCache:
         self._stats[i].errors += 1
         log.warning("cache tier %s: %s; treating it as a miss", self.tiers[i].name, err)
         return None
+
+    # ------------------------------------------------------------------------------------------
+    # L1 convergence (the rule: L1 holds what the lower tiers hold, or nothing)
+
+    def _stamp(self, k: str) -> int:
+        return self._stamps[hash(k) & (_STRIPES - 1)]
+
+    def _fill(self, k: str, entry: Entry, seen: int) -> None:
+        """Back-fill L1 with what a read found below, unless a write to (or an invalidation of)
+        the key's stripe completed since the read began: then the value may be older."""
+        s = hash(k) & (_STRIPES - 1)
+        with self._locks[s]:
+            if self._stamps[s] == seen:
+                self._call(0, "set", (k, entry, (), None))
+
+    def _fill_many(self, entries: dict[str, Entry], seen: dict[str, int]) -> None:
+        for k, entry in entries.items():
+            self._fill(k, entry, seen[k])
+
+    def _settle(self, k: str, entry: Entry | None, tags: tuple, seen: int) -> None:
+        """The L1 step of a write, after the lower tiers took it: store ``entry`` if no other
+        write of the stripe completed meanwhile (the lower tiers then hold ours), else drop the
+        key (which write the lower tiers kept is unknown); ``entry=None`` (a delete) drops it."""
+        s = hash(k) & (_STRIPES - 1)
+        with self._locks[s]:
+            try:
+                if entry is not None and self._stamps[s] == seen:
+                    self._call(0, "set", (k, entry, tags, None))
+                    self._stats[0].sets += 1
+                else:
+                    self._l1.delete(k)
+            finally:
+                self._stamps[s] += 1
+
+    def _bump_all(self) -> None:
+        """After a pattern, tag or whole-L1 drop: every back-fill in flight is suspect."""
+        for s in range(_STRIPES):
+            with self._locks[s]:
+                self._stamps[s] += 1
+
+    def _corrupt(self, i: int, err: CorruptEntry) -> Any:
+        """Unreadable entries (already deleted from tier ``i``): each an error and a miss; a
+        batch read goes on with the entries that did decode."""
+        self._stats[i].errors += len(err.keys)
+        log.warning("cache tier %s: %s", self.tiers[i].name, err)
+        return err.found or None
+
+    def _discard(self, i: int, k: str) -> None:
+        try:
+            self.tiers[i].delete(k)
+        except CacheError as err:  # unavailable now: the entry stays unreadable, a miss again
+            log.warning(
+                "cache tier %s: could not delete unreadable %r: %s", self.tiers[i].name, k, err
+            )
+
+    async def _adiscard(self, i: int, k: str) -> None:
+        try:
+            await self.tiers[i].adelete(k)
+        except CacheError as err:
+            log.warning(
+                "cache tier %s: could not delete unreadable %r: %s", self.tiers[i].name, k, err
+            )
 
     def _run(self, plan: Plan) -> Any:
         try:
@@ -341,8 +477,32 @@ class TieredCache:
             raise CacheError(f"ttl must be positive seconds, got {ttl!r}")
         return Entry(value, None if ttl is None else self.timer() + ttl)
 
-    def _lower(self) -> range:
-        return range(1, len(self.tiers)) if self._queue is not None else range(len(self.tiers))
+    def _below(self) -> range:
+        """The tiers a write-through plan writes before L1 settles (all of them without L1)."""
+        return range(1 if self._l1 is not None else 0, len(self.tiers))
+
+    def _stage(self, k: str, item: tuple, entry: Entry | None, tags: tuple = ()) -> None:
+        """Write-back: L1 now and the queue, in one order under the stripe lock, so the lower
+        tiers receive a key's writes in the order L1 saw them."""
+        if self._l1 is None:
+            if entry is None:
+                self._run(self._delete_plan(k, range(1)))
+            else:
+                self._run(self._write_plan(k, entry, tags, range(1)))
+            self._enqueue(item)
+            return
+        s = hash(k) & (_STRIPES - 1)
+        with self._locks[s]:
+            try:
+                if entry is None:
+                    self._l1.delete(k)
+                    self._stats[0].deletes += 1
+                else:
+                    self._call(0, "set", (k, entry, tags, None))
+                    self._stats[0].sets += 1
+            finally:
+                self._stamps[s] += 1
+            self._enqueue(item)
 
     def set(self, key: Any, value: Any, ttl: float | None = None, tags: Iterable[str] = ()) -> None:
         """Store ``value`` for ``ttl`` seconds (default ``default_ttl``) in every tier (write-back:
@@ -351,10 +511,12 @@ class TieredCache:
         if self._queue is not None:
             for i in range(1, len(self.tiers)):  # serialise now: fail before acknowledging
                 self.tiers[i].prepare(k, entry)
-            self._run(self._write_plan(k, entry, tags, range(1)))
-            self._enqueue(("set", k, entry, tags))
-        else:
-            self._run(self._write_plan(k, entry, tags, range(len(self.tiers))))
+            self._stage(k, ("set", k, entry, tags), entry, tags)
+            return  # published by the writer once the lower tiers hold it
+        seen = self._stamp(k)
+        self._run(self._write_plan(k, entry, tags, self._below()))
+        if self._l1 is not None:
+            self._settle(k, entry, tags, seen)
         self._publish("del", [k])
 
     async def aset(
@@ -364,10 +526,12 @@ class TieredCache:
         if self._queue is not None:
             for i in range(1, len(self.tiers)):
                 self.tiers[i].prepare(k, entry)
-            await self._arun(self._write_plan(k, entry, tags, range(1)))
-            await asyncio.to_thread(self._enqueue, ("set", k, entry, tags))
-        else:
-            await self._arun(self._write_plan(k, entry, tags, range(len(self.tiers))))
+            self._stage(k, ("set", k, entry, tags), entry, tags)  # waits write_block at most
+            return
+        seen = self._stamp(k)
+        await self._arun(self._write_plan(k, entry, tags, self._below()))
+        if self._l1 is not None:
+            self._settle(k, entry, tags, seen)
         self._publish("del", [k])
 
     def set_many(self, mapping: Mapping[Any, Any], ttl: float | None = None) -> None:
@@ -377,10 +541,18 @@ class TieredCache:
             for k, e in entries.items():
                 tier.prepare(k, e)
         if self._queue is not None:
-            self._run(self._set_many_plan(entries, range(1)))
-            self._enqueue(("set_many", entries))
-        else:
-            self._run(self._set_many_plan(entries, range(len(self.tiers))))
+            if self._l1 is None:
+                self._run(self._set_many_plan(entries, range(1)))
+                self._enqueue(("set_many", entries))
+                return
+            for k, e in entries.items():  # one queue item per key keeps the per-key order
+                self._stage(k, ("set", k, e, ()), e)
+            return
+        seen = [self._stamp(k) for k in entries]
+        self._run(self._set_many_plan(entries, self._below()))
+        if self._l1 is not None:
+            for (k, e), stamp in zip(entries.items(), seen, strict=True):
+                self._settle(k, e, (), stamp)
         self._publish("del", list(entries))
 
     def _set_many_plan(self, entries: dict[str, Entry], tiers: range) -> Plan:
@@ -396,27 +568,37 @@ class TieredCache:
         """Remove ``key`` from every tier (and from other processes' L1). True if any had it."""
         k = self._key(key)
         if self._queue is not None:
-            found = self._run(self._delete_plan(k, range(1)))
-            self._enqueue(("delete", k))
-        else:
-            found = self._run(self._delete_plan(k, range(len(self.tiers))))
+            found = self._l1 is not None and self._l1.get(k) is not None
+            self._stage(k, ("delete", k), None)
+            return found
+        had = self._l1 is not None and self._l1.get(k) is not None
+        found = self._run(self._delete_plan(k, self._below()))
+        if self._l1 is not None:
+            self._settle(k, None, (), 0)
+            self._stats[0].deletes += 1
         self._publish("del", [k])
-        return found
+        return found or had
 
     async def adelete(self, key: Any) -> bool:
         k = self._key(key)
         if self._queue is not None:
-            found = await self._arun(self._delete_plan(k, range(1)))
-            await asyncio.to_thread(self._enqueue, ("delete", k))
-        else:
-            found = await self._arun(self._delete_plan(k, range(len(self.tiers))))
+            found = self._l1 is not None and self._l1.get(k) is not None
+            self._stage(k, ("delete", k), None)
+            return found
+        had = self._l1 is not None and self._l1.get(k) is not None
+        found = await self._arun(self._delete_plan(k, self._below()))
+        if self._l1 is not None:
+            self._settle(k, None, (), 0)
+            self._stats[0].deletes += 1
         self._publish("del", [k])
-        return found
+        return found or had
 
     def invalidate(self, pattern: str = "*") -> int:
         """Delete keys matching a glob (``signals:*``) in every tier and every process's L1."""
         self.flush()
         total = sum(self._tier_op(i, "delete_pattern", pattern) for i in range(len(self.tiers)))
+        if self._l1 is not None:
+            self._bump_all()
         self._publish("pattern", [pattern])
         return total
 
@@ -430,6 +612,7 @@ class TieredCache:
         if self._l1 is not None:
             for k in keys:
                 self._l1.delete(k)
+            self._bump_all()
         self._publish("del", sorted(keys))
         self._publish("tags", list(tags))
         return len(keys)
@@ -438,6 +621,8 @@ class TieredCache:
         self.flush()
         for i in range(len(self.tiers)):
             self._tier_op(i, "clear")
+        if self._l1 is not None:
+            self._bump_all()
         self._publish("pattern", ["*"])
 
     def _tier_op(self, i: int, method: str, *args: Any) -> int:
@@ -458,16 +643,16 @@ class TieredCache:
         if entry is not None:
             self._maybe_refresh(k, entry, loader, ttl)
             return entry.value
-        with self._flight_lock:
-            flight = self._flights.get(k)
-            leader = flight is None
-            if leader:
-                flight = self._flights[k] = _Flight()
+        flight, leader = self._join(k)
         if not leader:
-            flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
-            return flight.value
+            if flight.thread != threading.get_ident():
+                flight.done.wait()
+                return flight.result()
+            # the leader is a task suspended on this thread's event loop: waiting here would
+            # block that loop for good, so this caller loads for itself
+            value = loader()
+            self.set(k, value, ttl)
+            return value
         try:
             with self._cross_process(k, lock):
                 entry = self._lookup(k) if lock else None  # another process may have loaded it
@@ -481,7 +666,16 @@ class TieredCache:
         finally:
             with self._flight_lock:
                 self._flights.pop(k, None)
-            flight.done.set()
+            flight.finish()
+
+    def _join(self, k: str) -> tuple[_Flight, bool]:
+        """The flight loading ``k`` (sync and async callers share it), and whether we lead."""
+        with self._flight_lock:
+            flight = self._flights.get(k)
+            if flight is not None:
+                return flight, False
+            flight = self._flights[k] = _Flight()
+            return flight, True
 
     async def aget_or_load(
         self,
@@ -499,11 +693,9 @@ class TieredCache:
             if entry is not None:
                 self._maybe_refresh(k, entry, loader, ttl)
             return value
-        future = self._aflights.get(k)
-        if future is not None:
-            return await asyncio.shield(future)
-        future = asyncio.get_running_loop().create_future()
-        self._aflights[k] = future
+        flight, leader = self._join(k)
+        if not leader:
+            return await flight.wait()  # any loop, any thread: woken thread-safely
         try:
             if lock:
                 async with self._alock(k):
@@ -514,14 +706,15 @@ class TieredCache:
             else:
                 value = await loader()
                 await self.aset(k, value, ttl)
-            future.set_result(value)
+            flight.value = value
             return value
         except BaseException as err:
-            future.set_exception(err)
-            future.exception()  # retrieved here, so an unawaited future doesn't warn
+            flight.error = err
             raise
         finally:
-            self._aflights.pop(k, None)
+            with self._flight_lock:
+                self._flights.pop(k, None)
+            flight.finish()
 
     def _maybe_refresh(self, k: str, entry: Entry, loader: Callable, ttl: float | None) -> None:
         ttl = self.default_ttl if ttl is None else ttl
@@ -645,51 +838,136 @@ class TieredCache:
     # write-back
 
     def _enqueue(self, item: tuple) -> None:
-        if self._closed:
-            raise CacheError("the cache is closed")
-        self._queue.put(item)  # bounded: blocks when full rather than dropping a write
+        """Queue a write-back. A full queue (the writer stalled on an outage) waits at most
+        ``write_block`` seconds once; until the writer makes progress again, further writes are
+        not queued at all: counted in ``write_back_dropped``, logged once per stall."""
+        if self._closed or self._stop.is_set():
+            raise CacheError("the cache is closed; create a new TieredCache to write")
+        try:
+            self._queue.put_nowait(item)
+            return
+        except queue.Full:
+            stalled = self._stalled
+        if not stalled:
+            try:
+                self._queue.put(item, timeout=self.write_block)
+                return
+            except queue.Full:
+                self._stalled = True
+                log.error(
+                    "cache write-back queue full (%d writes) for %.2f s: the lower tiers are "
+                    "unavailable or too slow; further writes stay in L1 only (counted in "
+                    "write_back_dropped) until the writer catches up",
+                    self._queue.maxsize,
+                    self.write_block,
+                )
+        self.write_back_dropped += 1
 
     def _drain(self) -> None:
+        """The writer: takes what is queued (up to 512 items), writes it to the lower tiers
+        (runs of plain sets as one set_many), then publishes the keys for other processes'
+        L1s. A tier that is down is waited for (its breaker's pause), never skipped, so the
+        order of a key's writes holds; close() bounds the wait."""
         while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                self._apply(item)
-            finally:
+            batch = [self._queue.get()]
+            while len(batch) < 512:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in batch
+            items = [item for item in batch if item is not None]
+            written = self._write_batch(items)
+            if written:
+                self._publish("del", written)
+            for _ in batch:
                 self._queue.task_done()
+            if stop or self._stop.is_set():
+                self._abandon()
+                return
 
-    def _apply(self, item: tuple) -> None:
-        lower = range(1, len(self.tiers))
-        for attempt in range(5):
+    def _write_batch(self, items: list[tuple]) -> list[str]:
+        """Apply ``items`` in order; returns the keys written (for invalidation messages)."""
+        written: list[str] = []
+        run: dict[str, Entry] = {}
+        for n, item in enumerate(items):
+            if item[0] == "set" and not item[3]:
+                run[item[1]] = item[2]  # a later set of the same key in the run wins, in order
+                continue
+            if run and not self._apply(("set_many", run)):
+                self.write_back_failures += len(items) - n + len(run)
+                return written
+            written.extend(run)
+            run = {}
+            if not self._apply(item):
+                self.write_back_failures += len(items) - n
+                return written
+            written.extend(item[1] if item[0] == "set_many" else [item[1]])
+        if run:
+            if not self._apply(("set_many", run)):
+                self.write_back_failures += len(run)
+                return written
+            written.extend(run)
+        return written
+
+    def _apply(self, item: tuple) -> bool:
+        """Write one item to every lower tier, waiting out outages; False if close() gave up."""
+        pending = list(reversed(range(1, len(self.tiers))))  # slowest first, like write-through
+        while pending:
+            i = pending[0]
+            tier, stats = self.tiers[i], self._stats[i]
             try:
                 if item[0] == "set":
-                    _, k, entry, tags = item
-                    for i in reversed(lower):
-                        self.tiers[i].set(k, entry, tags)
-                        self._stats[i].sets += 1
+                    tier.set(item[1], item[2], item[3])
+                    stats.sets += 1
                 elif item[0] == "set_many":
-                    for i in reversed(lower):
-                        self.tiers[i].set_many(item[1])
-                        self._stats[i].sets += len(item[1])
+                    tier.set_many(item[1])
+                    stats.sets += len(item[1])
                 else:
-                    for i in lower:
-                        self.tiers[i].delete(item[1])
-                        self._stats[i].deletes += 1
-                return
-            except TierUnavailable:
-                time.sleep(min(2.0, 0.1 * 2**attempt))
-        self.write_back_failures += 1
-        log.error(
-            "write-back gave up on %s %r after 5 attempts",
-            item[0],
-            item[1] if len(item) > 1 else "",
-        )
+                    tier.delete(item[1])
+                    stats.deletes += 1
+            except TierUnavailable:  # the tier's breaker logged the outage, once
+                stats.errors += 1
+                breaker = getattr(tier, "_breaker", None)
+                pause = breaker.down_until - breaker.timer() if breaker is not None else 0.5
+                if self._stop.wait(max(0.01, pause)):
+                    return False
+                continue
+            except CacheError as err:  # refused for good (too big, bad data): not retried
+                stats.errors += 1
+                self.write_back_failures += 1
+                log.error("write-back to %s refused %s %r: %s", tier.name, item[0], item[1], err)
+            pending.pop(0)
+        self._stalled = False
+        return True
 
-    def flush(self) -> None:
-        """Wait until every queued write-back has reached the lower tiers."""
-        if self._queue is not None:
-            self._queue.join()
+    def _abandon(self) -> None:
+        """close() gave up: count what is still queued as lost."""
+        lost = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            lost += item is not None
+            self._queue.task_done()
+        self.write_back_failures += lost
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued write-back has reached the lower tiers, at most ``timeout``
+        seconds (default ``close_timeout``). True if the queue drained."""
+        if self._queue is None:
+            return True
+        timeout = self.close_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        done = self._queue.all_tasks_done
+        with done:
+            while self._queue.unfinished_tasks:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._writer.is_alive():
+                    return False
+                done.wait(min(remaining, 0.1))
+        return True
 
     # ------------------------------------------------------------------------------------------
     # coherence between processes
@@ -699,16 +977,22 @@ class TieredCache:
             self._coherence.publish(kind, items)
 
     def _drop_local(self, kind: str, items: list[str]) -> None:
+        """Another process changed these: drop our L1 copies (and make back-fills in flight
+        re-read). ``kind="all"``: the invalidation stream had a gap, every copy is suspect."""
         if self._l1 is None:
             return
         if kind == "del":
             for k in items:
-                self._l1.delete(k)
-        elif kind == "pattern":
+                self._settle(k, None, (), 0)
+            return
+        if kind == "pattern":
             for pattern in items:
                 self._l1.delete_pattern(pattern)
         elif kind == "tags":
             self._l1.delete_tags(items)
+        elif kind == "all":
+            self._l1.clear()
+        self._bump_all()
 
     # ------------------------------------------------------------------------------------------
     # metrics and lifecycle
@@ -743,12 +1027,31 @@ class TieredCache:
         return pd.DataFrame(rows).set_index("tier")
 
     def close(self) -> None:
-        """Flush write-back, stop background work, close the tiers. Idempotent."""
+        """Flush write-back (for at most ``close_timeout`` seconds: with a lower tier down,
+        what is still queued then is lost, counted in ``write_back_failures`` and logged once),
+        stop background work, close the tiers. Idempotent."""
         if self._closed:
             return
         if self._queue is not None:
-            self._queue.put(None)
-            self._writer.join()
+            deadline = time.monotonic() + self.close_timeout
+            try:
+                self._queue.put(None, timeout=self.close_timeout)
+            except queue.Full:
+                self._stop.set()
+            self._writer.join(max(0.0, deadline - time.monotonic()))
+            if self._writer.is_alive():
+                self._stop.set()  # the writer stops waiting for the tier and counts the rest
+                grace = max((getattr(t, "timeout", 0.0) for t in self.tiers), default=0.0)
+                self._writer.join(grace + 1.0)  # at most one socket timeout in progress
+            if self.write_back_failures or self.write_back_dropped:
+                log.error(
+                    "cache closed with %d write-backs not written to the lower tiers "
+                    "(close_timeout=%s s) and %d never queued (queue full); those keys keep "
+                    "older values (or none) there until their TTL",
+                    self.write_back_failures + self._queue.qsize(),
+                    self.close_timeout,
+                    self.write_back_dropped,
+                )
         self._closed = True
         if self._coherence is not None:
             self._coherence.stop()
@@ -769,32 +1072,38 @@ class TieredCache:
 
 class _Coherence:
     """Drops other processes' L1 copies: every write publishes the keys it changed on a Redis
-    channel; a listener thread in each process deletes them from its own L1."""
+    channel; a listener thread in each process deletes them from its own L1.
+
+    The listener survives Redis: when its connection breaks, or a PING gets no answer within
+    ``heartbeat`` + the tier's timeout (a hung server), it resubscribes with jittered backoff
+    (``backoff`` seconds, doubling to ``max_backoff``) and, once subscribed again, drops the
+    whole L1: invalidations sent while it was away are gone. Publishing goes through the tier's
+    breaker: while Redis is down (or backing off) a message is kept, not waited for, and the
+    listener sends what was kept once Redis answers again (merged; past ``max_pending`` keys,
+    one "drop everything" message instead)."""
+
+    backoff = 0.05
+    max_backoff = 2.0
+    heartbeat = 1.0
+    max_pending = 10_000
 
     def __init__(self, cache: TieredCache, tier: Any) -> None:
         self.channel = f"{tier.prefix}__invalidate__"
-        self.client = tier.client
+        self.tier = tier
         self.origin = cache._origin
-        ref = weakref.ref(cache)
-        # a connection of its own: closing the tier (or another cache on it) must not cut it
-        self.listener = redis.Redis.from_url(tier.url, socket_connect_timeout=tier.timeout)
-        self.pubsub = self.listener.pubsub(ignore_subscribe_messages=True)
-
-        def handle(message: dict) -> None:
-            data = json.loads(message["data"])
-            target = ref()
-            if target is not None and data["origin"] != self.origin:
-                target._drop_local(data["kind"], data["items"])
-
-        def failed(err: BaseException, pubsub: Any, thread: Any) -> None:
-            # Redis went away: stop listening; L1 copies still expire by their TTL
-            log.warning("cache coherence stopped: %s", err)
-            thread.stop()
-
-        self.pubsub.subscribe(**{self.channel: handle})
-        self.thread = self.pubsub.run_in_thread(
-            sleep_time=0.05, daemon=True, exception_handler=failed
-        )
+        self.ref = weakref.ref(cache)
+        self.connected = threading.Event()
+        self.resubscribed = 0  # reconnections after a gap (each dropped the L1)
+        self._stop = threading.Event()
+        self._pending: dict[str, dict[str, None]] = {}  # kind -> items (ordered set)
+        self._pending_lock = threading.Lock()
+        self._pubsub: Any = None
+        try:
+            self._pubsub = self._subscribe()
+        except (RedisError, OSError) as err:  # keep trying in the thread
+            log.warning("cache coherence: cannot subscribe on Redis yet (%s); retrying", err)
+        self.thread = threading.Thread(target=self._run, name="perflab-coherence", daemon=True)
+        self.thread.start()
 
     @classmethod
     def start(cls, cache: TieredCache) -> _Coherence | None:
@@ -802,24 +1111,140 @@ class _Coherence:
             tier = cache._redis()
         except CacheError:
             return None
-        try:
-            return cls(cache, tier)
-        except (RedisError, OSError) as err:  # Redis down at start: no coherence, said once
-            log.warning("cache coherence off: cannot subscribe on Redis (%s)", err)
-            return None
+        return cls(cache, tier)
 
+    # --- publishing ---------------------------------------------------------------------------
     def publish(self, kind: str, items: list[str]) -> None:
+        """Send now if Redis is up (one round trip, behind the tier's breaker); otherwise keep
+        the message for the listener to send after recovery. Never waits out an outage."""
+        if not items:
+            return
         message = json.dumps({"origin": self.origin, "kind": kind, "items": items})
         try:
-            self.client.publish(self.channel, message)
-        except (RedisError, OSError) as err:  # an outage: L1s expire by TTL meanwhile
-            log.debug("coherence publish failed: %s", err)
+            self.tier.publish(self.channel, message)
+        except TierUnavailable:
+            self._keep(kind, items)
+
+    def _keep(self, kind: str, items: list[str]) -> None:
+        with self._pending_lock:
+            self._pending.setdefault(kind, {}).update(dict.fromkeys(items))
+            if sum(len(v) for v in self._pending.values()) > self.max_pending:
+                self._pending = {"all": {"*": None}}
+
+    def _send_pending(self) -> None:
+        with self._pending_lock:
+            if not self._pending or not self.tier._breaker.allow():
+                return
+            pending, self._pending = self._pending, {}
+        messages = [
+            json.dumps({"origin": self.origin, "kind": kind, "items": list(items)})
+            for kind, items in pending.items()
+        ]
+        try:
+            self.tier.publish_many(self.channel, messages)
+        except TierUnavailable:
+            for kind, items in pending.items():
+                self._keep(kind, list(items))
+
+    # --- listening ----------------------------------------------------------------------------
+    def _subscribe(self) -> Any:
+        """A connection of its own (closing the tier must not cut it), subscribed: returns once
+        Redis confirmed the subscription."""
+        client = redis.Redis.from_url(
+            self.tier.url,
+            socket_connect_timeout=self.tier.timeout,
+            socket_timeout=self.tier.timeout,
+        )
+        pubsub = client.pubsub()
+        try:
+            pubsub.subscribe(self.channel)
+            deadline = time.monotonic() + self.tier.timeout
+            while time.monotonic() < deadline:
+                message = pubsub.get_message(timeout=self.tier.timeout)
+                if message is not None and message["type"] == "subscribe":
+                    self.connected.set()
+                    return pubsub
+            raise redis.exceptions.TimeoutError(f"no SUBSCRIBE confirmation on {self.channel}")
+        except BaseException:
+            pubsub.close()
+            client.close()
+            raise
+
+    def _run(self) -> None:
+        delay = self.backoff
+        while not self._stop.is_set():
+            if self._pubsub is None:
+                try:
+                    self._pubsub = self._subscribe()
+                except (RedisError, OSError):
+                    self._stop.wait(delay * random.uniform(0.5, 1.0))
+                    delay = min(self.max_backoff, delay * 2)
+                    continue
+                delay = self.backoff
+                self.resubscribed += 1
+                target = self.ref()
+                if target is not None:  # subscribed first, then dropped: nothing falls between
+                    target._drop_local("all", [])
+                log.warning(
+                    "cache coherence resumed on %s; L1 dropped (it may have missed invalidations)",
+                    self.channel,
+                )
+            try:
+                self._listen(self._pubsub)
+            except (RedisError, OSError) as err:
+                log.warning("cache coherence lost (%s); resubscribing with backoff", err)
+                self.connected.clear()
+                self._close(self._pubsub)
+                self._pubsub = None
+
+    def _listen(self, pubsub: Any) -> None:
+        """Until stopped, or raises when the connection breaks or a PING goes unanswered."""
+        heard = time.monotonic()
+        pinged: float | None = None
+        while not self._stop.is_set():
+            self._send_pending()
+            message = pubsub.get_message(timeout=0.05)
+            now = time.monotonic()
+            if message is not None:
+                heard, pinged = now, None
+                if message["type"] == "message":
+                    self._handle(message["data"])
+                continue
+            if pinged is None and now - heard > self.heartbeat:
+                pubsub.ping()
+                pinged = now
+            elif pinged is not None and now - pinged > self.tier.timeout:
+                raise redis.exceptions.TimeoutError(
+                    f"Redis did not answer PING within {self.tier.timeout} s"
+                )
+
+    def _handle(self, data: bytes) -> None:
+        try:
+            message = json.loads(data)
+            origin, kind, items = message["origin"], message["kind"], message["items"]
+        except (ValueError, KeyError, TypeError) as err:
+            log.warning(
+                "cache coherence: ignoring a malformed message on %s (%s)", self.channel, err
+            )
+            return
+        target = self.ref()
+        if target is not None and origin != self.origin:
+            target._drop_local(kind, items)
+
+    @staticmethod
+    def _close(pubsub: Any) -> None:
+        if pubsub is None:
+            return
+        try:
+            pubsub.close()
+        except (RedisError, OSError) as err:  # already broken: nothing left to release
+            log.debug("closing a broken pub/sub connection: %s", err)
 
     def stop(self) -> None:
-        self.thread.stop()
+        self._stop.set()
         self.thread.join(timeout=2)
-        self.pubsub.close()
-        self.listener.close()
+        self._send_pending()
+        self._close(self._pubsub)
 
 
 def _log_failure(future: Any) -> None:
