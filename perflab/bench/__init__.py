@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time names load lazily
-    from perflab.bench.compare import VERDICTS, Comparison, compare
+    from perflab.bench.comparison import VERDICTS, Comparison, compare
     from perflab.bench.core import Budget
     from perflab.bench.history import History
     from perflab.bench.profiling import MemoryUsage, memory, profile
@@ -33,9 +33,9 @@ __all__ = [
 ]
 
 _WHERE = {
-    "VERDICTS": "compare",
-    "Comparison": "compare",
-    "compare": "compare",
+    "VERDICTS": "comparison",
+    "Comparison": "comparison",
+    "compare": "comparison",
     "Budget": "core",
     "History": "history",
     "MemoryUsage": "profiling",

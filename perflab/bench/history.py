@@ -25,7 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from perflab.bench import changepoint, stats
-from perflab.bench.compare import THRESHOLD, Comparison, verdict
+from perflab.bench.comparison import THRESHOLD, Comparison, verdict
 from perflab.bench.result import Result
 from perflab.errors import BenchmarkError, ConfigurationError
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from perflab.bench import core, noise
-from perflab.bench.compare import Comparison, compare
+from perflab.bench.comparison import Comparison, compare
 from perflab.bench.result import Result, environment
 from perflab.errors import BenchmarkError
 

@@ -63,7 +63,7 @@ def cross_run(
     on_done: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Spawn ``2 * pairs * per_run`` workers one after another; return the verdict counts."""
-    from perflab.bench.compare import compare
+    from perflab.bench.comparison import compare
     from perflab.bench.result import Result
 
     total = 2 * pairs * per_run

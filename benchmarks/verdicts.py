@@ -1,0 +1,157 @@
+"""Do verdicts survive a rerun? The issue-10 targets, measured on this machine.
+
+* A/A across separate runs: N x ``perflab bench data --quick``, every pair compared
+  (``perflab compare``'s verdicts): how many benchmark verdicts say faster/slower.
+* A/A and a true 10 % slowdown across separate ``perflab bench FILE.py`` runs of one CPU-bound
+  function (``WORK`` sets its size): false verdicts, and how often +10 % is called slower/faster.
+* In a notebook-like session: two sequential ``bench.run`` of one function, then ``compare``.
+* The wall time of one ``perflab bench data --quick``.
+
+Run: ``.venv/bin/python benchmarks/verdicts.py [--load] [--runs 6] [--file-runs 10]``;
+``--load`` keeps one other CPU-bound process spinning throughout (``python -c "while True:
+pass"``), as on a busy CI runner. Figures go to ``outputs/benchmarks/verdicts-*.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PERFLAB = [sys.executable, "-m", "perflab"]
+WORK_FILE = """
+import os
+N = int(os.environ.get("WORK", "20000"))
+
+def bench_work():
+    return sum(range(N))
+"""
+
+
+def _bench(args: list[str], out: Path, env: dict | None = None) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(
+        [*PERFLAB, "bench", *args, "--quiet", "--out", str(out)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+    )
+    return time.perf_counter() - t0
+
+
+def _verdicts(a: Path, b: Path) -> list[str]:
+    from perflab.bench import compare
+    from perflab.suites import load_results
+
+    base = {r.name: r for r in load_results(a)}
+    return [compare(base[r.name], r).verdict for r in load_results(b) if r.name in base]
+
+
+def separate_data_runs(tmp: Path, runs: int) -> dict:
+    files, seconds = [], []
+    for i in range(runs):
+        files.append(tmp / f"data-{i}.json")
+        seconds.append(_bench(["data", "--quick"], files[-1]))
+    counts: collections.Counter = collections.Counter()
+    for a, b in itertools.combinations(files, 2):
+        counts.update(_verdicts(a, b))
+    return {
+        "runs": runs,
+        "pairs": runs * (runs - 1) // 2,
+        "verdicts": dict(counts),
+        "false": counts["faster"] + counts["slower"],
+        "total": sum(counts.values()),
+        "seconds_per_run": sorted(seconds),
+    }
+
+
+def separate_file_runs(tmp: Path, runs: int) -> dict:
+    path = tmp / "work_bench.py"
+    path.write_text(WORK_FILE)
+    base, slow = [], []
+    for i in range(runs):
+        base.append(tmp / f"work-a-{i}.json")
+        _bench([str(path), "--quick"], base[-1], {"WORK": "20000"})
+        slow.append(tmp / f"work-b-{i}.json")
+        _bench([str(path), "--quick"], slow[-1], {"WORK": "22000"})
+    aa: collections.Counter = collections.Counter()
+    for a, b in itertools.combinations(base, 2):
+        aa.update(_verdicts(a, b))
+    ten: collections.Counter = collections.Counter()
+    for a, b in zip(base, slow, strict=True):
+        ten.update(_verdicts(a, b))
+    for a, b in zip(base[1:] + base[:1], slow, strict=True):  # other pairings, same runs
+        ten.update(_verdicts(a, b))
+    return {
+        "runs_per_side": runs,
+        "aa_verdicts": dict(aa),
+        "aa_false": aa["faster"] + aa["slower"],
+        "aa_total": sum(aa.values()),
+        "slower_10pct_verdicts": dict(ten),
+        "slower_10pct_total": sum(ten.values()),
+    }
+
+
+def notebook_pairs(pairs: int) -> dict:
+    from perflab import bench
+
+    def work() -> int:
+        return sum(range(20_000))
+
+    def more() -> int:
+        return sum(range(22_000))
+
+    aa: collections.Counter = collections.Counter()
+    ten: collections.Counter = collections.Counter()
+    for _ in range(pairs):
+        a, b = bench.run(work, name="w"), bench.run(work, name="w")
+        aa[bench.compare(a, b).verdict] += 1
+        c = bench.run(more, name="w")
+        ten[bench.compare(a, c).verdict] += 1
+    return {"pairs": pairs, "aa_verdicts": dict(aa), "slower_10pct_verdicts": dict(ten)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--load", action="store_true", help="one CPU-bound process beside")
+    p.add_argument("--runs", type=int, default=6, help="separate data --quick runs")
+    p.add_argument("--file-runs", type=int, default=10, help="separate FILE.py runs per side")
+    p.add_argument("--pairs", type=int, default=20, help="notebook pairs")
+    p.add_argument("--only", choices=["data", "file", "notebook"], action="append")
+    args = p.parse_args()
+    only = set(args.only or ["data", "file", "notebook"])
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.load else None
+    figures: dict = {"load": "one CPU-bound process" if args.load else "quiet"}
+    try:
+        with tempfile.TemporaryDirectory(prefix="perflab-verdicts-") as tmp:
+            if "data" in only:
+                figures["data_quick_separate_runs"] = separate_data_runs(Path(tmp), args.runs)
+                print(json.dumps(figures["data_quick_separate_runs"]), flush=True)
+            if "file" in only:
+                figures["file_separate_runs"] = separate_file_runs(Path(tmp), args.file_runs)
+                print(json.dumps(figures["file_separate_runs"]), flush=True)
+            if "notebook" in only:
+                figures["notebook_sequential_runs"] = notebook_pairs(args.pairs)
+                print(json.dumps(figures["notebook_sequential_runs"]), flush=True)
+    finally:
+        if spinner is not None:
+            spinner.kill()
+            spinner.wait()
+    out = ROOT / "outputs" / "benchmarks"
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    path = out / f"verdicts-{'load' if args.load else 'quiet'}-{stamp}.json"
+    path.write_text(json.dumps(figures, indent=2))
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()
