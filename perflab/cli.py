@@ -263,7 +263,7 @@ def _report(args: argparse.Namespace) -> int:
     regressed = result.regressions is not None and not result.regressions.empty
     if regressed:
         for row in result.regressions.itertuples():
-            print(f"REGRESSION {row.name}: {row.ratio:.2f}x slower (p={row.p_value:.2g})")
+            print(_regression_line(row))
     return 0 if result.ok and not regressed else 1
 
 
@@ -426,13 +426,17 @@ def _history(args: argparse.Namespace) -> int:
         print("no regressions")
         return 0
     for row in found.itertuples():
-        print(
-            f"REGRESSION {row.name}: {row.ratio:.3f}x slower (95 % CI {row.ci_low:.3f}-"
-            f"{row.ci_high:.3f}) from result #{row.at} (commit {row.git or 'unknown'}), "
-            f"{_ns(row.before)} -> {_ns(row.after)} over {row.runs_before}+{row.runs_after} "
-            f"runs; accept a wanted change with: perflab history --accept {row.name}"
-        )
+        print(_regression_line(row))
     return 1
+
+
+def _regression_line(row) -> str:  # a row of History.regressions()
+    return (
+        f"REGRESSION {row.name}: {row.ratio:.3f}x slower (95 % CI {row.ci_low:.3f}-"
+        f"{row.ci_high:.3f}) from result #{row.at} (commit {row.git or 'unknown'}), "
+        f"{_ns(row.before)} -> {_ns(row.after)} over {row.runs_before}+{row.runs_after} "
+        f"runs; accept a wanted change with: perflab history --accept {row.name}"
+    )
 
 
 def _ns(value: float) -> str:

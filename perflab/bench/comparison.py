@@ -51,6 +51,15 @@ class Comparison:
     notes: tuple[str, ...] = ()
 
     @property
+    def speedup_ci(self) -> tuple[float, float]:
+        """The CI of :attr:`speedup` (the ratio's CI inverted; unbounded ends stay unbounded)."""
+
+        def inverse(x: float) -> float:
+            return math.inf if x == 0 else 0.0 if math.isinf(x) else 1.0 / x
+
+        return inverse(self.ci_high), inverse(self.ci_low)
+
+    @property
     def replicates(self) -> tuple[int, int]:
         return (self.baseline.n_replicates, self.candidate.n_replicates)
 

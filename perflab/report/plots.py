@@ -164,8 +164,8 @@ def ratio_chart(
             {
                 "name": [c.name for c in comparisons],
                 "speedup": [c.speedup for c in comparisons],
-                "ci_low": [1 / c.ci_high for c in comparisons],
-                "ci_high": [1 / c.ci_low for c in comparisons],
+                "ci_low": [c.speedup_ci[0] for c in comparisons],
+                "ci_high": [c.speedup_ci[1] for c in comparisons],
             }
         )
     frame = frame.reset_index(drop=True)
@@ -173,6 +173,7 @@ def ratio_chart(
     ax = fig.add_subplot()
     y = np.arange(len(frame))
     errors = np.vstack([frame["speedup"] - frame["ci_low"], frame["ci_high"] - frame["speedup"]])
+    errors = np.where(np.isfinite(errors), errors, 0.0)  # an unbounded CI: no bar, not a crash
     colours = [OPTIMIZED if s >= 1 else BASELINE for s in frame["speedup"]]
     ax.barh(y, frame["speedup"], xerr=np.abs(errors), color=colours, capsize=4)
     for yi, s in zip(y, frame["speedup"], strict=True):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,11 +94,9 @@ def figure(value: float, low: float | None = None, high: float | None = None) ->
 def ratio_figure(comparison: Any, *, speedup: bool = True) -> dict[str, Any]:
     """A comparison's speedup (baseline / candidate; ``speedup=False``: its ratio) as a figure."""
     c = comparison
-    if speedup:
-        return figure(
-            c.speedup, 1 / c.ci_high if c.ci_high else None, 1 / c.ci_low if c.ci_low else None
-        )
-    return figure(c.ratio, c.ci_low, c.ci_high)
+    low, high = c.speedup_ci if speedup else (c.ci_low, c.ci_high)
+    finite = math.isfinite(low) and math.isfinite(high) and low > 0
+    return figure(c.speedup if speedup else c.ratio, *((low, high) if finite else (None, None)))
 
 
 def centre_figure(result: Result, scale: float = 1.0) -> dict[str, Any]:
