@@ -3,13 +3,19 @@ server process (``perflab serve``); the connection keeps working after each."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 
 import httpx
 import pytest
 
-from perflab.service import running_service
+from perflab.service import run_load, running_service
 from perflab.service.app import MAX_BODY, MAX_ECHO
+from perflab.service.load import failures
+
+from .conftest import perflab_cli
 
 pytestmark = pytest.mark.servers
 
@@ -121,3 +127,57 @@ def test_bodies_over_the_limit_are_refused_with_413(client):
     assert response.status_code == 413 and f"{MAX_BODY}-byte limit" in response.text
     streamed = client.post("/optimized/batch/signals", content=iter([body.encode()]))
     assert streamed.status_code == 413
+
+
+# --- 12. `perflab load` against a closed port exits 0 ------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends: nothing listens
+
+
+def test_load_on_a_closed_port_is_a_one_line_error_naming_the_url_exit_2():
+    url = f"http://127.0.0.1:{closed_port()}/optimized/signals?symbol=S0001"
+    done = perflab_cli("load", url, "--duration", "0.5", timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("perflab: error: cannot connect to") and url in line
+    assert "requests" not in done.stdout
+
+
+def test_failed_requests_are_counted_by_kind():
+    url = f"http://127.0.0.1:{closed_port()}/"
+    result = run_load(url, concurrency=2, duration=0.3, warmup=0, check=False)
+    assert result.params["statuses"] == {}
+    assert set(result.params["failures"]) == {"connect error"} and result.params["failed"] == 1.0
+    assert failures({"200": 3, "503": 1}, {"ReadTimeout": 2, "RemoteProtocolError": 1}) == {
+        "5xx": 1,
+        "timeout": 2,
+        "other error": 1,
+    }
+
+
+def test_load_exits_1_when_most_requests_fail():
+    # a port that accepts connections and closes them: the preflight passes, every request fails
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def slam():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                listener.accept()[0].close()
+
+    thread = threading.Thread(target=slam, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        done = perflab_cli("load", url, "--duration", "0.5", "--concurrency", "2", timeout=60)
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAILED 100% of requests" in done.stdout and "other error" in done.stdout
