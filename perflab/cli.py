@@ -370,22 +370,29 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _load(args: argparse.Namespace) -> int:
     from perflab import suites
-    from perflab.service.load import run_load
+    from perflab.service.load import preflight, run_load
 
-    results = []
+    for url in args.urls:  # a closed port is a mistake in what was asked: exit 2, no load
+        preflight(url)
+    results, code = [], 0
     for url in args.urls:
         concurrency = args.workers if args.rate else args.concurrency
         r = run_load(url, rate=args.rate, concurrency=concurrency, duration=args.duration)
         s = r.summary()
+        failed = r.params["failures"]
         print(
             f"{url}  {int(s['n'])} requests  {s['throughput']:.0f} req/s  p50 {_ns(s['p50'])}  "
-            f"p99 {_ns(s['p99'])}  max {_ns(s['max'])}  statuses {r.params['statuses']}  "
-            f"errors {r.params['errors']}"
+            f"p99 {_ns(s['p99'])}  max {_ns(s['max'])}  statuses {r.params['statuses']}"
         )
+        if failed:
+            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(failed.items()))
+            print(f"{url}  FAILED {r.params['failed']:.0%} of requests: {kinds}")
+        if r.params["failed"] > 0.5:  # the work ran and mostly failed
+            code = 1
         results.append(r)
     if args.out:
         print(f"saved {suites.save_results(args.out, suites.SuiteRun('load', results))}")
-    return 0
+    return code
 
 
 def _sweep(args: argparse.Namespace) -> int:

@@ -13,13 +13,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from perflab.errors import ConfigurationError
+from perflab.identifiers import is_identifier
 
 __all__ = ["ENV_VARS", "Settings", "resolve", "sqlalchemy_url"]
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "sqlite")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:\-]*$")
-_IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # variable -> (field, what it means); the README's configuration table is generated from the same
 # words, and `perflab servers status` names them.
@@ -97,7 +97,7 @@ class Settings:
                 f"PERFLAB_KEY_PREFIX={self.key_prefix!r} may hold only letters, digits and _.:-",
                 name="PERFLAB_KEY_PREFIX",
             )
-        if not _IDENT_RE.match(self.schema):
+        if not is_identifier(self.schema, lower=True):
             raise ConfigurationError(
                 f"PERFLAB_SCHEMA={self.schema!r} is not a plain lower-case SQL identifier "
                 "(letters, digits, _; at most 63 characters)",

@@ -4,7 +4,6 @@ no rollback on return, so psycopg's prepared statements survive pool checkouts."
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -19,10 +18,9 @@ from perflab.cache.kept import KeptConnection
 from perflab.cache.serializers import serializer as make_serializer
 from perflab.cache.tier import Breaker, Tier, guarded
 from perflab.errors import CacheError
+from perflab.identifiers import is_identifier
 
 __all__ = ["DatabaseTier"]
-
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 def _like(pattern: str) -> str:
@@ -59,7 +57,7 @@ class DatabaseTier(Tier):
 
         settings = resolve()
         self.url = url or servers.start(settings, redis=False).database_url
-        if not _IDENT.match(table):
+        if not is_identifier(table, lower=True):
             raise CacheError(f"table {table!r} is not a plain lower-case SQL identifier")
         self.serializer = make_serializer(serializer, secret=secret)
         self.name = "database"
@@ -67,7 +65,7 @@ class DatabaseTier(Tier):
         sa_url = sqlalchemy_url(self.url)
         postgres = sa_url.startswith("postgresql")
         schema = (schema or settings.schema) if postgres else None
-        if schema is not None and not _IDENT.match(schema):
+        if schema is not None and not is_identifier(schema, lower=True):
             raise CacheError(f"schema {schema!r} is not a plain lower-case SQL identifier")
         options: dict = {"isolation_level": "AUTOCOMMIT"}
         if postgres:

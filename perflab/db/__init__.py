@@ -2,11 +2,12 @@
 temp-table bulk updates, materialized views, EXPLAIN as data, index advice."""
 
 from perflab.db.explain import IndexSuggestion, Plan, PlanNode
-from perflab.db.identifiers import check_identifier, quote_identifier
+from perflab.db.identifiers import IdentifierError, check_identifier, quote_identifier
 from perflab.db.runner import BatchInsertError, MaterializedView, PoolConfig, QueryRunner
 
 __all__ = [
     "BatchInsertError",
+    "IdentifierError",
     "IndexSuggestion",
     "MaterializedView",
     "Plan",

@@ -8,7 +8,23 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["IndexSuggestion", "Plan", "PlanNode", "advise", "from_postgres", "from_sqlite"]
+from perflab.db.identifiers import (
+    IdentifierError,
+    check_identifier,
+    quote_identifier,
+    quote_qualified,
+)
+from perflab.identifiers import is_identifier
+
+__all__ = [
+    "IndexSuggestion",
+    "Plan",
+    "PlanNode",
+    "advise",
+    "from_postgres",
+    "from_sqlite",
+    "index_ddl",
+]
 
 
 @dataclasses.dataclass
@@ -117,14 +133,41 @@ def from_sqlite(rows: list[tuple], sql: str, params: dict | None) -> Plan:
     )
 
 
+def index_ddl(table: str, columns: tuple[str, ...] | list[str]) -> str:
+    """``CREATE INDEX IF NOT EXISTS`` on ``table`` (``table`` or ``schema.table``) over
+    ``columns``, built from those parts only, each validated and quoted: IdentifierError (nothing
+    to execute) when one is not a plain identifier."""
+    if isinstance(columns, str) or not columns:
+        raise IdentifierError(
+            f"index on {table!r}: columns must be a non-empty list of column names, got "
+            f"{columns!r}; nothing was executed",
+            name="columns",
+            identifier=columns,
+        )
+    target = quote_qualified(table, "table")
+    cols = [check_identifier(c, "column") for c in columns]
+    name = f"ix_{table.rpartition('.')[2]}_{'_'.join(cols)}"[:63]
+    quoted = ", ".join(quote_identifier(c, "column") for c in cols)
+    return f"CREATE INDEX IF NOT EXISTS {quote_identifier(name, 'index')} ON {target} ({quoted})"
+
+
 @dataclasses.dataclass(frozen=True)
 class IndexSuggestion:
+    """An index on ``table`` over ``columns`` and why. ``ddl`` is the statement as advice shows
+    it; ``QueryRunner.apply_index`` never runs that text, it builds the statement again from
+    ``table`` and ``columns`` (:func:`index_ddl`) and refuses a suggestion whose ``ddl`` says
+    something else."""
+
     table: str
     columns: tuple[str, ...]
     ddl: str
     reason: str
     sql: str = ""
     params: dict | None = None
+
+    def statement(self) -> str:
+        """The ``CREATE INDEX`` built from ``table`` and ``columns`` (validated, quoted)."""
+        return index_ddl(self.table, self.columns)
 
 
 _EQ = re.compile(r"\(?\s*\(?\"?(\w+)\"?\)?\s*=\s*[^=]")
@@ -167,11 +210,9 @@ def advise(plan: Plan, *, min_discard: float = 0.5) -> list[IndexSuggestion]:
             reason = f"full scan of {node.relation} ({node.detail}) for WHERE{text.rstrip()}"
         eq, rng = _columns(text)
         columns = tuple(eq + rng[:1])  # a B-tree can use one range column, after the equalities
-        if not columns:
-            continue
-        name = f"ix_{node.relation}_{'_'.join(columns)}"[:63]
-        cols = ", ".join(f'"{c}"' for c in columns)
-        ddl = f'CREATE INDEX IF NOT EXISTS "{name}" ON "{node.relation}" ({cols})'
+        if not columns or not all(map(is_identifier, (node.relation, *columns))):
+            continue  # no index that could be created safely from these names
+        ddl = index_ddl(node.relation, columns)
         suggestions.append(
             IndexSuggestion(node.relation, columns, ddl, reason, plan.sql, plan.params)
         )

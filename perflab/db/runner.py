@@ -27,7 +27,12 @@ import sqlalchemy as sa
 
 from perflab.cache.kept import KeptConnection
 from perflab.db.explain import IndexSuggestion, Plan, advise, from_postgres, from_sqlite
-from perflab.db.identifiers import check_identifier, quote_identifier, quote_qualified
+from perflab.db.identifiers import (
+    IdentifierError,
+    check_identifier,
+    quote_identifier,
+    quote_qualified,
+)
 from perflab.errors import QueryError
 
 __all__ = ["BatchInsertError", "MaterializedView", "PoolConfig", "QueryRunner"]
@@ -172,8 +177,14 @@ class QueryRunner:
     # connections
 
     @contextlib.contextmanager
-    def _dbapi(self, role: str) -> Iterator[Any]:
-        """A pooled DBAPI connection (psycopg / sqlite3), timed for the pool stats."""
+    def _dbapi(self, role: str, what: str = "a statement") -> Iterator[Any]:
+        """A pooled DBAPI connection (psycopg / sqlite3), timed for the pool stats.
+
+        Every statement the runner sends goes through here, so this is where driver errors
+        become QueryError (first line of the driver's message, ``what`` attached as ``sql``;
+        the driver's error stays as ``__cause__``). A connection the server dropped (backend
+        terminated, server restarted) is closed and the pool replaced, so the next call gets a
+        live connection instead of reading a stale FATAL from a dead one."""
         stats = self._stats[role]
         t0 = time.perf_counter()
         try:
@@ -183,13 +194,27 @@ class QueryRunner:
                 if waited > 0.001:
                     stats.waits += 1
                     stats.wait_s += waited
-                yield conn
+                try:
+                    yield conn
+                except Exception as err:
+                    if _lost(err):
+                        with contextlib.suppress(Exception):  # already gone: closing is tidying
+                            conn.driver_connection.close()
+                        # the server dropped the others too (restart, terminated backends):
+                        # a new pool, so no later checkout gets a dead one
+                        engine = self.read_engine if role == "read" else self.write_engine
+                        engine.dispose(close=False)
+                    raise
         except sa.exc.TimeoutError as err:
             raise QueryError(
                 f"no free {role} connection within {self.pool.timeout:g} s (pool size "
                 f"{self.pool.size} + overflow {self.pool.max_overflow}); raise PoolConfig.size "
                 "or hold connections for less time"
             ) from err
+        except QueryError:
+            raise
+        except Exception as err:  # any driver or pool error: one error type, the SQL attached
+            raise _query_error(err, what) from err
 
     def _compile(self, sql: str) -> tuple[str, tuple[str, ...] | None]:
         """Named ``:params`` → the driver's placeholders, once per statement text."""
@@ -219,7 +244,7 @@ class QueryRunner:
         for attempt in range(attempts):
             t0 = time.perf_counter()
             try:
-                with self._dbapi(role) as conn:
+                with self._dbapi(role, sql) as conn:
                     if self.postgres:
                         cur = conn.driver_connection.execute(text, args, prepare=_preparable(text))
                     else:
@@ -381,7 +406,7 @@ class QueryRunner:
         chunks = _chunks(tuples, chunk_size) if chunk_size else [tuples]
         try:
             for chunk in chunks:
-                with self._dbapi("write") as conn:
+                with self._dbapi("write", f"batch_insert into {table}") as conn:
                     if self.postgres:
                         inserted += self._copy(
                             conn.driver_connection, target, column_list, cols, table, chunk
@@ -463,44 +488,48 @@ class QueryRunner:
             f"{quote_identifier(c)} = s.{quote_identifier(c)}" for c in cols if c != key
         )
         column_list = ", ".join(quote_identifier(c) for c in cols)
-        with self._dbapi("write") as conn:
+        step = f"bulk_update of {table}"  # the statement under way, for the error
+        with self._dbapi("write", step) as conn:
             db = conn.driver_connection
-            if self.postgres:
-                with db.transaction():
-                    db.execute(f"CREATE TEMP TABLE _perflab_update (LIKE {target}) ON COMMIT DROP")
-                    types = self._pg_types(db, table, cols)
-                    with (
-                        db.cursor() as cur,
-                        cur.copy(
-                            f"COPY _perflab_update ({column_list}) FROM STDIN (FORMAT BINARY)"
-                        ) as copy,
-                    ):
-                        copy.set_types(types)
-                        for row in tuples:
-                            copy.write_row(row)
-                    count = db.execute(
-                        f"UPDATE {target} AS t SET {sets} FROM _perflab_update AS s "
-                        f"WHERE t.{qkey} = s.{qkey}"
-                    ).rowcount
-            else:
-                db.execute("BEGIN")
-                try:
-                    empty_copy = f"SELECT {column_list} FROM {target} WHERE 0"
-                    db.execute(f"CREATE TEMP TABLE _perflab_update AS {empty_copy}")
-                    marks = ", ".join("?" for _ in cols)
-                    db.executemany(
-                        f"INSERT INTO _perflab_update ({column_list}) VALUES ({marks})",
-                        list(tuples),
-                    )
-                    matched = f"{target}.{qkey} = s.{qkey}"
-                    count = db.execute(
-                        f"UPDATE {target} SET {sets} FROM _perflab_update AS s WHERE {matched}"
-                    ).rowcount
-                    db.execute("DROP TABLE _perflab_update")
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
+            try:
+                if self.postgres:
+                    with db.transaction():
+                        step = f"CREATE TEMP TABLE _perflab_update (LIKE {target}) ON COMMIT DROP"
+                        db.execute(step)
+                        types = self._pg_types(db, table, cols)
+                        step = f"COPY _perflab_update ({column_list}) FROM STDIN (FORMAT BINARY)"
+                        with db.cursor() as cur, cur.copy(step) as copy:
+                            copy.set_types(types)
+                            for row in tuples:
+                                copy.write_row(row)
+                        step = (
+                            f"UPDATE {target} AS t SET {sets} FROM _perflab_update AS s "
+                            f"WHERE t.{qkey} = s.{qkey}"
+                        )
+                        count = db.execute(step).rowcount
+                        step = f"COMMIT (bulk_update of {table})"
+                else:
+                    db.execute("BEGIN")
+                    try:
+                        empty_copy = f"SELECT {column_list} FROM {target} WHERE 0"
+                        step = f"CREATE TEMP TABLE _perflab_update AS {empty_copy}"
+                        db.execute(step)
+                        marks = ", ".join("?" for _ in cols)
+                        step = f"INSERT INTO _perflab_update ({column_list}) VALUES ({marks})"
+                        db.executemany(step, list(tuples))
+                        matched = f"{target}.{qkey} = s.{qkey}"
+                        step = f"UPDATE {target} SET {sets} FROM _perflab_update AS s "
+                        step += f"WHERE {matched}"
+                        count = db.execute(step).rowcount
+                        db.execute("DROP TABLE _perflab_update")
+                        db.execute("COMMIT")
+                    except BaseException:
+                        db.execute("ROLLBACK")
+                        raise
+            except QueryError:
+                raise
+            except Exception as err:  # named by the statement that failed
+                raise _query_error(err, step) from err
         self.invalidate(table)
         return count
 
@@ -535,19 +564,27 @@ class QueryRunner:
     ) -> dict:
         """Create the suggested index; with ``verify``, time the query before and after
         (median of ``repeat`` runs) and report the plans' scan types."""
-        check_identifier(suggestion.table, "table")
-        for c in suggestion.columns:
-            check_identifier(c, "column")
+        # The statement is built here from the validated table and column names; the
+        # suggestion's ``ddl`` text is never executed (a forged one is refused, nothing runs).
+        ddl = suggestion.statement()
+        if suggestion.ddl.strip() != ddl:
+            raise QueryError(
+                f"apply_index: the suggestion's ddl {suggestion.ddl!r} is not the index on "
+                f"{suggestion.table} ({', '.join(suggestion.columns)}) it names, which is "
+                f"{ddl!r}; nothing was executed. Use a suggestion from suggest_indexes, or "
+                "give ddl=index_ddl(table, columns)",
+                sql=suggestion.ddl,
+            )
         before = self._time(suggestion.sql, suggestion.params, repeat) if verify else None
-        self.execute(suggestion.ddl)
+        self.execute(ddl)
         if self.postgres:
-            self.execute(f"ANALYZE {quote_identifier(suggestion.table)}")
+            self.execute(f"ANALYZE {quote_qualified(suggestion.table)}")
         if not verify:
-            return {"index": suggestion.ddl}
+            return {"index": ddl}
         after = self._time(suggestion.sql, suggestion.params, repeat)
         plan = self.explain(suggestion.sql, suggestion.params)
         return {
-            "index": suggestion.ddl,
+            "index": ddl,
             "before_ms": before,
             "after_ms": after,
             "speedup": before / after if after else float("inf"),
@@ -616,14 +653,23 @@ class MaterializedView:
         """Create (and fill) the view; ``unique_on`` adds the unique index that lets PostgreSQL
         refresh it concurrently."""
         r = self.runner
-        if r.postgres:
-            r.execute(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {self.quoted} AS {self.sql}")
-        else:
-            r.execute(f"CREATE TABLE IF NOT EXISTS {self.quoted} AS {self.sql}")
+        # every statement is built (and every name validated) before the first one runs
+        unique = None
         if unique_on:
+            if isinstance(unique_on, str):
+                raise IdentifierError(
+                    f"view {self.name}: unique_on must be a list of column names, got the "
+                    f"string {unique_on!r} (write [{unique_on!r}]); nothing was executed",
+                    name="unique_on",
+                    identifier=unique_on,
+                )
             cols = ", ".join(quote_identifier(c, "column") for c in unique_on)
-            index = quote_identifier(f"ux_{self.name}"[:63])
-            r.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {self.quoted} ({cols})")
+            index = quote_identifier(f"ux_{self.name}"[:63], "index")
+            unique = f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {self.quoted} ({cols})"
+        kind = "MATERIALIZED VIEW" if r.postgres else "TABLE"
+        r.execute(f"CREATE {kind} IF NOT EXISTS {self.quoted} AS {self.sql}")
+        if unique is not None:
+            r.execute(unique)
 
     def refresh(self, concurrently: bool = False) -> None:
         r = self.runner
@@ -697,6 +743,8 @@ def _transient(err: BaseException) -> bool:
 
     import psycopg
 
+    if isinstance(err, QueryError) and err.__cause__ is not None:
+        err = err.__cause__
     if isinstance(err, sa.exc.DBAPIError):
         if err.connection_invalidated:
             return True
@@ -709,8 +757,30 @@ def _transient(err: BaseException) -> bool:
     return isinstance(err, psycopg.OperationalError) and _sqlstate(err) is None
 
 
+def _lost(err: BaseException) -> bool:
+    """The server dropped the connection: backend terminated (57P01-57P03), connection
+    failure (class 08), or a psycopg OperationalError without an SQLSTATE (socket gone)."""
+    import psycopg
+
+    if isinstance(err, QueryError) and err.__cause__ is not None:
+        err = err.__cause__
+    if isinstance(err, sa.exc.DBAPIError):
+        if err.connection_invalidated:
+            return True
+        err = err.orig or err
+    state = _sqlstate(err)
+    if state is not None:
+        return state in ("57P01", "57P02", "57P03") or state.startswith("08")
+    return isinstance(err, psycopg.OperationalError)
+
+
 def _query_error(err: BaseException, sql: str) -> QueryError:
+    """The one QueryError for a driver error: its first line (psycopg's are multi-line), what
+    to do when the connection was lost, and the statement."""
     if isinstance(err, QueryError):
         return err
-    text = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+    lines = str(getattr(err, "orig", None) or err).strip().splitlines()
+    text = lines[0] if lines else type(err).__name__
+    if _lost(err):
+        text += " (connection lost; the runner reconnects on the next call)"
     return QueryError(f"{text} — in: {sql}", sql=sql)

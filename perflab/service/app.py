@@ -15,12 +15,13 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 import psycopg
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
@@ -32,10 +33,14 @@ from perflab.errors import QueryError
 from perflab.settings import Settings, resolve
 from perflab.workload import bars, load, portfolio, signals
 
-__all__ = ["MAX_BATCH", "app_from_env", "create_app"]
+__all__ = ["MAX_BATCH", "MAX_BODY", "app_from_env", "create_app"]
 
 log = logging.getLogger("perflab.service")
 MAX_BATCH = 50
+MAX_BODY = 64 * 1024  # bytes of request body; a 50-symbol request is about 1 KB
+MAX_ECHO = 64  # characters of a client's value echoed back in an error
+# bigint: what the ts column holds; a larger bound would reach PostgreSQL and fail there
+Ts = Annotated[int | None, Query(ge=-(2**63), le=2**63 - 1)]
 TABLE = "service_bars"
 _BARS_SQL = f"SELECT symbol, ts, open, high, low, close, volume FROM {TABLE} WHERE symbol = :symbol AND ts BETWEEN :start AND :end ORDER BY ts"  # noqa: E501
 _MANY_SQL = f"SELECT symbol, ts, open, high, low, close, volume FROM {TABLE} WHERE symbol IN ({{marks}}) ORDER BY symbol, ts"  # noqa: E501
@@ -44,7 +49,8 @@ COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume"]
 
 class PortfolioRequest(BaseModel):
     symbols: list[str] = Field(min_length=2, max_length=MAX_BATCH)
-    risk_free: float = Field(default=0.0, ge=-0.01, le=0.01)
+    # allow_inf_nan=False: NaN, Infinity and 1e400 (inf once parsed) are rejected by the model
+    risk_free: float = Field(default=0.0, ge=-0.01, le=0.01, allow_inf_nan=False)
 
     @field_validator("symbols")
     @classmethod
@@ -56,6 +62,70 @@ class PortfolioRequest(BaseModel):
 
 class BatchRequest(BaseModel):
     symbols: list[str] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+def _echo(value: Any) -> Any:
+    """A client's value as it may appear in an error body: JSON-safe (a NaN or Infinity would
+    make the error itself unserialisable) and at most MAX_ECHO characters (never a 10 MB
+    symbol back)."""
+    if value is None or (isinstance(value, bool | int) and abs(value) < 10**15):
+        return value
+    if isinstance(value, float) and np.isfinite(value):
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= MAX_ECHO else f"{text[:MAX_ECHO]}… ({len(text)} characters)"
+
+
+def _validation_errors(errors: Any) -> list[dict[str, Any]]:
+    """FastAPI's validation errors with every echoed input and context made safe (_echo)."""
+    out = []
+    for e in errors:
+        item = {"type": e.get("type"), "loc": [_echo(p) for p in e.get("loc", ())]}
+        item["msg"] = _echo(str(e.get("msg", "")))
+        if "input" in e:
+            item["input"] = _echo(e["input"])
+        if e.get("ctx"):
+            item["ctx"] = {str(k): _echo(v if isinstance(v, str | int | float) else str(v))
+                           for k, v in e["ctx"].items()}  # fmt: skip
+        out.append(item)
+    return out
+
+
+class BodyLimit:
+    """Refuses request bodies over ``limit`` bytes with 413, whether announced by
+    Content-Length or streamed without one, before the app reads them whole."""
+
+    def __init__(self, app: Any, limit: int = MAX_BODY) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            await JSONResponse(self._detail(declared.decode("latin-1")), 413)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:  # FastAPI passes an HTTPException from here through as is
+                raise HTTPException(413, detail=self._detail(f"over {seen}"))
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _detail(self, size: str) -> dict:
+        return {
+            "detail": {
+                "field": "body",
+                "error": f"request body of {_echo(size)} bytes is over the {self.limit}-byte "
+                "limit; send fewer symbols per request",
+            }
+        }
 
 
 def _frame(rows: list) -> pd.DataFrame:
@@ -98,7 +168,7 @@ class Backend:
         unknown = [s for s in symbols if s not in self.symbols]
         if unknown:
             raise HTTPException(
-                404, detail={"field": field, "error": f"unknown symbol {unknown[0]!r}"}
+                404, detail={"field": field, "error": f"unknown symbol {_echo(unknown[0])!r}"}
             )
 
     def range(self, start: int | None, end: int | None) -> tuple[int, int]:
@@ -152,6 +222,7 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         state.pop("backend").close()
 
     app = FastAPI(title="perflab demo service", lifespan=lifespan)
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
 
     def backend() -> Backend:
         return state["backend"]
@@ -161,6 +232,11 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         incident = uuid.uuid4().hex[:12]
         log.exception("incident %s on %s", incident, request.url.path)
         return JSONResponse({"error": "internal error", "incident": incident}, status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input whole: NaN makes it unserialisable (a 500)
+        return JSONResponse({"detail": _validation_errors(exc.errors())}, status_code=422)
 
     @app.get("/health")
     def health() -> dict:
@@ -180,9 +256,7 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
 
     # --- GET /signals -----------------------------------------------------------------------
     @app.get("/baseline/signals")
-    def baseline_signals(
-        symbol: str, start: int | None = None, end: int | None = None
-    ) -> list[dict]:
+    def baseline_signals(symbol: str, start: Ts = None, end: Ts = None) -> list[dict]:
         b = backend()
         b.check_symbols([symbol])
         lo, hi = b.range(start, end)
@@ -191,9 +265,7 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         return _records(signals.baseline(frame))
 
     @app.get("/optimized/signals")
-    def optimized_signals(
-        symbol: str, start: int | None = None, end: int | None = None
-    ) -> list[dict]:
+    def optimized_signals(symbol: str, start: Ts = None, end: Ts = None) -> list[dict]:
         b = backend()
         b.check_symbols([symbol])
         lo, hi = b.range(start, end)

@@ -7,6 +7,7 @@ Run it in a process of its own (``perflab load``), never inside the server's."""
 from __future__ import annotations
 
 import collections
+import socket
 import sys
 import threading
 import time
@@ -15,9 +16,48 @@ from typing import Any
 import httpx
 
 from perflab import bench
-from perflab.errors import ConfigurationError
+from perflab.errors import ConfigurationError, ServerError
 
-__all__ = ["run_load"]
+__all__ = ["failure_kind", "failures", "preflight", "run_load"]
+
+
+def failure_kind(error: str | None = None, status: int | None = None) -> str | None:
+    """The kind of failure one request is (``connect error``, ``timeout``, ``5xx``,
+    ``other error``), or None when it got a response below 500. ``error`` is the httpx
+    exception class name."""
+    if error is None:
+        return "5xx" if status is not None and status >= 500 else None
+    if error in ("ConnectError", "ConnectTimeout"):
+        return "connect error"
+    if error.endswith("Timeout"):
+        return "timeout"
+    return "other error"
+
+
+def failures(statuses: dict, errors: dict) -> dict[str, int]:
+    """Failed requests by kind, from a result's ``statuses`` and ``errors`` params."""
+    out: collections.Counter = collections.Counter()
+    for status, n in statuses.items():
+        if (kind := failure_kind(status=int(status))) is not None:
+            out[kind] += n
+    for name, n in errors.items():
+        out[failure_kind(name)] += n
+    return dict(out)
+
+
+def preflight(url: str, timeout: float = 2.0) -> None:
+    """One TCP connect to the URL's host and port: ServerError naming the URL when nothing
+    listens there, before any load is generated."""
+    target = httpx.URL(url)
+    port = target.port or (443 if target.scheme == "https" else 80)
+    try:
+        socket.create_connection((target.host, port), timeout=timeout).close()
+    except OSError as err:
+        raise ServerError(
+            f"cannot connect to {url} ({target.host}:{port}: {err.strerror or err}); start the "
+            "service (perflab serve) or check the URL",
+            url=url,
+        ) from err
 
 
 def run_load(
@@ -32,15 +72,20 @@ def run_load(
     timeout: float = 10.0,
     progress: bool | None = None,
     rounds: int = 10,
+    check: bool = True,
 ) -> bench.Result:
     """Load ``url`` for ``duration`` seconds and return every request's latency. The time is
-    split into ``rounds`` rounds, each one replicate (with its own throughput)."""
+    split into ``rounds`` rounds, each one replicate (with its own throughput). With
+    ``check``, one connect attempt first (ServerError if nothing listens). ``params`` of the
+    result hold ``statuses``, ``errors``, ``failures`` (by kind) and ``failed`` (a fraction)."""
     if not url.startswith(("http://", "https://")):
         raise ConfigurationError(f"load target {url!r} is not an http(s) URL", name="URL")
     if duration <= 0 or concurrency < 1 or (rate is not None and rate <= 0):
         raise ConfigurationError(
             "duration, concurrency and rate must be positive", name="--duration"
         )
+    if check:
+        preflight(url, timeout=min(timeout, 5.0))
     statuses: collections.Counter = collections.Counter()
     errors: collections.Counter = collections.Counter()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -89,8 +134,14 @@ def run_load(
         )
     finally:
         done.set()
+    counted = {str(k): v for k, v in sorted(statuses.items())}
+    failed = failures(counted, dict(errors))
+    total = sum(statuses.values()) + sum(errors.values())
     result.params.update(
-        statuses={str(k): v for k, v in sorted(statuses.items())}, errors=dict(errors)
+        statuses=counted,
+        errors=dict(errors),
+        failures=failed,
+        failed=sum(failed.values()) / total if total else 0.0,
     )
     return result
 
