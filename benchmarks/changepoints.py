@@ -240,14 +240,16 @@ def main() -> None:
         if "skipped" not in r:
             fps = [r["by_group"][f"sd={sd} step=0.0"]["fp_rate"] for sd in NOISES]
             print(
-                f"  {name:<56} " + "  ".join(f"sd {sd:.0%}: {f:.1%}" for sd, f in zip(NOISES, fps))
+                f"  {name:<56} "
+                + "  ".join(f"sd {sd:.0%}: {f:.1%}" for sd, f in zip(NOISES, fps, strict=True))
             )
     print("+20 % hit rate by noise:")
     for name, r in results.items():
         if "skipped" not in r:
             hs = [r["by_group"][f"sd={sd} step=0.2"]["hit_rate"] for sd in NOISES]
             print(
-                f"  {name:<56} " + "  ".join(f"sd {sd:.0%}: {h:.1%}" for sd, h in zip(NOISES, hs))
+                f"  {name:<56} "
+                + "  ".join(f"sd {sd:.0%}: {h:.1%}" for sd, h in zip(NOISES, hs, strict=True))
             )
 
     out_path = Path(args.out)
