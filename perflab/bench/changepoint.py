@@ -30,17 +30,20 @@ O(n^2) medians). ``signal-processing-algorithms`` also pins ``numpy<2``, ``setup
 Python ``<3.12``: installing it downgraded numpy under pandas 3 in this venv, so it cannot be a
 dependency. ``ruptures`` (BSD, pure numpy/scipy) imports cleanly on Python 3.11 with numpy 2.4.
 
-Outliers and the newest run (a decision): every segment but the newest must last at least
-``max(2, min_size)`` runs, so one outlier run between two runs at the same level is never a
-step. The newest run is different: nobody can tell yet whether it is an outlier or the first run
-of a new level. With ``min_size=1`` (the default) it is reported as a change point of its own
-when it departs from its segment by more than the penalty; the caller judges it (re-run the
-benchmark, or wait for the next run). With ``min_size >= 2`` the newest level must persist for
-``min_size`` runs before it is reported, which trades a run of delay for fewer false alarms.
+Outliers and the newest run (a decision): every segment but the newest lasts at least 2 runs,
+so one outlier run between two runs at the same level is never a step; and a change point is
+reported only when the level it starts lasts at least ``min_size`` runs (a shorter level in the
+middle of the series is folded into the one before it). The newest run is different: nobody can
+tell yet whether it is an outlier or the first run of a new level. With ``min_size=1`` (the
+default) it is reported as a change point of its own when it departs from its segment by more
+than the penalty; the caller judges it (re-run the benchmark, or wait for the next run). With
+``min_size >= 2`` a new level is reported once it has lasted ``min_size`` runs, which trades
+``min_size - 1`` runs of delay for fewer false alarms (an outlier newest run never alarms).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 
@@ -121,9 +124,9 @@ def change_points(
     ``values`` are positive run-level figures (one median per run, in run order); they are
     compared as logs, so a step is a ratio. Binary segmentation (ruptures ``Binseg``) over the
     L1 cost, penalty ``penalty * max(noise_floor, min_noise) * log(n)`` per change point.
-    Segments before the newest last at least ``max(2, min_size)`` runs, so a single outlier run
-    is not a step; the newest run alone is reported only when ``min_size == 1`` (see the module
-    docstring: the caller judges it)."""
+    Segments last at least 2 runs, so a single outlier run is not a step, and a change point is
+    kept only when its level lasts ``min_size`` runs; the newest run alone is reported only when
+    ``min_size == 1`` (see the module docstring: the caller judges it)."""
     size = _check_size(min_size)
     if not (isinstance(penalty, numbers.Real) and math.isfinite(penalty) and penalty > 0):
         raise BenchmarkError(f"penalty={penalty!r} must be a positive finite number")
@@ -137,11 +140,14 @@ def change_points(
     if pen <= 0.0:
         # min_noise=0 on an exactly flat series: nothing varies, so nothing changed.
         return []
-    inner = max(2, size)
     points: list[int] = []
-    if n >= 2 * inner:
-        algo = rpt.Binseg(model="l1", min_size=inner, jump=1).fit(x)
-        points = [int(k) for k in algo.predict(pen=pen)[:-1]]
+    if n >= 4:
+        # Segments of >= 2 runs place the steps; min_size is applied afterwards. Handing
+        # min_size to ruptures instead would move a young step back onto old runs to make
+        # its segment long enough, rather than wait for it.
+        algo = rpt.Binseg(model="l1", min_size=2, jump=1).fit(x)
+        bounds = [int(k) for k in algo.predict(pen=pen)]
+        points = [k for k, end in itertools.pairwise(bounds) if end - k >= size]
     if size == 1 and n >= 3:
         start = points[-1] if points else 0
         segment = x[start : n - 1]
