@@ -433,3 +433,16 @@ def test_ab_keeps_to_its_budget_when_the_arms_differ_a_lot():
     assert c.baseline.loops == 1 and c.candidate.loops >= 100  # each arm calibrated on its own
     assert clock.now < 3e9  # about the 1 s budget of fake time (plus calibration), not minutes
     assert c.speedup == pytest.approx(1000)
+
+
+def test_failed_calls_are_not_latencies():
+    clock = FakeClock()
+    calls = []
+
+    def target() -> object:
+        calls.append(1)
+        clock.advance(1_000_000)
+        return core.FAILED if len(calls) % 2 else None  # every other call fails
+
+    latencies, ops, _ = core.hammer(target, 1, 0.01, clock)
+    assert len(calls) == 10 and ops == 5 and latencies.size == 5

@@ -24,9 +24,14 @@ import numpy as np
 
 from perflab.errors import BenchmarkError
 
-__all__ = ["Budget", "calibrate", "collect"]
+__all__ = ["FAILED", "Budget", "calibrate", "collect"]
 
 Clock = Callable[[], int]
+
+# A per-operation target returns this for a call that failed (a refused connection, a timeout):
+# a failure is not a latency, so it is counted by the target and left out of the samples and
+# the throughput.
+FAILED = object()
 Measure = Callable[[int], int]
 
 
@@ -192,14 +197,14 @@ def hammer(
     async def task(start: int, out: list[int]) -> None:
         while clock() - start < deadline_ns:
             t0 = clock()
-            await fn()
-            out.append(clock() - t0)
+            if await fn() is not FAILED:
+                out.append(clock() - t0)
 
     def thread(start: int, out: list[int]) -> None:
         while clock() - start < deadline_ns:
             t0 = clock()
-            fn()
-            out.append(clock() - t0)
+            if fn() is not FAILED:
+                out.append(clock() - t0)
 
     return _drive(fn, workers, clock, task, thread)
 
@@ -225,16 +230,16 @@ def open_loop(
             intended = start + int(i * interval)
             if (delay := intended - clock()) > 0:
                 await asyncio.sleep(delay / 1e9)
-            await fn()
-            out.append(clock() - intended)
+            if await fn() is not FAILED:
+                out.append(clock() - intended)
 
     def thread(start: int, out: list[int]) -> None:
         while (i := next(counter)) < total:
             intended = start + int(i * interval)
             if (delay := intended - clock()) > 0:
                 sleep(delay / 1e9)
-            fn()
-            out.append(clock() - intended)
+            if fn() is not FAILED:
+                out.append(clock() - intended)
 
     return _drive(fn, workers, clock, task, thread)
 

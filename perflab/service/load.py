@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 
 from perflab import bench
-from perflab.errors import ConfigurationError, ServerError
+from perflab.bench.core import FAILED
+from perflab.errors import BenchmarkError, ConfigurationError, ServerError
 
 __all__ = ["failure_kind", "failures", "preflight", "run_load"]
 
@@ -100,13 +101,15 @@ def run_load(
             clients[loop] = httpx.AsyncClient(timeout=timeout, limits=limits)
         return clients[loop]
 
-    async def request() -> None:
+    async def request() -> object:
         try:
             response = await client().request(method, url, json=json_body)
             await response.aread()
             statuses[response.status_code] += 1
         except httpx.HTTPError as err:
             errors[type(err).__name__] += 1
+            return FAILED  # no response: counted apart, not a latency
+        return None
 
     done = threading.Event()
     show = sys.stderr.isatty() if progress is None else progress
@@ -132,6 +135,13 @@ def run_load(
             rounds=rounds,
             params={"url": url, "method": method, "concurrency": concurrency, "rate": rate},
         )
+    except BenchmarkError as err:
+        if not errors:
+            raise
+        kinds = ", ".join(f"{n} {k}" for k, n in failures({}, dict(errors)).items())
+        raise BenchmarkError(
+            f"FAILED 100% of requests to {url} ({kinds}): no response, so no latency"
+        ) from err
     finally:
         done.set()
     counted = {str(k): v for k, v in sorted(statuses.items())}
