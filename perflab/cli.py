@@ -525,7 +525,12 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
     from perflab.bench import History
+    from perflab.settings import DATABASE_SCHEMES, _check_url
 
+    if args.path and "://" in args.path:
+        _check_url("--path", args.path, DATABASE_SCHEMES)
+    elif args.path:
+        check_output_file(Path(args.path), "--path")  # a SQLite file, created when missing
     store = History(args.path)
     if args.accept:
         start = store.accept(args.accept)

@@ -340,7 +340,8 @@ def output_folder(path: Path, option: str = "--out") -> Path:
 
 def read_notebook(path: Path, label: str) -> nbformat.NotebookNode:
     """The notebook at ``path``, or a one-line :class:`ConfigurationError` when it is not a
-    Python notebook papermill can run (not JSON, no cells, no or another kernel language)."""
+    Python notebook papermill can run (not JSON, no cells, another kernel language). One that
+    names no language at all runs on perflab's Python kernel."""
     import nbformat
 
     try:
@@ -364,12 +365,8 @@ def read_notebook(path: Path, label: str) -> nbformat.NotebookNode:
     language = (meta.get("kernelspec") or {}).get("language") or (
         meta.get("language_info") or {}
     ).get("name")
-    if not language:
-        raise ConfigurationError(
-            f"notebook {label} names no kernel language (metadata.kernelspec is missing); open "
-            f"it in JupyterLab, choose the 'Python (perflab)' kernel and save it",
-            name="NOTEBOOK",
-        )
+    if not language:  # papermill needs one to inject parameters; perflab's kernel is Python
+        return nb
     if str(language).lower() != "python":
         raise ConfigurationError(
             f"notebook {label} is a {language} notebook; perflab runs Python notebooks",
@@ -573,6 +570,7 @@ def run_notebook(
                 str(ipynb),
                 parameters=values,
                 kernel_name=kernel,
+                language="python",  # perflab's kernel; a notebook without kernelspec needs it
                 cwd=str(path.parent),
                 progress_bar=progress,
                 log_output=log_output,

@@ -86,6 +86,8 @@ class Settings:
         _check_url("PERFLAB_REDIS_URL", self.redis_url, REDIS_SCHEMES)
         _check_url("PERFLAB_DATABASE_URL", self.database_url, DATABASE_SCHEMES)
         _check_url("PERFLAB_READ_DATABASE_URL", self.read_database_url, DATABASE_SCHEMES)
+        if self.history_url and "://" in self.history_url:  # else a SQLite file path
+            _check_url("PERFLAB_HISTORY_URL", self.history_url, DATABASE_SCHEMES)
         if self.read_database_url and not self.database_url:
             raise ConfigurationError(
                 "PERFLAB_READ_DATABASE_URL is set but PERFLAB_DATABASE_URL is not; "

@@ -77,8 +77,6 @@ CASES: list[tuple[str, list[str], dict[str, str], str]] = [
     ("run-notebook-is-a-folder", ["run", "{tmp}/folder.ipynb"], {}, "folder.ipynb"),
     ("run-notebook-empty-object", ["run", "{tmp}/empty.ipynb", "--no-servers", "--out",
      "{tmp}/o"], {}, "empty.ipynb"),
-    ("run-notebook-no-kernelspec", ["run", "{tmp}/nokernel.ipynb", "--no-servers", "--out",
-     "{tmp}/o"], {}, "nokernel.ipynb"),
     ("run-notebook-other-language", ["run", "{tmp}/julia.ipynb", "--no-servers", "--out",
      "{tmp}/o"], {}, "julia.ipynb"),
     ("run-notebook-not-json", ["run", "{tmp}/garbage.ipynb", "--no-servers"], {},
@@ -132,6 +130,8 @@ CASES: list[tuple[str, list[str], dict[str, str], str]] = [
     ("history-path-binary", ["history", "--path", "{tmp}/binary.json"], {}, "binary.json"),
     ("history-path-under-a-file", ["history", "--path", "{file}/h.sqlite"], {}, "h.sqlite"),
     ("history-url-bad-ipv6", ["history", "--path", "postgresql://[::1/x"], {}, "postgresql://"),
+    ("history-url-env-bad-ipv6", ["history"], {"PERFLAB_HISTORY_URL": "postgresql://[::1/x"},
+     "PERFLAB_HISTORY_URL"),
     ("history-threshold", ["history", "--check", "--path", "{tmp}/h.sqlite", "--threshold",
      "lots"], {}, "--threshold"),
     # sweep

@@ -254,3 +254,16 @@ def test_sigterm_to_a_parent_of_a_child_server_stops_and_waits_for_the_child(tmp
     assert stderr.strip() == "perflab: stopped (SIGTERM)"
     assert (tmp_path / "child.pid.term").read_text() == "TERM"  # the child got the signal
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+
+
+def test_a_notebook_without_kernelspec_runs_on_the_perflab_kernel_with_parameters(tmp_path):
+    """papermill needs a language to inject parameters ("No language found", a traceback);
+    perflab runs every notebook on its own Python kernel, so it says so."""
+    nb = write_notebook(tmp_path / "bare.ipynb", "print(f'n={n}')")
+    doc = json.loads(nb.read_text())
+    del doc["metadata"]["kernelspec"]
+    nb.write_text(json.dumps(doc))
+    done = perflab_cli("run", str(nb), "--no-servers", "-p", "n", "5", "--out", str(tmp_path / "o"))
+    assert done.returncode == 0, done.stderr
+    executed = nbformat.read(tmp_path / "o" / "bare.ipynb", as_version=4)
+    assert "n=5" in json.dumps(executed.cells[-1].outputs)
