@@ -309,6 +309,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    _check_timeout(args.timeout)
+    _check_out_dir(args.out)
     from perflab.lab import report
 
     def done(run) -> None:
@@ -317,8 +319,6 @@ def _report(args: argparse.Namespace) -> int:
         if run.error:
             print(f"       {run.error}", flush=True)
 
-    _check_timeout(args.timeout)
-    _check_out_dir(args.out)
     result = report(
         quick=args.quick,
         out_dir=args.out,
