@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -197,8 +200,13 @@ def _servers(action: str, exports: bool = False) -> int:
             note = f"  ({state.detail})" if state.detail and not state.running else ""
             print(f"{state.name:<14} {where:<9} {up}{extra}  {state.url or '-'}{note}")
     else:
+        from perflab.settings import _redact
+
         for state in servers.stop():
-            print(f"{state.name:<14} stopped")
+            if state.embedded:
+                print(f"{state.name:<14} stopped")
+            else:
+                print(f"{state.name:<14} external, left alone  {_redact(state.url or '')}")
     return 0
 
 
@@ -207,6 +215,7 @@ def _lab(port: int | None, no_browser: bool) -> int:
     from perflab.notebooks import _kernel_environ, ensure_kernelspec
     from perflab.settings import resolve
 
+    _check_port(port)
     settings = resolve()
     servers.start(settings)
     ensure_kernelspec()
@@ -219,7 +228,62 @@ def _lab(port: int | None, no_browser: bool) -> int:
     if os.geteuid() == 0:  # containers and CI run as root; JupyterLab refuses without this
         argv.append("--allow-root")
     env = {**os.environ, **_kernel_environ(settings)}
-    return subprocess.call(argv, env=env)
+    return _run_child(argv, env)
+
+
+def _run_child(argv: list[str], env: dict[str, str], grace: float = 20.0) -> int:
+    """Run ``argv`` until it exits. SIGTERM (and SIGHUP) to this process is passed on to the
+    child as SIGTERM and the child is waited for, so stopping ``perflab lab`` never leaves
+    JupyterLab holding its port; Ctrl-C (which the terminal also sends the child) stops it the
+    same way. A child still running ``grace`` seconds later (or at a second Ctrl-C) is killed.
+    Returns the child's exit code, or 128+N when this process was stopped by signal N."""
+    received: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        received.append(signum)
+        raise _Stopped
+
+    child = subprocess.Popen(argv, env=env)
+    saved = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        try:
+            return child.wait()
+        except (_Stopped, KeyboardInterrupt) as why:
+            if isinstance(why, KeyboardInterrupt):
+                received.append(signal.SIGINT)
+            for sig in saved:  # a repeated signal must not cut the wait below short
+                signal.signal(sig, lambda *_: None)
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(grace)
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                child.kill()
+                child.wait()
+            print(f"perflab: stopped ({signal.Signals(received[0]).name})", file=sys.stderr)
+            return 128 + received[0]
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+class _Stopped(PerflabError):
+    """Raised by :func:`_run_child`'s signal handler to end its wait."""
+
+
+def _check_out_dir(out: str | None) -> None:
+    """``--out DIR``, or (without it) the PERFLAB_OUTPUTS folder the default goes under."""
+    if out:
+        check_output_dir(Path(out), "--out")
+    else:
+        from perflab.settings import resolve
+
+        check_output_dir(resolve().outputs_dir, "PERFLAB_OUTPUTS")
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and not timeout > 0:  # also NaN
+        raise ConfigurationError(f"--timeout must be positive, got {timeout}", name="--timeout")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -229,6 +293,7 @@ def _run(args: argparse.Namespace) -> int:
     if len(params) != len(args.parameter):
         dup = next(n for n, _ in args.parameter if [m for m, _ in args.parameter].count(n) > 1)
         raise ConfigurationError(f"parameter {dup!r} given more than once", name=dup)
+    _check_out_dir(args.out)
     result = run_notebook(
         args.notebook,
         params,
@@ -244,6 +309,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    _check_timeout(args.timeout)
+    _check_out_dir(args.out)
     from perflab.lab import report
 
     def done(run) -> None:
@@ -338,13 +405,53 @@ def check_output_file(path: Path, option: str) -> None:
     """Fail before long work when ``path`` cannot be written as a file."""
     if path.is_dir():
         raise ConfigurationError(f"{option} {path} is a directory; give a file name", name=option)
-    parent = path.parent
+    _check_writable_ancestor(path, option)
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """Fail before long work when ``path`` cannot be (made) a folder this process writes in."""
+    if path.exists() and not path.is_dir():
+        raise ConfigurationError(f"{option} {path} is a file; give a folder", name=option)
+    _check_writable_ancestor(path, option)
+
+
+def _check_writable_ancestor(path: Path, option: str) -> None:
+    """The nearest existing folder above ``path`` must be a folder that takes a new file (a real
+    one is made and removed: ``os.access`` says yes to root in /proc, where nothing can be
+    created)."""
+    parent = path if path.is_dir() else path.parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
         raise ConfigurationError(f"{option} {path}: {parent} is not a directory", name=option)
-    if not os.access(parent, os.W_OK):
-        raise ConfigurationError(f"{option} {path}: {parent} is not writable", name=option)
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".perflab-probe-", dir=parent)
+    except OSError as err:
+        raise ConfigurationError(
+            f"{option} {path}: cannot create files in {parent} ({err.strerror}); "
+            "give a place you can write",
+            name=option,
+        ) from err
+    os.close(handle)
+    os.unlink(probe)
+
+
+def _check_port(port: int | None, option: str = "--port") -> None:
+    """A TCP port on 127.0.0.1 that is in range and free, checked before servers start."""
+    if port is None:
+        return
+    if not 1 <= port <= 65535:
+        raise ConfigurationError(f"{option} {port} is not a TCP port (1-65535)", name=option)
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn and tornado do
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as err:
+            raise ConfigurationError(
+                f"{option} {port}: 127.0.0.1:{port} is not free ({err.strerror}); "
+                "stop what listens there or pick another port",
+                name=option,
+            ) from err
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -355,6 +462,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.preset not in PRESETS:
         raise ConfigurationError(f"unknown preset {args.preset!r}; use one of {', '.join(PRESETS)}")
+    if args.workers < 1:
+        raise ConfigurationError(
+            f"--workers must be at least 1, got {args.workers}", name="--workers"
+        )
+    _check_port(args.port)
     servers.start()  # an unreachable URL is a one-line error before uvicorn starts
     os.environ["PERFLAB_SERVICE_PRESET"] = args.preset
     uvicorn.run(
@@ -398,6 +510,12 @@ def _load(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from perflab.sweep import parse_grid, sweep
 
+    _check_timeout(args.timeout)
+    if args.workers < 1:
+        raise ConfigurationError(
+            f"--workers must be at least 1, got {args.workers}", name="--workers"
+        )
+    _check_out_dir(args.out)
     result = sweep(
         args.notebook,
         parse_grid(args.grid),
@@ -414,7 +532,12 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
     from perflab.bench import History
+    from perflab.settings import DATABASE_SCHEMES, _check_url
 
+    if args.path and "://" in args.path:
+        _check_url("--path", args.path, DATABASE_SCHEMES)
+    elif args.path:
+        check_output_file(Path(args.path), "--path")  # a SQLite file, created when missing
     store = History(args.path)
     if args.accept:
         start = store.accept(args.accept)
@@ -507,6 +630,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # so this process skips it. Kernels and JupyterLab itself are unaffected.
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # main() called from a thread other than the main one: leave it be
+        previous = None
+    try:
         args = _parser().parse_args(argv)
         _configure_logging(args.verbose)
         if args.command == "servers":
@@ -531,9 +658,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PerflabError as err:
         print(f"perflab: error: {_one_line(str(err))}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print("perflab: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (see _terminate)
+        where = _one_line(str(err))
+        print(f"perflab: {where or 'interrupted'}", file=sys.stderr)
+        return getattr(err, "exit_code", 130)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    """SIGTERM ends a command the way Ctrl-C does: a run marks its notebook honestly and writes
+    its HTML, then the command exits 143 with one line (instead of dying silently)."""
+    from perflab.notebooks import RunInterrupted
+
+    raise RunInterrupted(signum=signum)
 
 
 def _configure_logging(verbose: bool) -> None:

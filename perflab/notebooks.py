@@ -14,6 +14,7 @@ import html
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -33,10 +34,13 @@ __all__ = [
     "KERNEL_NAME",
     "NotebookRun",
     "Parameter",
+    "RunInterrupted",
     "coerce_parameters",
     "ensure_kernelspec",
     "export_html",
     "mark_interrupted",
+    "output_folder",
+    "read_notebook",
     "read_parameters",
     "run_notebook",
 ]
@@ -215,6 +219,17 @@ class NotebookRun:
     cell_index: int | None = None
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM stopped a run. A ``KeyboardInterrupt``, so it stops whatever
+    loop called :func:`run_notebook` (a report, a sweep) rather than being taken for one failed
+    notebook. The message says where the run stopped; ``exit_code`` is 128 + the signal."""
+
+    def __init__(self, message: str = "", *, signum: int = signal.SIGINT) -> None:
+        super().__init__(message or f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
 def mark_interrupted(nb: nbformat.NotebookNode, *, ename: str, evalue: str) -> int | None:
     """Make a notebook that papermill stopped early (timeout, dead kernel) look like what it is.
 
@@ -300,6 +315,67 @@ def export_html(
 
 
 # ----------------------------------------------------------------------------------------------
+# output folder
+
+
+def output_folder(path: Path, option: str = "--out") -> Path:
+    """Create ``path`` as a folder this process can write in, or raise a one-line
+    :class:`ConfigurationError` naming ``option`` (it is a file, lies under a file, cannot be
+    created, e.g. in /proc)."""
+    if path.exists() and not path.is_dir():
+        raise ConfigurationError(f"{option} {path} is a file; give a folder", name=option)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".perflab-probe-", dir=path)
+    except OSError as err:
+        raise ConfigurationError(
+            f"{option} {path} cannot be used as an output folder ({err.strerror}); give a "
+            "folder you can write",
+            name=option,
+        ) from err
+    os.close(handle)
+    os.unlink(probe)
+    return path
+
+
+def read_notebook(path: Path, label: str) -> nbformat.NotebookNode:
+    """The notebook at ``path``, or a one-line :class:`ConfigurationError` when it is not a
+    Python notebook papermill can run (not JSON, no cells, another kernel language). One that
+    names no language at all runs on perflab's Python kernel."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(path, as_version=4)
+        cells = nb.cells
+    except (OSError, ValueError, AttributeError, KeyError, TypeError) as err:
+        raise ConfigurationError(
+            f"cannot read notebook {label}: {_one_line(str(err)) or type(err).__name__}; "
+            "give an .ipynb saved by Jupyter",
+            name="NOTEBOOK",
+        ) from err
+    except nbformat.ValidationError as err:
+        raise ConfigurationError(
+            f"cannot read notebook {label}: {_one_line(err.message)}; give an .ipynb saved by "
+            "Jupyter",
+            name="NOTEBOOK",
+        ) from err
+    if not isinstance(cells, list):
+        raise ConfigurationError(f"notebook {label} has no list of cells", name="NOTEBOOK")
+    meta = nb.get("metadata", {})
+    language = (meta.get("kernelspec") or {}).get("language") or (
+        meta.get("language_info") or {}
+    ).get("name")
+    if not language:  # papermill needs one to inject parameters; perflab's kernel is Python
+        return nb
+    if str(language).lower() != "python":
+        raise ConfigurationError(
+            f"notebook {label} is a {language} notebook; perflab runs Python notebooks",
+            name="NOTEBOOK",
+        )
+    return nb
+
+
+# ----------------------------------------------------------------------------------------------
 # kernel
 
 
@@ -323,7 +399,7 @@ def ensure_kernelspec(name: str = KERNEL_NAME) -> str:
     return name
 
 
-def _kernel_manager_class(log: IO[bytes]) -> type:
+def _kernel_manager_class(log: IO[bytes], started: list | None = None) -> type:
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
@@ -339,6 +415,8 @@ def _kernel_manager_class(log: IO[bytes]) -> type:
                 "ip", os.path.join(tempfile.gettempdir(), f"perflab-{uuid.uuid4().hex[:12]}")
             )
             super().__init__(**kwargs)
+            if started is not None:
+                started.append(self)
 
         async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             kw.setdefault("stdout", log)
@@ -445,16 +523,13 @@ def run_notebook(
         )
     if timeout is not None and not timeout > 0:
         raise ConfigurationError(f"--timeout must be positive, got {timeout}", name="--timeout")
-    try:
-        source_nb = nbformat.read(path, as_version=4)
-    except (OSError, ValueError) as err:
-        raise ConfigurationError(f"cannot read notebook {label}: {err}", name="NOTEBOOK") from err
+    source_nb = read_notebook(path, label)
     declared = read_parameters(source_nb)
     values = coerce_parameters(declared, parameters or {}, notebook=label)
     effective = {name: values.get(name, p.default) for name, p in declared.items()}
 
     out = Path(out_dir) if out_dir else settings.outputs_dir / "runs" / f"{_stamp()}-{path.stem}"
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out, "--out" if out_dir else "PERFLAB_OUTPUTS")
     ipynb, html_path = out / f"{path.stem}.ipynb", out / f"{path.stem}.html"
 
     if start_servers:
@@ -472,6 +547,22 @@ def run_notebook(
         return None if deadline is None else max(deadline - time.monotonic(), 0.01)
 
     failure: NotebookError | None = None
+    interrupted: RunInterrupted | None = None
+    kernels: list = []
+
+    def stop_marks(ename: str, why: str) -> tuple[str, int | None]:
+        """papermill has marked every cell completed (or not written the output at all):
+        mark the cell that was running failed and later ones pending, add a banner, save."""
+        executed = (
+            nbformat.read(ipynb, as_version=4) if ipynb.exists() else nbformat.from_dict(source_nb)
+        )
+        cut = mark_interrupted(executed, ename=ename, evalue=why)
+        index, name = (None, "") if cut is None else _locate(source_nb, executed, cut)
+        where = "before any cell ran" if cut is None else f"in {name}"
+        executed.cells.insert(0, _banner(f"Execution stopped {where}: {why}."))
+        nbformat.write(executed, ipynb)
+        return f"{label}: stopped {where}: {why}; see {html_path}", index
+
     with _environ(_kernel_environ(settings)), open(out / "kernel.log", "ab") as kernel_log:
         try:
             papermill.execute_notebook(
@@ -479,12 +570,13 @@ def run_notebook(
                 str(ipynb),
                 parameters=values,
                 kernel_name=kernel,
+                language="python",  # perflab's kernel; a notebook without kernelspec needs it
                 cwd=str(path.parent),
                 progress_bar=progress,
                 log_output=log_output,
                 start_timeout=max(1, math.ceil(min(60.0, remaining() or 60.0))),
                 timeout_func=remaining if deadline else None,
-                kernel_manager_class=_kernel_manager_class(kernel_log),
+                kernel_manager_class=_kernel_manager_class(kernel_log, kernels),
             )
         except papermill.PapermillExecutionError as err:
             executed = nbformat.read(ipynb, as_version=4)
@@ -501,36 +593,42 @@ def run_notebook(
             )
         except (TimeoutError, RuntimeError) as err:
             # A cell or the kernel start ran out of time (CellTimeoutError, TimeoutError), or the
-            # kernel died or never answered (DeadKernelError, RuntimeError). papermill has already
-            # marked every cell completed; undo that.
+            # kernel died or never answered (DeadKernelError, RuntimeError).
             if isinstance(err, (CellTimeoutError, TimeoutError)) and timeout is not None:
                 ename, why = "Timeout", f"the run exceeded its {timeout:g} s time limit"
             else:
                 ename, why = type(err).__name__, _one_line(str(err)) or "the kernel died"
-            executed = (
-                nbformat.read(ipynb, as_version=4)
-                if ipynb.exists()
-                else nbformat.from_dict(source_nb)
-            )
-            cut = mark_interrupted(executed, ename=ename, evalue=why)
-            index, name = (None, "") if cut is None else _locate(source_nb, executed, cut)
-            where = "before any cell ran" if cut is None else f"in {name}"
-            executed.cells.insert(0, _banner(f"Execution stopped {where}: {why}."))
-            nbformat.write(executed, ipynb)
-            failure = NotebookError(
-                f"{label}: stopped {where}: {why}; see {html_path}",
-                notebook=label,
-                cell_index=index,
-                output=str(ipynb),
-            )
+            message, index = stop_marks(ename, why)
+            failure = NotebookError(message, notebook=label, cell_index=index, output=str(ipynb))
+        except KeyboardInterrupt as err:
+            # Ctrl-C, or SIGTERM turned into RunInterrupted by the CLI: the same honest marks as
+            # a timeout, then the interrupt goes on (after the HTML is written, below).
+            signum = getattr(err, "signum", signal.SIGINT)
+            _kill_kernels(kernels)
+            name = signal.Signals(signum).name
+            why = f"interrupted by {name}" + (" (Ctrl-C)" if signum == signal.SIGINT else "")
+            message, _ = stop_marks("KeyboardInterrupt", why)
+            interrupted = RunInterrupted(message, signum=signum)
     seconds = time.monotonic() - started
     executed = nbformat.read(ipynb, as_version=4)
     export_html(executed, html_path, title=path.stem, parameters=effective)
+    if interrupted is not None:
+        raise interrupted
     if failure is not None:
         raise failure
     return NotebookRun(
         notebook=path, ipynb=ipynb, html=html_path, parameters=values, seconds=seconds
     )
+
+
+def _kill_kernels(managers: list) -> None:
+    """Kill the kernels an interrupted run leaves behind (nbclient's own cleanup never runs when
+    the interrupt lands in the event loop)."""
+    for manager in managers:
+        process = getattr(getattr(manager, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(10)
 
 
 def _one_line(text: str) -> str:

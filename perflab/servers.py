@@ -31,11 +31,11 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import psutil
 
-from perflab.errors import ServerError
+from perflab.errors import ConfigurationError, ServerError
 from perflab.settings import Settings, _redact, resolve, sqlalchemy_url
 
 if TYPE_CHECKING:
@@ -106,6 +106,8 @@ def start(
     checked, and an unreachable one raises :class:`ServerError` naming its URL.
     """
     settings = settings or resolve()
+    if (redis and settings.redis_embedded) or (database and settings.database_embedded):
+        _check_state_dir(settings.state_dir, create=True)
     if settings.redis_url is not None:
         redis_url = settings.redis_url
         if redis:
@@ -134,6 +136,8 @@ def start(
 def status(settings: Settings | None = None) -> list[ServerStatus]:
     """What is running, without starting anything."""
     settings = settings or resolve()
+    if settings.redis_embedded or settings.database_embedded:
+        _check_state_dir(settings.state_dir)
     found = []
     if settings.redis_url is None:
         found.append(_EmbeddedRedis(settings.state_dir).status())
@@ -151,14 +155,61 @@ def status(settings: Settings | None = None) -> list[ServerStatus]:
 
 
 def stop(settings: Settings | None = None) -> list[ServerStatus]:
-    """Stop the embedded servers of this state directory; external servers are left alone."""
+    """Stop the embedded servers of this state directory; external servers are left alone.
+
+    A URL that points at this state directory's own embedded server (as the lines of
+    ``perflab servers start --exports`` do) counts as embedded and is stopped; a server that
+    really is external is reported with ``detail="external, left alone"``.
+    """
     settings = settings or resolve()
-    stopped = []
-    if settings.redis_url is None:
-        stopped.append(_EmbeddedRedis(settings.state_dir).stop())
-    if settings.database_url is None:
-        stopped.append(_EmbeddedPostgres(settings.state_dir).stop())
-    return stopped
+    _check_state_dir(settings.state_dir)
+    redis_ = _EmbeddedRedis(settings.state_dir)
+    postgres = _EmbeddedPostgres(settings.state_dir)
+    done = []
+    if settings.redis_url is None or redis_.owns(settings.redis_url):
+        done.append(redis_.stop())
+    else:
+        done.append(_left_alone("redis", settings.redis_url))
+    urls = [u for u in (settings.database_url, settings.read_database_url) if u is not None]
+    if not urls or any(postgres.owns(u) for u in urls):
+        done.append(postgres.stop())
+    for url in dict.fromkeys(u for u in urls if not postgres.owns(u)):
+        done.append(_left_alone("database", url))
+    return done
+
+
+def _left_alone(name: str, url: str) -> ServerStatus:
+    return ServerStatus(
+        name=name, url=url, embedded=False, running=True, detail="external, left alone"
+    )
+
+
+def _check_state_dir(state_dir: Path, *, create: bool = False) -> None:
+    """Fail with one line naming PERFLAB_STATE_DIR when it is (or lies under) a file, or
+    cannot be created; embedded servers would otherwise fail deep inside their start."""
+    where = f"PERFLAB_STATE_DIR {state_dir}"
+    if state_dir.exists() and not state_dir.is_dir():
+        raise ConfigurationError(
+            f"{where} is a file, not a folder; point PERFLAB_STATE_DIR at a folder",
+            name="PERFLAB_STATE_DIR",
+        )
+    parent = state_dir
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigurationError(
+            f"{where} cannot be created: {parent} is a file; point PERFLAB_STATE_DIR at a folder",
+            name="PERFLAB_STATE_DIR",
+        )
+    if create:
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigurationError(
+                f"{where} cannot be created ({err.strerror}); point PERFLAB_STATE_DIR at a "
+                "folder you can write",
+                name="PERFLAB_STATE_DIR",
+            ) from err
 
 
 def check_redis(url: str, *, variable: str = "Redis URL", timeout: float = 3.0) -> None:
@@ -277,6 +328,11 @@ class _EmbeddedRedis:
     @property
     def url(self) -> str:
         return f"unix://{self.socket}?db=0"
+
+    def owns(self, url: str) -> bool:
+        """Whether ``url`` reaches this embedded server (its unix socket, any database)."""
+        parts = urlsplit(url)
+        return parts.scheme == "unix" and _same_path(parts.path, self.socket)
 
     def _pid(self) -> int | None:
         try:
@@ -405,6 +461,19 @@ class _EmbeddedPostgres:
         except (OSError, ValueError, AssertionError):
             return None  # a torn or truncated postmaster.pid: treat as absent
 
+    def owns(self, url: str) -> bool:
+        """Whether ``url`` reaches this embedded PostgreSQL: its socket folder is the data
+        folder, or the one the running server's pid file names."""
+        parts = urlsplit(url)
+        if not parts.scheme.startswith("postgres"):
+            return False
+        hosts = parse_qs(parts.query).get("host", [])
+        if not hosts or parts.hostname:
+            return False
+        info = self._info() if self.pgdata.is_dir() else None
+        candidates = [self.pgdata] + ([info.socket_dir] if info and info.socket_dir else [])
+        return any(_same_path(hosts[0], c) for c in candidates)
+
     def _connects(self, url: str) -> bool:
         import psycopg
 
@@ -521,6 +590,10 @@ def _sqlite_path(url: str) -> Path | None:
         path = url[len("sqlite:///") :].split("?", 1)[0]
         return Path(path) if path and path != ":memory:" else None
     return None
+
+
+def _same_path(a: str | Path, b: str | Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _first_line(err: BaseException) -> str:

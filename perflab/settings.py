@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from perflab.errors import ConfigurationError
 from perflab.identifiers import is_identifier
@@ -86,6 +86,8 @@ class Settings:
         _check_url("PERFLAB_REDIS_URL", self.redis_url, REDIS_SCHEMES)
         _check_url("PERFLAB_DATABASE_URL", self.database_url, DATABASE_SCHEMES)
         _check_url("PERFLAB_READ_DATABASE_URL", self.read_database_url, DATABASE_SCHEMES)
+        if self.history_url and "://" in self.history_url:  # else a SQLite file path
+            _check_url("PERFLAB_HISTORY_URL", self.history_url, DATABASE_SCHEMES)
         if self.read_database_url and not self.database_url:
             raise ConfigurationError(
                 "PERFLAB_READ_DATABASE_URL is set but PERFLAB_DATABASE_URL is not; "
@@ -114,15 +116,48 @@ class Settings:
 
 
 def _check_url(variable: str, url: str | None, schemes: tuple[str, ...]) -> None:
+    """Reject a URL the client libraries would choke on later (with a traceback): a wrong
+    scheme, a malformed host or IPv6 literal, a port that is not a number in 1-65535, no host,
+    or (Redis) a database that is not a number."""
     if url is None:
         return
-    scheme = urlsplit(url).scheme
-    if scheme not in schemes:
-        raise ConfigurationError(
-            f"{variable}={_redact(url)!r} has scheme {scheme or '(none)'!r}; "
-            f"use one of {', '.join(s + '://' for s in schemes)}",
-            name=variable,
+
+    def bad(why: str) -> ConfigurationError:
+        return ConfigurationError(f"{variable}={_redact_safe(url)!r} {why}", name=variable)
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port that is no number or out of range
+    except ValueError as err:
+        raise bad(f"is not a valid URL ({err}); write it as scheme://host:port/...") from err
+    if parts.scheme not in schemes:
+        raise bad(
+            f"has scheme {parts.scheme or '(none)'!r}; "
+            f"use one of {', '.join(s + '://' for s in schemes)}"
         )
+    if port == 0:
+        raise bad("has port 0; give the port the server listens on (1-65535)")
+    query = parse_qs(parts.query)
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise bad("names no socket; write unix:///path/to/redis.sock?db=0")
+        db = query.get("db", ["0"])[0]
+    elif parts.scheme in ("redis", "rediss"):
+        if not parts.hostname:
+            raise bad("names no host; write redis://host:6379/0")
+        db = parts.path.strip("/") or query.get("db", ["0"])[0]
+    else:  # libpq and SQLite: no host means a local socket or a file, both fine
+        db = "0"
+    if not db.isdigit():
+        raise bad(f"selects database {db!r}; a Redis database is a number, e.g. /0")
+
+
+def _redact_safe(url: str) -> str:
+    try:
+        return _redact(url)
+    except ValueError:  # unparseable: keep nothing after the scheme that might be a password
+        scheme, sep, rest = url.partition("://")
+        return f"{scheme}{sep}{rest.rpartition('@')[2]}" if "@" in rest else url
 
 
 def _redact(url: str) -> str:

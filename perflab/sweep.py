@@ -8,6 +8,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,11 +18,17 @@ import pandas as pd
 
 from perflab import servers
 from perflab.errors import ConfigurationError, NotebookError
-from perflab.notebooks import coerce_parameters, read_parameters, run_notebook
+from perflab.notebooks import (
+    coerce_parameters,
+    output_folder,
+    read_notebook,
+    read_parameters,
+    run_notebook,
+)
 from perflab.report import index_page
 from perflab.settings import Settings, resolve
 
-__all__ = ["SweepRun", "parse_grid", "sweep"]
+__all__ = ["SweepRun", "check_scheduler", "parse_grid", "sweep"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +52,36 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[str]]:
             raise ConfigurationError(f"--grid names {name!r} twice", name=name)
         grid[name] = values.split(",")
     return grid
+
+
+_CONNECT_TIMEOUT = 10.0  # seconds to reach a --scheduler (Dask's default is 30)
+
+
+def check_scheduler(address: str, timeout: float = _CONNECT_TIMEOUT) -> None:
+    """Raise a one-line :class:`ConfigurationError` naming ``address`` unless a TCP connection to
+    that Dask scheduler opens (Dask itself retries for 30 s and then prints a long traceback)."""
+    from distributed.comm import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address, strict=False)
+        host, port = parse_host_port(location) if scheme in ("tcp", "tls") else (None, None)
+    except (ValueError, TypeError) as err:
+        raise ConfigurationError(
+            f"--scheduler {address!r} is not a Dask scheduler address ({err}); "
+            "write tcp://host:8786",
+            name="--scheduler",
+        ) from err
+    if host is None:
+        return  # inproc://, ucx:// and friends: Dask checks those itself
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        raise ConfigurationError(
+            f"--scheduler {address}: no Dask scheduler answers at {host}:{port} "
+            f"({err.strerror or err}); start one (dask scheduler) or leave out --scheduler "
+            "to run on this machine",
+            name="--scheduler",
+        ) from err
 
 
 def _label(point: Mapping[str, Any]) -> str:
@@ -74,14 +111,13 @@ def sweep(
 ) -> SweepRun:
     """Run ``notebook`` once per combination of ``grid`` values (checked against its parameters
     cell before anything starts) on Dask; write ``index.html`` and ``sweep.json``."""
-    import nbformat
     from dask.distributed import Client, LocalCluster
 
     settings = settings or resolve()
     path = Path(notebook)
     if path.suffix != ".ipynb" or not path.is_file():
         raise ConfigurationError(f"notebook not found: {notebook}", name="NOTEBOOK")
-    declared = read_parameters(nbformat.read(path, as_version=4))
+    declared = read_parameters(read_notebook(path, str(notebook)))
     names = list(grid)
     points = [
         coerce_parameters(declared, dict(zip(names, combo, strict=True)), notebook=str(path))
@@ -96,7 +132,13 @@ def sweep(
         / "sweeps"
         / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{path.stem}"
     )
-    out.mkdir(parents=True, exist_ok=True)
+    if timeout is not None and not timeout > 0:
+        raise ConfigurationError(f"--timeout must be positive, got {timeout}", name="--timeout")
+    if workers < 1:
+        raise ConfigurationError(f"--workers must be at least 1, got {workers}", name="--workers")
+    output_folder(out, "--out" if out_dir else "PERFLAB_OUTPUTS")
+    if scheduler:
+        check_scheduler(scheduler)
     servers.start(settings)  # once, here: workers reuse them through the state directory
 
     cluster = None if scheduler else LocalCluster(
@@ -104,7 +146,7 @@ def sweep(
         dashboard_address=None, silence_logs=logging.ERROR,
     )  # fmt: skip
     try:
-        with Client(scheduler or cluster) as client:
+        with Client(scheduler or cluster, timeout=_CONNECT_TIMEOUT) as client:
             futures = [
                 client.submit(_run_point, str(path.resolve()), point, str(out / f"run-{i:03d}"),
                               timeout, pure=False)

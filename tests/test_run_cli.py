@@ -4,8 +4,13 @@ one line on stderr with the right exit code; failures must never look like succe
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import nbformat
+import psutil
 import pytest
 
 from .conftest import ROOT, perflab_cli, write_notebook
@@ -158,3 +163,107 @@ def test_a_dying_kernel_is_a_failure_not_a_success(tmp_path):
     assert executed.metadata.papermill["exception"] is True
     statuses = [c.metadata.get("papermill", {}).get("status") for c in executed.cells]
     assert "failed" in statuses and statuses[-1] == "pending"
+
+
+LOOP = (
+    "import os, pathlib\n"
+    "pathlib.Path({marker!r}).write_text(str(os.getpid()))\n"
+    "while True:\n"
+    "    pass"
+)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_leaves_the_same_honest_marks_as_a_timeout(tmp_path, sig, code):
+    marker = tmp_path / "kernel.pid"
+    nb = write_notebook(
+        tmp_path / "loop.ipynb", "a = 1", LOOP.format(marker=str(marker)), "print('after')"
+    )
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "perflab", "run", str(nb), "--no-servers", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (marker.exists() and marker.read_text()) and proc.poll() is None:
+            assert time.monotonic() < deadline, "the kernel never reached the looping cell"
+            time.sleep(0.1)
+        kernel_pid = int(marker.read_text())
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, stderr
+    assert stderr.count("\n") == 1 and "Traceback" not in stderr, stderr
+    assert f"interrupted by {sig.name}" in stderr and "cell 3/4 (import os, pathlib)" in stderr
+    executed = nbformat.read(out / "loop.ipynb", as_version=4)
+    assert executed.metadata.papermill["exception"] is True
+    code_cells = [c for c in executed.cells if c.cell_type == "code"]
+    status = {c.source.splitlines()[0]: c.metadata.papermill["status"] for c in code_cells}
+    assert status["a = 1"] == "completed"
+    assert status["import os, pathlib"] == "failed"
+    assert status["print('after')"] == "pending"
+    html = (out / "loop.html").read_text()
+    assert "Execution stopped in cell 3/4" in html and sig.name in html
+    gone = not psutil.pid_exists(kernel_pid) or (
+        psutil.Process(kernel_pid).status() == psutil.STATUS_ZOMBIE
+    )
+    assert gone, "the interrupted run left its kernel running"
+
+
+CHILD = (
+    "import os, signal, sys, time\n"
+    "def bye(*_):\n"
+    "    open(sys.argv[1] + '.term', 'w').write('TERM')\n"
+    "    sys.exit(0)\n"
+    "signal.signal(signal.SIGTERM, bye)\n"
+    "open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+    "time.sleep(120)\n"
+)
+
+
+def test_sigterm_to_a_parent_of_a_child_server_stops_and_waits_for_the_child(tmp_path):
+    """What `perflab lab` does with JupyterLab (perflab.cli._run_child): SIGTERM is forwarded,
+    the child is waited for, the parent exits 143."""
+    marker = tmp_path / "child.pid"
+    parent = (
+        "import os, sys; from perflab.cli import _run_child; "
+        f"argv = [sys.executable, '-c', {CHILD!r}, {str(marker)!r}]; "
+        "sys.exit(_run_child(argv, dict(os.environ)))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", parent], cwd=ROOT, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (marker.exists() and marker.read_text()):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        child = int(marker.read_text())
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, stderr
+    assert stderr.strip() == "perflab: stopped (SIGTERM)"
+    assert (tmp_path / "child.pid.term").read_text() == "TERM"  # the child got the signal
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+
+
+def test_a_notebook_without_kernelspec_runs_on_the_perflab_kernel_with_parameters(tmp_path):
+    """papermill needs a language to inject parameters ("No language found", a traceback);
+    perflab runs every notebook on its own Python kernel, so it says so."""
+    nb = write_notebook(tmp_path / "bare.ipynb", "print(f'n={n}')")
+    doc = json.loads(nb.read_text())
+    del doc["metadata"]["kernelspec"]
+    nb.write_text(json.dumps(doc))
+    done = perflab_cli("run", str(nb), "--no-servers", "-p", "n", "5", "--out", str(tmp_path / "o"))
+    assert done.returncode == 0, done.stderr
+    executed = nbformat.read(tmp_path / "o" / "bare.ipynb", as_version=4)
+    assert "n=5" in json.dumps(executed.cells[-1].outputs)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -146,3 +147,43 @@ def test_cli_servers_start_status_stop(tmp_path):
     assert stopped.returncode == 0
     after = perflab_cli("servers", "status", env=env)
     assert after.stdout.count("not running") == 2
+
+
+def test_cli_stop_after_eval_of_the_exports_stops_the_embedded_servers(tmp_path):
+    """README: eval "$(perflab servers start --exports)" then perflab servers stop."""
+    env = {"PERFLAB_STATE_DIR": str(tmp_path / "state")}
+    for var in ("PERFLAB_REDIS_URL", "PERFLAB_DATABASE_URL", "PERFLAB_READ_DATABASE_URL"):
+        env[var] = ""
+    own = resolve({}, state_dir=tmp_path / "state")
+    try:
+        exports = perflab_cli("servers", "start", "--exports", env=env)
+        assert exports.returncode == 0, exports.stderr
+        exported = dict(
+            shlex.split(line)[1].split("=", 1) for line in exports.stdout.strip().splitlines()
+        )
+        pids = [s.pid for s in servers.status(own)]
+        assert all(pids)
+        stopped = perflab_cli("servers", "stop", env={**env, **exported})
+        assert stopped.returncode == 0, stopped.stderr
+        assert stopped.stdout.count(" stopped") == 2, stopped.stdout
+        assert "left alone" not in stopped.stdout
+        for pid in pids:
+            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+        assert [s.running for s in servers.status(own)] == [False, False]
+    finally:
+        servers.stop(own)
+
+
+def test_cli_stop_names_each_external_server_it_leaves_alone(tmp_path):
+    env = {
+        "PERFLAB_STATE_DIR": str(tmp_path / "state"),
+        "PERFLAB_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "PERFLAB_DATABASE_URL": "postgresql://postgres:secret@127.0.0.1:5432/test",
+        "PERFLAB_READ_DATABASE_URL": "",
+    }
+    done = perflab_cli("servers", "stop", env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 2 and all("external, left alone" in line for line in lines)
+    assert "redis://127.0.0.1:6379/0" in lines[0] and "127.0.0.1:5432/test" in lines[1]
+    assert "secret" not in done.stdout

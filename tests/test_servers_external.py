@@ -29,7 +29,7 @@ def external(settings):
         redis_url=settings.redis_url or endpoints.redis_url,
         database_url=settings.database_url or endpoints.database_url,
         key_prefix=settings.key_prefix,
-        state_dir=settings.state_dir,
+        state_dir=settings.state_dir.parent / "elsewhere",  # not the servers' own state dir
     )
 
 
@@ -62,7 +62,8 @@ def test_redis_and_postgres_round_trip_under_our_prefix(external):
 def test_status_reports_external_servers_and_stop_leaves_them_alone(external):
     found = servers.status(external)
     assert [(s.embedded, s.running) for s in found] == [(False, True), (False, True)]
-    assert servers.stop(external) == []
+    left = servers.stop(external)
+    assert [(s.embedded, s.detail) for s in left] == [(False, "external, left alone")] * 2
     servers.start(external)  # still reachable
 
 
