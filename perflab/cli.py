@@ -484,6 +484,8 @@ def _load(args: argparse.Namespace) -> int:
     from perflab import suites
     from perflab.service.load import preflight, run_load
 
+    if args.out:  # before any load: a bad path must not cost a whole run
+        check_output_file(Path(args.out), "--out")
     for url in args.urls:  # a closed port is a mistake in what was asked: exit 2, no load
         preflight(url)
     results, code = [], 0

@@ -13,7 +13,6 @@ from .conftest import perflab_cli, write_notebook
 # (id, argv, extra environment, text the one-line message must contain)
 # Placeholders: {tmp} a fresh folder, {file} a plain file in it, {closed} a TCP port nobody
 # listens on, {busy} a TCP port this test holds open.
-_LOAD_OUT = "load --out is checked in _load (another developer's part)"
 CASES: list[tuple[str, list[str], dict[str, str], str]] = [
     # usage
     ("unknown-command", ["frobnicate"], {}, "frobnicate"),
@@ -173,18 +172,12 @@ CASES: list[tuple[str, list[str], dict[str, str], str]] = [
     ("load-not-http", ["load", "ftp://x/"], {}, "ftp://x/"),
     ("load-duration-zero", ["load", "http://127.0.0.1:{closed}/", "--duration", "0"], {},
      "duration"),
-    pytest.param(
-        "load-out-under-a-file", ["load", "http://127.0.0.1:{closed}/", "--duration", "0.2",
-        "--out", "{file}/l.json"], {}, "--out", marks=pytest.mark.xfail(reason=_LOAD_OUT),
-    ),
-    pytest.param(
-        "load-out-in-proc", ["load", "http://127.0.0.1:{closed}/", "--duration", "0.2", "--out",
-        "/proc/perflab-l.json"], {}, "--out", marks=pytest.mark.xfail(reason=_LOAD_OUT),
-    ),
-    pytest.param(
-        "load-out-is-a-folder", ["load", "http://127.0.0.1:{closed}/", "--duration", "0.2",
-        "--out", "{tmp}"], {}, "--out", marks=pytest.mark.xfail(reason=_LOAD_OUT),
-    ),
+    ("load-out-under-a-file", ["load", "http://127.0.0.1:{closed}/", "--duration", "0.2",
+     "--out", "{file}/l.json"], {}, "--out"),
+    ("load-out-in-proc", ["load", "http://127.0.0.1:{closed}/", "--duration", "0.2", "--out",
+     "/proc/perflab-l.json"], {}, "--out"),
+    ("load-out-is-a-folder", ["load", "http://127.0.0.1:{closed}/", "--duration", "0.2",
+     "--out", "{tmp}"], {}, "--out"),
 ]  # fmt: skip
 
 
