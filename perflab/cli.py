@@ -484,6 +484,14 @@ def _load(args: argparse.Namespace) -> int:
     from perflab import suites
     from perflab.service.load import preflight, run_load
 
+    for option, value in (
+        ("--duration", args.duration),
+        ("--rate", args.rate),
+        ("--concurrency", args.concurrency),
+        ("--workers", args.workers),
+    ):
+        if value is not None and not value > 0:
+            raise ConfigurationError(f"{option} must be positive, got {value}", name=option)
     if args.out:  # before any load: a bad path must not cost a whole run
         check_output_file(Path(args.out), "--out")
     for url in args.urls:  # a closed port is a mistake in what was asked: exit 2, no load

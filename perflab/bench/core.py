@@ -220,10 +220,13 @@ def open_loop(
     """Calls started on a fixed schedule (``rate`` per second, shared by ``workers`` threads or
     tasks), whether or not earlier calls have finished, as wrk2 does. Each latency is measured
     from the call's *intended* start, so time spent queued behind a slow call counts: no
-    coordinated omission. Returns (latencies ns, operations, wall ns)."""
+    coordinated omission. Returns (latencies ns in schedule order, operations, wall ns)."""
     interval = 1e9 / rate
     total = max(1, int(seconds * rate))
     counter = itertools.count()  # shared by all workers: each scheduled call is taken once
+    # latencies in schedule order (-1: failed), so rounds can be cut from one continuous
+    # schedule: restarting the schedule per round would forgive the calls queued at its end
+    late = np.full(total, -1, dtype=np.int64)
 
     async def task(start: int, out: list[int]) -> None:
         while (i := next(counter)) < total:
@@ -231,7 +234,7 @@ def open_loop(
             if (delay := intended - clock()) > 0:
                 await asyncio.sleep(delay / 1e9)
             if await fn() is not FAILED:
-                out.append(clock() - intended)
+                late[i] = clock() - intended
 
     def thread(start: int, out: list[int]) -> None:
         while (i := next(counter)) < total:
@@ -239,9 +242,11 @@ def open_loop(
             if (delay := intended - clock()) > 0:
                 sleep(delay / 1e9)
             if fn() is not FAILED:
-                out.append(clock() - intended)
+                late[i] = clock() - intended
 
-    return _drive(fn, workers, clock, task, thread)
+    _, _, wall = _drive(fn, workers, clock, task, thread)
+    done = late[late >= 0]
+    return done, int(done.size), wall
 
 
 def histogram(latencies: np.ndarray) -> str:

@@ -130,12 +130,18 @@ def run(
             if budget.warmup:
                 drive(budget.warmup)
             with core.gc_policy(gc), noise.probe() as signs:
-                for _ in range(budget.rounds):
-                    lat, n, ns = drive(budget.min_time / budget.rounds)
-                    if n:
-                        parts.append(lat)
-                        rates.append(n / (ns / 1e9))
-                    ops, wall = ops + n, wall + ns
+                if rate is not None:
+                    # one continuous schedule, cut into rounds afterwards (in schedule order)
+                    lat, ops, wall = drive(budget.min_time)
+                    sizes = core.round_sizes(lat.size, budget.rounds) if lat.size else ()
+                    parts = list(np.split(lat, np.cumsum(sizes)[:-1])) if sizes else []
+                else:
+                    for _ in range(budget.rounds):
+                        lat, n, ns = drive(budget.min_time / budget.rounds)
+                        if n:
+                            parts.append(lat)
+                            rates.append(n / (ns / 1e9))
+                        ops, wall = ops + n, wall + ns
         except Exception as err:  # any error of the target: named, re-raised
             raise BenchmarkError(
                 f"benchmark {name!r}: the target raised {type(err).__name__}: {err}"
