@@ -70,10 +70,7 @@ class Drivers:
             if twin is None:  # no I/O in it: the sync step serves both
                 return getattr(self, "_" + method)(*args)
             return await twin(*args)
-        stats = self._stats[i]
-        stats.ops += 1
-        timed = not stats.ops & 15
-        t0 = time.perf_counter_ns() if timed else 0
+        t0 = self._sample(i)  # the sync driver has this inline: its path is the hot one
         try:
             result = await getattr(self.tiers[i], "a" + method)(*args)
         except CorruptEntry as err:
@@ -82,9 +79,15 @@ class Drivers:
             return self._corrupt(i, err)
         except CacheError as err:
             return self._failed(i, method, _named(err, self.tiers[i], args))
-        if timed:
-            stats.latencies.append(time.perf_counter_ns() - t0)
+        if t0:
+            self._stats[i].latencies.append(time.perf_counter_ns() - t0)
         return result
+
+    def _sample(self, i: int) -> int:
+        """Count an operation of tier ``i``; the start time of every 16th (else 0)."""
+        stats = self._stats[i]
+        stats.ops += 1
+        return 0 if stats.ops & 15 else time.perf_counter_ns()
 
     def _run(self, plan: Plan) -> Any:
         try:
