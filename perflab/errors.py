@@ -72,7 +72,13 @@ class NotebookError(PerflabError):
 
 
 class CacheError(PerflabError):
-    """A cache tier failed or was misused."""
+    """A cache tier failed or was misused. ``key`` is the cache key at fault and ``tier`` the
+    tier's name (``memory/lru``, ``redis``, ``database``) when known."""
+
+    def __init__(self, message: str, *, key: str | None = None, tier: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.tier = tier
 
 
 class QueryError(PerflabError):

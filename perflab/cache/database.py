@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from perflab.cache.breaker import Breaker, GuardedTier, guarded
 from perflab.cache.entry import Entry, pack, unpack, unpack_many
 from perflab.cache.kept import KeptConnection
 from perflab.cache.serializers import serializer as make_serializer
-from perflab.cache.tier import Breaker, Tier, guarded
 from perflab.errors import CacheError
 from perflab.identifiers import is_identifier
 
@@ -29,7 +29,7 @@ def _like(pattern: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
-class DatabaseTier(Tier):
+class DatabaseTier(GuardedTier):
     """L3 on a database URL (default: the lab's PostgreSQL, or ``PERFLAB_DATABASE_URL``)."""
 
     shared = True
@@ -51,6 +51,7 @@ class DatabaseTier(Tier):
         serializer: str = "json",
         secret: bytes | str | None = None,
         timeout: float = 2.0,
+        timer: Callable[[], float] | None = None,
     ) -> None:
         from perflab import servers
         from perflab.settings import resolve, sqlalchemy_url
@@ -58,15 +59,19 @@ class DatabaseTier(Tier):
         settings = resolve()
         self.url = url or servers.start(settings, redis=False).database_url
         if not is_identifier(table, lower=True):
-            raise CacheError(f"table {table!r} is not a plain lower-case SQL identifier")
+            raise CacheError(
+                f"table {table!r} is not a plain lower-case SQL identifier", tier="database"
+            )
         self.serializer = make_serializer(serializer, secret=secret)
         self.name = "database"
-        self.timer = time.time
+        self.timer = timer  # None: the tiered cache's (expiry is decided there)
         sa_url = sqlalchemy_url(self.url)
         postgres = sa_url.startswith("postgresql")
         schema = (schema or settings.schema) if postgres else None
         if schema is not None and not is_identifier(schema, lower=True):
-            raise CacheError(f"schema {schema!r} is not a plain lower-case SQL identifier")
+            raise CacheError(
+                f"schema {schema!r} is not a plain lower-case SQL identifier", tier="database"
+            )
         options: dict = {"isolation_level": "AUTOCOMMIT"}
         if postgres:
             options.update(
@@ -90,7 +95,7 @@ class DatabaseTier(Tier):
             sa.Column("key", sa.Text, primary_key=True),
         )
         self._breaker = Breaker(
-            f"database ({self.engine.url.render_as_string(hide_password=True)})"
+            f"database ({self.engine.url.render_as_string(hide_password=True)})", tier=self.name
         )
         self._insert = postgresql.insert if postgres else sqlite.insert
         with self.engine.connect() as conn:
@@ -192,7 +197,7 @@ class DatabaseTier(Tier):
     def purge_expired(self) -> int:
         """Delete rows whose expiry has passed (reads ignore them anyway)."""
         with self.engine.connect() as conn:
-            expired = self.table.c.expires_at < self.timer()
+            expired = self.table.c.expires_at < (self.timer or time.time)()
             return conn.execute(sa.delete(self.table).where(expired)).rowcount
 
     def clear(self) -> None:

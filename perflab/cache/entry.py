@@ -41,8 +41,10 @@ class CorruptEntry(CacheError):
     serializer cannot decode. The cache counts each as a miss and deletes it from the tier.
     ``keys`` are the unreadable keys; ``found`` the entries of a batch read that did decode."""
 
-    def __init__(self, message: str, *, keys: list[str], found: dict | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, keys: list[str], found: dict | None = None, tier: str | None = None
+    ) -> None:
+        super().__init__(message, key=keys[0] if len(keys) == 1 else None, tier=tier)
         self.keys = keys
         self.found = found or {}
 
@@ -77,11 +79,16 @@ def _header(serializer: Any, key: str, data: bytes) -> float | None:
         )
     _, version, sid, expires = _HEADER.unpack_from(data)
     if version != _VERSION:  # a newer perflab wrote it: refused, left for that writer
-        raise CacheError(f"key {key!r}: written in cache format {version}, this reads {_VERSION}")
+        raise CacheError(
+            f"key {key!r}: written in cache format {version}, this reads {_VERSION}; "
+            "read it with the newer perflab that wrote it",
+            key=key,
+        )
     if _SERIALIZER_NAMES.get(sid) != serializer.name:
         raise CacheError(
             f"key {key!r} was written with serializer {_SERIALIZER_NAMES.get(sid, sid)!r}; "
-            f"this cache reads {serializer.name!r}"
+            f"this cache reads {serializer.name!r}; give both caches the same serializer",
+            key=key,
         )
     return None if math.isnan(expires) else expires
 
@@ -92,7 +99,7 @@ def _loads(serializer: Any, key: str, payload: bytes) -> Any:
     except CorruptEntry:
         raise
     except CacheError as err:  # the serializer's own refusal (invalid JSON, bad signature)
-        raise CorruptEntry(str(err), keys=[key]) from err
+        raise CorruptEntry(str(err), keys=[key], tier=err.tier) from err
     except UNDECODABLE as err:
         raise CorruptEntry(
             f"key {key!r}: stored {serializer.name} payload does not decode "

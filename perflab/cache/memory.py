@@ -108,7 +108,10 @@ class MemoryTier(Tier):
         store = self._store
         if self.max_bytes is not None and _sizeof(key, entry) > self.max_bytes:
             raise CacheError(
-                f"key {key!r}: value of ~{_sizeof(key, entry)} bytes exceeds max_bytes"
+                f"key {key!r}: value of ~{_sizeof(key, entry)} bytes exceeds max_bytes "
+                f"({self.max_bytes}) of {self.name}; raise max_bytes or store less",
+                key=key,
+                tier=self.name,
             )
         if self.policy == "tinylfu":
             store[key] = entry
@@ -160,3 +163,15 @@ class MemoryTier(Tier):
 
     async def aset_many(self, entries: dict[str, Entry]) -> None:
         self.set_many(entries)
+
+    async def aclear(self) -> None:
+        self.clear()
+
+    async def adelete_pattern(self, pattern: str) -> int:
+        return self.delete_pattern(pattern)
+
+    async def adelete_tags(self, tags: Iterable[str]) -> list[str]:
+        return self.delete_tags(tags)
+
+    async def asize(self) -> tuple[int | None, int | None]:
+        return self.size()

@@ -6,27 +6,82 @@ outage cost one timeout, after which reads fall through to the other tiers."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import redis
 import redis.asyncio
 
+from perflab.cache.breaker import Breaker, GuardedTier, guarded
 from perflab.cache.entry import Entry, pack, unpack, unpack_many
 from perflab.cache.serializers import serializer as make_serializer
-from perflab.cache.tier import Breaker, Tier, guarded
+from perflab.cache.tier import TierUnavailable
 
-__all__ = ["RedisTier"]
+__all__ = ["RedisSubscription", "RedisTier"]
 
+log = logging.getLogger("perflab.cache")
 _ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
-class RedisTier(Tier):
-    """L2 on a Redis URL (default: the lab's Redis, embedded or ``PERFLAB_REDIS_URL``)."""
+class RedisSubscription:
+    """A pub/sub connection of its own (closing the tier must not cut it), subscribed to one
+    channel; Redis errors come out as TierUnavailable naming the channel."""
+
+    def __init__(self, url: str, channel: str, timeout: float) -> None:
+        self.channel, self.timeout = channel, timeout
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        self._pubsub = client.pubsub()
+        try:
+            self._pubsub.subscribe(channel)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                message = self._pubsub.get_message(timeout=timeout)
+                if message is not None and message["type"] == "subscribe":
+                    return
+            raise redis.exceptions.TimeoutError(f"no SUBSCRIBE confirmation on {channel}")
+        except (redis.exceptions.RedisError, OSError) as err:
+            self.close()
+            client.close()
+            raise self._lost(err) from err
+        except BaseException:
+            self.close()
+            client.close()
+            raise
+
+    def _lost(self, err: BaseException) -> TierUnavailable:
+        return TierUnavailable(f"redis pub/sub on {self.channel}: {err}", tier="redis")
+
+    def receive(self, timeout: float) -> tuple[str, Any] | None:
+        try:
+            message = self._pubsub.get_message(timeout=timeout)
+        except (redis.exceptions.RedisError, OSError) as err:
+            raise self._lost(err) from err
+        return None if message is None else (message["type"], message["data"])
+
+    def ping(self) -> None:
+        try:
+            self._pubsub.ping()
+        except (redis.exceptions.RedisError, OSError) as err:
+            raise self._lost(err) from err
+
+    def close(self) -> None:
+        try:
+            self._pubsub.close()
+        except (redis.exceptions.RedisError, OSError) as err:  # already broken: nothing to free
+            log.debug("closing a broken pub/sub connection: %s", err)
+
+
+class RedisTier(GuardedTier):
+    """L2 on a Redis URL (default: the lab's Redis, embedded or ``PERFLAB_REDIS_URL``). It
+    declares locks and pub/sub (the cache's cross-process loads and L1 invalidation)."""
 
     shared = True
+    supports_locks = True
+    supports_pubsub = True
     _errors = _ERRORS
 
     def __init__(
@@ -37,6 +92,7 @@ class RedisTier(Tier):
         serializer: str = "json",
         secret: bytes | str | None = None,
         timeout: float = 0.5,
+        timer: Callable[[], float] | None = None,
     ) -> None:
         from perflab import servers
         from perflab.settings import resolve
@@ -47,7 +103,7 @@ class RedisTier(Tier):
         self.serializer = make_serializer(serializer, secret=secret)
         self.timeout = timeout
         self.name = "redis"
-        self.timer = time.time
+        self.timer = timer  # None: the tiered cache's (expiry is decided there)
         options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         self.client = redis.Redis.from_url(self.url, **options)
         # one asyncio client per event loop (connections are bound to the loop that opened
@@ -56,7 +112,7 @@ class RedisTier(Tier):
         self._aclients = weakref.WeakKeyDictionary()
         self._aclients_lock = threading.Lock()
         self._options = options
-        self._breaker = Breaker(f"redis ({self.url})")
+        self._breaker = Breaker(f"redis ({self.url})", tier=self.name)
 
     @property
     def aclient(self) -> redis.asyncio.Redis:
@@ -79,7 +135,7 @@ class RedisTier(Tier):
         return f"{self.prefix}__tag__:{tag}"
 
     def _px(self, entry: Entry) -> int | None:
-        remaining = entry.remaining(self.timer())
+        remaining = entry.remaining((self.timer or time.time)())
         return None if remaining is None else max(1, int(remaining * 1000))
 
     def _decode(self, key: str, data: bytes | None) -> Entry | None:
@@ -152,6 +208,27 @@ class RedisTier(Tier):
                 pipe.unlink(self._k(key))
             removed = pipe.execute()
         return [k for k, n in zip(ordered, removed, strict=True) if n]  # those that still existed
+
+    # --- capabilities: locks and pub/sub -------------------------------------------------------
+    def lock(self, name: str, *, timeout: float = 10, blocking_timeout: float | None = None) -> Any:
+        """redis-py's Lock under this tier's prefix."""
+        return self.client.lock(
+            f"{self.prefix}__lock__:{name}", timeout=timeout, blocking_timeout=blocking_timeout
+        )
+
+    def alock(
+        self, name: str, *, timeout: float = 10, blocking_timeout: float | None = None
+    ) -> Any:
+        """redis.asyncio's Lock (same name, so sync and async holders exclude each other)."""
+        return self.aclient.lock(
+            f"{self.prefix}__lock__:{name}", timeout=timeout, blocking_timeout=blocking_timeout
+        )
+
+    def channel(self, name: str) -> str:
+        return f"{self.prefix}__{name}__"
+
+    def subscribe(self, channel: str) -> RedisSubscription:
+        return RedisSubscription(self.url, channel, self.timeout)
 
     @guarded
     def publish(self, channel: str, message: str) -> None:

@@ -148,7 +148,9 @@ class JsonSerializer:
         try:
             return self._decoder.decode(data.decode())
         except ValueError as err:  # includes UnicodeDecodeError and JSONDecodeError
-            raise CacheError(f"key {key!r}: stored value is not valid JSON ({err})") from err
+            raise CacheError(
+                f"key {key!r}: stored value is not valid JSON ({err})", key=key
+            ) from err
 
     def loads_many(self, keys: list[str], payloads: list[bytes]) -> list[Any]:
         """Many values in one parse: the payloads joined as one JSON array."""
@@ -215,7 +217,9 @@ class PickleSerializer:
     def loads(self, key: str, data: bytes) -> Any:
         signature, payload = data[: self._SIG], data[self._SIG :]
         if len(data) <= self._SIG or not hmac.compare_digest(signature, self._sign(payload)):
-            raise CacheError(f"refusing to unpickle key {key!r}: missing or invalid signature")
+            raise CacheError(
+                f"refusing to unpickle key {key!r}: missing or invalid signature", key=key
+            )
         return pickle.loads(payload)  # signed by us, verified above
 
 

@@ -1,25 +1,25 @@
-"""The one contract every tier keeps, and the outage guard the shared tiers share.
+"""The one contract every tier keeps, and the capabilities a tier may declare.
 
 A tier stores :class:`Entry` objects under string keys; it never decides expiry (the tiered
 cache does, with its timer). Sync methods are the contract; async ones default to running the
 sync method in a thread, and tiers with a native async client override them.
+
+Capabilities: a tier with ``supports_locks`` gives distributed locks (``lock``/``alock``); one
+with ``supports_pubsub`` carries messages between processes (``channel``, ``publish``,
+``publish_many``, ``subscribe``). The tiered cache looks for these flags, never for a class.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fnmatch
-import logging
-import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from perflab.cache.entry import Entry
 from perflab.errors import CacheError
 
-__all__ = ["Tier", "TierUnavailable"]
-
-log = logging.getLogger("perflab.cache")
+__all__ = ["Subscription", "Tier", "TierUnavailable"]
 
 
 class TierUnavailable(CacheError):
@@ -32,6 +32,9 @@ class Tier:
 
     name = "tier"
     shared = False
+    supports_locks = False
+    supports_pubsub = False
+    timer: Callable[[], float] | None = None  # None: the tiered cache gives it its own
 
     # --- the contract ------------------------------------------------------------------------
     def get(self, key: str) -> Entry | None:
@@ -78,6 +81,46 @@ class Tier:
     def close(self) -> None:
         return None
 
+    def available(self) -> bool:
+        """False while the tier is known to be down (backing off): don't wait on it."""
+        return True
+
+    def retry_in(self) -> float:
+        """Seconds until a tier that just failed is worth trying again."""
+        return 0.5
+
+    # --- capabilities (see the module docstring) ----------------------------------------------
+    def _lacks(self, what: str) -> CacheError:
+        return CacheError(
+            f"cache tier {self.name} has no {what}; use a tier that has (RedisTier)",
+            tier=self.name,
+        )
+
+    def lock(self, name: str, *, timeout: float = 10, blocking_timeout: float | None = None) -> Any:
+        """A lock held for at most ``timeout`` seconds across processes (a context manager)."""
+        raise self._lacks("locks")
+
+    def alock(
+        self, name: str, *, timeout: float = 10, blocking_timeout: float | None = None
+    ) -> Any:
+        """``lock`` as an async context manager."""
+        raise self._lacks("locks")
+
+    def channel(self, name: str) -> str:
+        """The full name of message channel ``name`` in this tier's namespace."""
+        raise self._lacks("pub/sub")
+
+    def publish(self, channel: str, message: str) -> None:
+        raise self._lacks("pub/sub")
+
+    def publish_many(self, channel: str, messages: list[str]) -> None:
+        for message in messages:
+            self.publish(channel, message)
+
+    def subscribe(self, channel: str) -> Subscription:
+        """A subscription of its own, confirmed; raises TierUnavailable if it cannot be made."""
+        raise self._lacks("pub/sub")
+
     # --- async: a thread by default ------------------------------------------------------------
     async def aget(self, key: str) -> Entry | None:
         return await asyncio.to_thread(self.get, key)
@@ -96,73 +139,33 @@ class Tier:
     async def aset_many(self, entries: dict[str, Entry]) -> None:
         await asyncio.to_thread(self.set_many, entries)
 
+    async def aclear(self) -> None:
+        await asyncio.to_thread(self.clear)
+
+    async def adelete_pattern(self, pattern: str) -> int:
+        return await asyncio.to_thread(self.delete_pattern, pattern)
+
+    async def adelete_tags(self, tags: Iterable[str]) -> list[str]:
+        return await asyncio.to_thread(self.delete_tags, tuple(tags))
+
+    async def asize(self) -> tuple[int | None, int | None]:
+        return await asyncio.to_thread(self.size)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
 
+class Subscription(Protocol):
+    """What ``Tier.subscribe`` returns. ``receive`` gives the next message as
+    ``(type, data)`` (type ``"message"`` carries data; others are control replies) or None after
+    ``timeout``; every method raises TierUnavailable when the connection is gone."""
+
+    timeout: float
+
+    def receive(self, timeout: float) -> tuple[str, Any] | None: ...
+    def ping(self) -> None: ...
+    def close(self) -> None: ...
+
+
 def matches(key: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(key, pattern)
-
-
-class Breaker:
-    """After a failure, skip the tier for a growing pause (0.5 s doubling to 30 s) so an outage
-    costs one timeout, not one per operation; log the outage once and the recovery once."""
-
-    def __init__(self, label: str, timer=time.monotonic) -> None:
-        self.label = label
-        self.timer = timer
-        self.down_until = 0.0
-        self.pause = 0.0
-        self.failures = 0
-
-    def allow(self) -> bool:
-        return self.timer() >= self.down_until
-
-    def failed(self, err: BaseException) -> TierUnavailable:
-        if self.failures == 0:
-            log.warning(
-                "cache tier %s unavailable (%s); falling through until it recovers", self.label, err
-            )
-        self.failures += 1
-        self.pause = min(30.0, max(0.5, self.pause * 2))
-        self.down_until = self.timer() + self.pause
-        return TierUnavailable(f"cache tier {self.label} unavailable: {err}")
-
-    def succeeded(self) -> None:
-        if self.failures:
-            log.warning(
-                "cache tier %s recovered after %d failed attempts", self.label, self.failures
-            )
-        self.failures, self.pause, self.down_until = 0, 0.0, 0.0
-
-    def skipped(self) -> TierUnavailable:
-        return TierUnavailable(f"cache tier {self.label} unavailable (backing off)")
-
-
-def guarded(method: Any) -> Any:
-    """Decorator for shared-tier methods: refuse while backing off; turn a connection error
-    (the tier's ``_errors``) into TierUnavailable and start backing off."""
-
-    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
-        if not self._breaker.allow():
-            raise self._breaker.skipped()
-        try:
-            result = method(self, *args, **kwargs)
-        except self._errors as err:
-            raise self._breaker.failed(err) from err
-        self._breaker.succeeded()
-        return result
-
-    async def awrapper(self, *args: Any, **kwargs: Any) -> Any:
-        if not self._breaker.allow():
-            raise self._breaker.skipped()
-        try:
-            result = await method(self, *args, **kwargs)
-        except self._errors as err:
-            raise self._breaker.failed(err) from err
-        self._breaker.succeeded()
-        return result
-
-    chosen = awrapper if asyncio.iscoroutinefunction(method) else wrapper
-    chosen.__name__, chosen.__doc__ = method.__name__, method.__doc__
-    return chosen

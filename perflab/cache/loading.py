@@ -1,0 +1,287 @@
+"""Loading: read-through (``get_or_load``), single-flight, refresh-ahead and ``cached``.
+
+Concurrent misses on one key call the loader once in this process: the first caller leads a
+:class:`Flight`, the others wait for it; sync and async callers of one key share one flight
+table. ``lock=True`` adds a cross-process lock (a tier that ``supports_locks``). A hit after
+``refresh_ahead`` of the TTL returns the value and reloads it once in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import inspect
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from perflab.cache.entry import Entry
+from perflab.cache.keys import call_key
+
+__all__ = ["Flight", "Loading"]
+
+log = logging.getLogger("perflab.cache")
+MISSING: Any = object()
+
+
+class Flight:
+    """One in-process load of a key that other callers wait for: threads block on ``done``;
+    tasks of any event loop (in any thread) await a future of their own loop, woken with
+    ``call_soon_threadsafe``. Sync and async callers of one key share one flight."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.get_ident()  # the leader's thread
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self._lock = threading.Lock()
+
+    def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    async def wait(self) -> Any:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            waiting = not self.done.is_set()
+            if waiting:
+                self._waiters.append((loop, future))
+        if waiting:
+            await future  # cancelling this waiter cancels only its own future
+        return self.result()
+
+    def finish(self) -> None:
+        with self._lock:
+            self.done.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            if loop.is_closed():  # its tasks are gone with it
+                continue
+            loop.call_soon_threadsafe(_wake, future)
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _log_failure(future: Any) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("refresh-ahead reload failed: %r", future.exception())
+
+
+class Loading:
+    """Mixin of TieredCache: loads through the cache's get/set and their async twins."""
+
+    default_ttl: float | None
+    refresh_ahead: float | None
+    timer: Callable[[], float]
+    _l1_store: Any
+    _key: Any
+    _lookup: Any
+    get: Any
+    set: Any
+    aget: Any
+    aset: Any
+    lock: Any
+    alock: Any
+
+    def _init_loading(self) -> None:
+        self._flights: dict[str, Flight] = {}
+        self._flight_lock = threading.Lock()
+        self._refreshing: set[str] = set()
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._reloads: set[concurrent.futures.Future] = set()
+
+    def get_or_load(
+        self, key: Any, loader: Callable[[], Any], ttl: float | None = None, *, lock: bool = False
+    ) -> Any:
+        """The cached value, or ``loader()``'s, stored. Concurrent misses on one key call the
+        loader once in this process (``lock=True``: once across processes, via a Redis lock).
+        A loader that raises propagates to every waiter and caches nothing."""
+        k = self._key(key)
+        entry = self._lookup(k)
+        if entry is not None:
+            self._maybe_refresh(k, entry, loader, ttl)
+            return entry.value
+        flight, leader = self._join(k)
+        if not leader:
+            if flight.thread != threading.get_ident():
+                flight.done.wait()
+                return flight.result()
+            # the leader is a task suspended on this thread's event loop: waiting here would
+            # block that loop for good, so this caller loads for itself
+            value = loader()
+            self.set(k, value, ttl)
+            return value
+        try:
+            with self._cross_process(k, lock):
+                # another process may have loaded it (lock), or a flight that landed between
+                # our miss and our join (its value is in L1 then)
+                entry = self._lookup(k) if lock else self._landed(k)
+                flight.value = entry.value if entry is not None else loader()
+                if entry is None:
+                    self.set(k, flight.value, ttl)
+            return flight.value
+        except BaseException as err:
+            flight.error = err
+            raise
+        finally:
+            self._land(k, flight)
+
+    async def aget_or_load(
+        self,
+        key: Any,
+        loader: Callable[[], Awaitable[Any]],
+        ttl: float | None = None,
+        *,
+        lock: bool = False,
+    ) -> Any:
+        """``get_or_load`` for coroutine loaders: concurrent tasks share one load."""
+        k = self._key(key)
+        value = await self.aget(k, MISSING)
+        if value is not MISSING:
+            entry = self._l1_store.get(k) if self._l1_store is not None else None
+            if entry is not None:
+                self._maybe_refresh(k, entry, loader, ttl)
+            return value
+        flight, leader = self._join(k)
+        if not leader:
+            return await flight.wait()  # any loop, any thread: woken thread-safely
+        try:
+            async with self._across_processes(k, lock):
+                if lock:
+                    value = await self.aget(k, MISSING)
+                else:
+                    entry = self._landed(k)
+                    value = MISSING if entry is None else entry.value
+                if value is MISSING:
+                    value = await loader()
+                    await self.aset(k, value, ttl)
+            flight.value = value
+            return value
+        except BaseException as err:
+            flight.error = err
+            raise
+        finally:
+            self._land(k, flight)
+
+    def _join(self, k: str) -> tuple[Flight, bool]:
+        """The flight loading ``k`` (sync and async callers share it), and whether we lead."""
+        with self._flight_lock:
+            flight = self._flights.get(k)
+            if flight is not None:
+                return flight, False
+            flight = self._flights[k] = Flight()
+            return flight, True
+
+    def _landed(self, k: str) -> Entry | None:
+        """The fresh L1 entry a flight that landed just before ours stored, if any."""
+        entry = self._l1_store.get(k) if self._l1_store is not None else None
+        if entry is None or entry.expired(self.timer()):
+            return None
+        return entry
+
+    def _land(self, k: str, flight: Flight) -> None:
+        with self._flight_lock:
+            self._flights.pop(k, None)
+        flight.finish()
+
+    @contextlib.contextmanager
+    def _cross_process(self, k: str, enabled: bool) -> Iterator[None]:
+        if not enabled:
+            yield
+            return
+        with self.lock(f"load:{k}", timeout=60):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _across_processes(self, k: str, enabled: bool) -> Any:
+        if not enabled:
+            yield
+            return
+        async with self.alock(f"load:{k}", timeout=60):
+            yield
+
+    def _maybe_refresh(self, k: str, entry: Entry, loader: Callable, ttl: float | None) -> None:
+        ttl = self.default_ttl if ttl is None else ttl
+        if self.refresh_ahead is None or ttl is None or entry.expires_at is None:
+            return
+        due = entry.expires_at - ttl * (1 - self.refresh_ahead)
+        if self.timer() < due:
+            return
+        with self._flight_lock:
+            if k in self._refreshing:
+                return
+            self._refreshing.add(k)
+        if inspect.iscoroutinefunction(loader):
+
+            async def reload() -> None:
+                try:
+                    await self.aset(k, await loader(), ttl)
+                finally:
+                    self._refreshing.discard(k)
+
+            task = asyncio.get_running_loop().create_task(reload())
+            task.add_done_callback(_log_failure)
+            return
+
+        def reload_sync() -> None:
+            try:
+                self.set(k, loader(), ttl)
+            finally:
+                self._refreshing.discard(k)
+
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                2, thread_name_prefix="perflab-refresh"
+            )
+        future = self._executor.submit(reload_sync)
+        self._reloads.add(future)
+        future.add_done_callback(self._reloads.discard)
+        future.add_done_callback(_log_failure)
+
+    def _stop_loading_plan(self) -> Any:
+        """close()'s part: let background reloads finish, then stop their threads."""
+        if self._executor is None:
+            return
+        for future in list(self._reloads):
+            while not future.done():
+                yield ("wait", -1, (future, 1.0))
+        self._executor.shutdown(wait=True)
+
+    def cached(
+        self, ttl: float | None = None, *, key: Callable[..., str] | None = None
+    ) -> Callable:
+        """Decorator: cache a function's results (sync or async) by its arguments. One
+        decorator serves both kinds (so it has no async twin of its own)."""
+
+        def decorate(fn: Callable) -> Callable:
+            prefix = f"{fn.__module__}.{fn.__qualname__}"
+
+            def make(args: tuple, kwargs: dict) -> str:
+                return key(*args, **kwargs) if key else call_key(prefix, args, kwargs)
+
+            if inspect.iscoroutinefunction(fn):
+
+                @functools.wraps(fn)
+                async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                    return await self.aget_or_load(
+                        make(args, kwargs), lambda: fn(*args, **kwargs), ttl
+                    )
+
+                return awrapper
+
+            @functools.wraps(fn)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return self.get_or_load(make(args, kwargs), lambda: fn(*args, **kwargs), ttl)
+
+            return wrapper
+
+        return decorate

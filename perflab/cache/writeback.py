@@ -1,0 +1,227 @@
+"""Write-back: L1 at once, the lower tiers from a bounded queue by one writer thread.
+
+The writer takes what is queued, writes it to the lower tiers (runs of plain sets as one
+``set_many``), then publishes the keys for other processes' L1s. A tier that is down is waited
+for (its ``retry_in``), never skipped, so the order of a key's writes holds; ``close()`` bounds
+the wait (``close_timeout``) and counts what it gave up in ``write_back_failures``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+from perflab.cache.drivers import Plan
+from perflab.cache.entry import Entry
+from perflab.cache.stats import TierStats
+from perflab.cache.tier import Tier, TierUnavailable
+from perflab.errors import CacheError
+
+__all__ = ["WriteBack"]
+
+log = logging.getLogger("perflab.cache")
+
+
+class WriteBack:
+    """Mixin of TieredCache: the queue, the writer, ``flush`` and the writer's part of close."""
+
+    tiers: list[Tier]
+    _stats: list[TierStats]
+    _l1: Any
+    _closed: bool
+    _publish: Any
+    _stage_l1: Any
+    _write_plan: Any
+    _delete_plan: Any
+
+    def _init_writeback(
+        self, write: str, write_queue: int, write_block: float, close_timeout: float
+    ) -> None:
+        if not write_block >= 0 or not close_timeout >= 0:
+            raise CacheError(
+                f"write_block and close_timeout are seconds >= 0, got {write_block!r}, "
+                f"{close_timeout!r}"
+            )
+        self.write_block, self.close_timeout = write_block, close_timeout
+        self.write_back_failures = 0  # queued writes abandoned at close() (deadline passed)
+        self.write_back_dropped = 0  # writes not queued because the queue stayed full
+        self._stalled = False  # the queue was full for write_block: drop without waiting
+        self._stop = threading.Event()
+        self._queue: queue.Queue | None = None
+        self._writer: threading.Thread | None = None
+        if write == "back" and len(self.tiers) > 1:
+            self._queue = queue.Queue(maxsize=write_queue)
+            self._writer = threading.Thread(
+                target=self._drain, name="perflab-write-back", daemon=True
+            )
+            self._writer.start()
+
+    def _stage(self, k: str, item: tuple, entry: Entry | None, tags: tuple = ()) -> Plan:
+        """L1 now and the queue, in one order under the stripe lock, so the lower tiers
+        receive a key's writes in the order L1 saw them (without L1: the first tier now)."""
+        if self._l1 is None:
+            if entry is None:
+                yield from self._delete_plan(k, range(1))
+            else:
+                yield from self._write_plan(k, entry, tags, range(1))
+            self._enqueue(item)
+            return
+        self._stage_l1(k, entry, tags, lambda: self._enqueue(item))
+
+    def _enqueue(self, item: tuple) -> None:
+        """Queue a write-back. A full queue (the writer stalled on an outage) waits at most
+        ``write_block`` seconds once; until the writer makes progress again, further writes are
+        not queued at all: counted in ``write_back_dropped``, logged once per stall."""
+        if self._closed or self._stop.is_set():
+            raise CacheError("the cache is closed; create a new TieredCache to write")
+        try:
+            self._queue.put_nowait(item)
+            return
+        except queue.Full:
+            stalled = self._stalled
+        if not stalled:
+            try:
+                self._queue.put(item, timeout=self.write_block)
+                return
+            except queue.Full:
+                self._stalled = True
+                log.error(
+                    "cache write-back queue full (%d writes) for %.2f s: the lower tiers are "
+                    "unavailable or too slow; further writes stay in L1 only (counted in "
+                    "write_back_dropped) until the writer catches up",
+                    self._queue.maxsize,
+                    self.write_block,
+                )
+        self.write_back_dropped += 1
+
+    def _drain(self) -> None:
+        """The writer: up to 512 queued items at a time, until the sentinel (None) or stop."""
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < 512:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in batch
+            items = [item for item in batch if item is not None]
+            written = self._write_batch(items)
+            if written:
+                self._publish("del", written)
+            for _ in batch:
+                self._queue.task_done()
+            if stop or self._stop.is_set():
+                self._abandon()
+                return
+
+    def _write_batch(self, items: list[tuple]) -> list[str]:
+        """Apply ``items`` in order; returns the keys written (for invalidation messages)."""
+        written: list[str] = []
+        run: dict[str, Entry] = {}
+        for n, item in enumerate(items):
+            if item[0] == "set" and not item[3]:
+                run[item[1]] = item[2]  # a later set of the same key in the run wins, in order
+                continue
+            if run and not self._apply(("set_many", run)):
+                self.write_back_failures += len(items) - n + len(run)
+                return written
+            written.extend(run)
+            run = {}
+            if not self._apply(item):
+                self.write_back_failures += len(items) - n
+                return written
+            written.extend(item[1] if item[0] == "set_many" else [item[1]])
+        if run:
+            if not self._apply(("set_many", run)):
+                self.write_back_failures += len(run)
+                return written
+            written.extend(run)
+        return written
+
+    def _apply(self, item: tuple) -> bool:
+        """Write one item to every lower tier, waiting out outages; False if close() gave up."""
+        pending = list(reversed(range(1, len(self.tiers))))  # slowest first, like write-through
+        while pending:
+            i = pending[0]
+            tier, stats = self.tiers[i], self._stats[i]
+            try:
+                if item[0] == "set":
+                    tier.set(item[1], item[2], item[3])
+                    stats.sets += 1
+                elif item[0] == "set_many":
+                    tier.set_many(item[1])
+                    stats.sets += len(item[1])
+                else:
+                    tier.delete(item[1])
+                    stats.deletes += 1
+            except TierUnavailable:  # the tier's breaker logged the outage, once
+                stats.errors += 1
+                if self._stop.wait(max(0.01, tier.retry_in())):
+                    return False
+                continue
+            except CacheError as err:  # refused for good (too big, bad data): not retried
+                stats.errors += 1
+                self.write_back_failures += 1
+                log.error("write-back to %s refused %s %r: %s", tier.name, item[0], item[1], err)
+            pending.pop(0)
+        self._stalled = False
+        return True
+
+    def _abandon(self) -> None:
+        """close() gave up: count what is still queued as lost."""
+        lost = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            lost += item is not None
+            self._queue.task_done()
+        self.write_back_failures += lost
+
+    def _flush_plan(self, timeout: float | None) -> Plan:
+        """True once every queued write reached the lower tiers, False after ``timeout``."""
+        if self._queue is None:
+            return True
+        deadline = time.monotonic() + (self.close_timeout if timeout is None else timeout)
+        while self._queue.unfinished_tasks:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._writer.is_alive():
+                return False
+            yield ("wait", -1, (self._queue, min(remaining, 0.1)))
+        return True
+
+    def _stop_writer_plan(self) -> Plan:
+        """close()'s part: the sentinel after what is queued, then wait for the writer until
+        ``close_timeout``; past it the writer stops waiting for the tier and counts the rest."""
+        deadline = time.monotonic() + self.close_timeout
+        while True:
+            try:
+                self._queue.put_nowait(None)
+                break
+            except queue.Full:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._stop.set()
+                    break
+                yield ("wait", -1, (self._queue, min(remaining, 0.05)))
+        while self._writer.is_alive() and time.monotonic() < deadline:
+            yield ("wait", -1, (self._writer, max(0.0, deadline - time.monotonic())))
+        if self._writer.is_alive():
+            self._stop.set()
+            grace = max((getattr(t, "timeout", 0.0) for t in self.tiers), default=0.0)
+            until = time.monotonic() + grace + 1.0  # at most one socket timeout in progress
+            while self._writer.is_alive() and time.monotonic() < until:
+                yield ("wait", -1, (self._writer, max(0.0, until - time.monotonic())))
+        if self.write_back_failures or self.write_back_dropped:
+            log.error(
+                "cache closed with %d write-backs not written to the lower tiers "
+                "(close_timeout=%s s) and %d never queued (queue full); those keys keep "
+                "older values (or none) there until their TTL",
+                self.write_back_failures + self._queue.qsize(),
+                self.close_timeout,
+                self.write_back_dropped,
+            )
