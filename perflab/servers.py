@@ -36,7 +36,11 @@ from urllib.parse import parse_qs, urlsplit
 import psutil
 
 from perflab.errors import ConfigurationError, ServerError
-from perflab.settings import Settings, _redact, resolve, sqlalchemy_url
+from perflab.settings import Settings, resolve
+from perflab.urls import libpq_url as _libpq_url
+from perflab.urls import redact as _redact
+from perflab.urls import sqlalchemy_url
+from perflab.urls import sqlite_path as _sqlite_path
 
 if TYPE_CHECKING:
     import redis
@@ -576,20 +580,6 @@ def _external_status(name: str, url: str, check) -> ServerStatus:
     except ServerError as err:
         return ServerStatus(name=name, url=url, embedded=False, running=False, detail=str(err))
     return ServerStatus(name=name, url=url, embedded=False, running=True)
-
-
-def _libpq_url(url: str) -> str:
-    """``postgresql+psycopg://`` → ``postgresql://`` for psycopg."""
-    scheme, _, rest = url.partition("://")
-    return f"postgresql://{rest}" if scheme.startswith("postgres") else url
-
-
-def _sqlite_path(url: str) -> Path | None:
-    path = urlsplit(url).path
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :].split("?", 1)[0]
-        return Path(path) if path and path != ":memory:" else None
-    return None
 
 
 def _same_path(a: str | Path, b: str | Path) -> bool:

@@ -2,6 +2,7 @@
 
 from perflab.cache.database import DatabaseTier
 from perflab.cache.entry import CorruptEntry, Entry
+from perflab.cache.kept import KeptConnection
 from perflab.cache.memory import POLICIES, MemoryTier
 from perflab.cache.redis_tier import RedisTier
 from perflab.cache.serializers import JsonSerializer, MsgpackSerializer, PickleSerializer
@@ -15,6 +16,7 @@ __all__ = [
     "DatabaseTier",
     "Entry",
     "JsonSerializer",
+    "KeptConnection",
     "MemoryTier",
     "MsgpackSerializer",
     "PickleSerializer",
