@@ -37,7 +37,9 @@ def test_import_contracts_are_kept():
 def test_an_upward_import_breaks_the_layers(tmp_path):
     """The contracts bite: db importing the harness (bench sits above db) is reported."""
     copy = tmp_path / "repo"
-    shutil.copytree(ROOT / "perflab", copy / "perflab", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "perflab", copy / "perflab", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
     views = copy / "perflab" / "db" / "views.py"
     views.write_text(views.read_text() + "\nfrom perflab.bench import run  # noqa\n")
@@ -48,7 +50,9 @@ def test_an_upward_import_breaks_the_layers(tmp_path):
 
 def test_a_deep_import_breaks_public_names_only(tmp_path):
     copy = tmp_path / "repo"
-    shutil.copytree(ROOT / "perflab", copy / "perflab", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "perflab", copy / "perflab", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
     lab = copy / "perflab" / "lab.py"
     lab.write_text(lab.read_text() + "\nfrom perflab.db.runner import QueryRunner  # noqa\n")
