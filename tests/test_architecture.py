@@ -73,3 +73,78 @@ def test_no_module_over_400_lines():
         and (n := len(path.read_text().splitlines())) > 400
     }
     assert not long, long
+
+
+# --- the error tree: what used to escape as ValueError is a PerflabError naming its culprit ----
+
+
+def test_bad_input_raises_configuration_errors_naming_the_culprit():
+    from perflab.errors import ConfigurationError
+    from perflab.report import latency_histogram
+    from perflab.smoke import roundtrips
+
+    with pytest.raises(ConfigurationError, match="samples") as info:
+        roundtrips(samples=0)
+    assert info.value.name == "samples"
+    with pytest.raises(ConfigurationError, match="no latencies") as info:
+        latency_histogram({"empty": []})
+    assert info.value.name == "latencies"
+
+
+def test_a_negative_chunk_size_is_refused_before_any_row_is_read():
+    from perflab.db.bulk import chunks
+    from perflab.errors import ConfigurationError
+
+    def rows():
+        raise AssertionError("read a row")
+        yield ()
+
+    with pytest.raises(ConfigurationError, match="chunk_size") as info:
+        chunks(rows(), 0)
+    assert info.value.name == "chunk_size"
+    assert list(chunks(iter([(1,), (2,), (3,)]), 2)) == [[(1,), (2,)], [(3,)]]
+
+
+def test_a_key_prefix_with_a_trailing_newline_is_refused():
+    from perflab.errors import ConfigurationError
+    from perflab.settings import resolve
+
+    with pytest.raises(ConfigurationError, match="PERFLAB_KEY_PREFIX"):
+        resolve({}, key_prefix="perflab:\n")
+
+
+# --- one module of URL schemes, one make_engine ------------------------------------------------
+
+
+def test_every_layer_reads_its_schemes_from_perflab_urls():
+    from perflab import settings, urls
+
+    assert settings.DATABASE_SCHEMES is urls.DATABASE_SCHEMES
+    assert settings.REDIS_SCHEMES is urls.REDIS_SCHEMES
+    assert urls.is_postgres("postgresql+psycopg://u@h/db") and not urls.is_postgres("sqlite://")
+    assert urls.libpq_url("postgresql+psycopg://u@h/db") == "postgresql://u@h/db"
+    assert urls.redact("redis://:secret@h:6379/0") == "redis://:***@h:6379/0"
+
+
+@pytest.mark.servers
+def test_make_engine_keeps_prepared_statements_across_checkouts(settings):
+    """The design's headline trap: six checkouts of one lookup leave it prepared on the server
+    (a default pool's rollback on return would have thrown it away each time)."""
+    import sqlalchemy as sa
+
+    from perflab import servers
+    from perflab.sql import make_engine
+
+    engine = make_engine(
+        servers.start(settings, redis=False).database_url, pool_size=1, max_overflow=0
+    )
+    try:
+        for _ in range(6):
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1 WHERE 1 = %(x)s", {"x": 1}).all()
+        with engine.connect() as conn:
+            count = conn.execute(sa.text("SELECT count(*) FROM pg_prepared_statements")).scalar()
+        assert count >= 1
+        assert engine.dialect.skip_autocommit_rollback
+    finally:
+        engine.dispose()
