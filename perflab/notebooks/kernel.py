@@ -3,7 +3,6 @@ own environment and log, and the kill of kernels an interrupted run leaves behin
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import tempfile
@@ -83,7 +82,6 @@ def kernel_manager_class(
     return IPCKernelManager
 
 
-@contextlib.contextmanager
 def kernel_environ(settings: Settings) -> dict[str, str]:
     """The variables a kernel needs to resolve the same settings as this process."""
     env = {
