@@ -23,7 +23,7 @@ lab: $(STAMP)
 	$(BIN)/perflab lab
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 clean:
 	-$(BIN)/perflab servers stop

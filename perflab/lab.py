@@ -20,7 +20,7 @@ from perflab.notebooks import NotebookRun, read_parameters, run_notebook
 from perflab.report import index_page
 from perflab.settings import Settings, resolve
 
-__all__ = ["ReportRun", "lab_notebooks", "report"]
+__all__ = ["ReportRun", "lab_notebooks", "report", "suite_header"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +35,17 @@ class ReportRun:
     @property
     def ok(self) -> bool:
         return all(run.ok for run in self.runs)
+
+
+def suite_header(name: str, *, quick: bool) -> tuple[suites.SuiteRun, dict, Any]:
+    """The first cell of a suite notebook (01, 02, 04): run suite ``name``, publish it for the
+    claims audit and the report, and return ``(run, results by name, checks as a Series)``."""
+    import pandas as pd
+
+    run = suites.run_suite(name, quick=quick)
+    suites.publish(run)
+    by_name = {r.name: r for r in run.results}
+    return run, by_name, pd.Series(run.checks, name="value")
 
 
 def lab_notebooks(settings: Settings | None = None) -> list[Path]:

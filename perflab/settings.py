@@ -10,16 +10,15 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 from perflab.errors import ConfigurationError
 from perflab.identifiers import is_identifier
+from perflab.urls import DATABASE_SCHEMES, REDIS_SCHEMES, sqlalchemy_url
+from perflab.urls import check_url as _check_url
 
 __all__ = ["ENV_VARS", "Settings", "resolve", "sqlalchemy_url"]
 
-REDIS_SCHEMES = ("redis", "rediss", "unix")
-DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "sqlite")
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:\-]*$")
+_PREFIX_RE = re.compile(r"[A-Za-z0-9_.:\-]*")
 
 # variable -> (field, what it means); the README's configuration table is generated from the same
 # words, and `perflab servers status` names them.
@@ -94,7 +93,7 @@ class Settings:
                 "set both, or neither to use the embedded PostgreSQL",
                 name="PERFLAB_READ_DATABASE_URL",
             )
-        if not _PREFIX_RE.match(self.key_prefix):
+        if not _PREFIX_RE.fullmatch(self.key_prefix):
             raise ConfigurationError(
                 f"PERFLAB_KEY_PREFIX={self.key_prefix!r} may hold only letters, digits and _.:-",
                 name="PERFLAB_KEY_PREFIX",
@@ -113,60 +112,6 @@ class Settings:
     @property
     def database_embedded(self) -> bool:
         return self.database_url is None
-
-
-def _check_url(variable: str, url: str | None, schemes: tuple[str, ...]) -> None:
-    """Reject a URL the client libraries would choke on later (with a traceback): a wrong
-    scheme, a malformed host or IPv6 literal, a port that is not a number in 1-65535, no host,
-    or (Redis) a database that is not a number."""
-    if url is None:
-        return
-
-    def bad(why: str) -> ConfigurationError:
-        return ConfigurationError(f"{variable}={_redact_safe(url)!r} {why}", name=variable)
-
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises ValueError for a port that is no number or out of range
-    except ValueError as err:
-        raise bad(f"is not a valid URL ({err}); write it as scheme://host:port/...") from err
-    if parts.scheme not in schemes:
-        raise bad(
-            f"has scheme {parts.scheme or '(none)'!r}; "
-            f"use one of {', '.join(s + '://' for s in schemes)}"
-        )
-    if port == 0:
-        raise bad("has port 0; give the port the server listens on (1-65535)")
-    query = parse_qs(parts.query)
-    if parts.scheme == "unix":
-        if not parts.path:
-            raise bad("names no socket; write unix:///path/to/redis.sock?db=0")
-        db = query.get("db", ["0"])[0]
-    elif parts.scheme in ("redis", "rediss"):
-        if not parts.hostname:
-            raise bad("names no host; write redis://host:6379/0")
-        db = parts.path.strip("/") or query.get("db", ["0"])[0]
-    else:  # libpq and SQLite: no host means a local socket or a file, both fine
-        db = "0"
-    if not db.isdigit():
-        raise bad(f"selects database {db!r}; a Redis database is a number, e.g. /0")
-
-
-def _redact_safe(url: str) -> str:
-    try:
-        return _redact(url)
-    except ValueError:  # unparseable: keep nothing after the scheme that might be a password
-        scheme, sep, rest = url.partition("://")
-        return f"{scheme}{sep}{rest.rpartition('@')[2]}" if "@" in rest else url
-
-
-def _redact(url: str) -> str:
-    """The URL with any password replaced, for messages."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
 
 
 def resolve(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -190,11 +135,3 @@ def resolve(env: Mapping[str, str] | None = None, **overrides: object) -> Settin
         if field in values:
             values[field] = Path(str(values[field])).expanduser().absolute()
     return Settings(**values)  # type: ignore[arg-type]
-
-
-def sqlalchemy_url(url: str) -> str:
-    """A libpq/SQLite URL spelled for SQLAlchemy with psycopg 3 (``postgresql+psycopg://``)."""
-    scheme, _, rest = url.partition("://")
-    if scheme in ("postgresql", "postgres"):
-        return f"postgresql+psycopg://{rest}"
-    return url

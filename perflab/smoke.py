@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from perflab import servers
-from perflab.errors import ServerError
+from perflab.errors import ConfigurationError, ServerError
 from perflab.settings import Settings, resolve
 
 __all__ = ["roundtrips"]
@@ -30,8 +30,9 @@ def roundtrips(
     import sqlalchemy as sa
 
     if samples < 1 or payload_bytes < 0:
-        raise ValueError(
-            f"samples must be >= 1 and payload_bytes >= 0, got {samples}, {payload_bytes}"
+        raise ConfigurationError(
+            f"samples must be >= 1 and payload_bytes >= 0, got {samples}, {payload_bytes}",
+            name="samples" if samples < 1 else "payload_bytes",
         )
     settings = settings or resolve()
     endpoints = servers.start(settings)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from perflab.db import QueryRunner
+from perflab.errors import ConfigurationError
 from perflab.workload import PRESETS, bars, data_hash, load, portfolio, signals
 
 
@@ -21,8 +22,9 @@ def test_bars_are_well_formed():
     assert (frame["low"] <= frame[["open", "close"]].min(axis=1)).all()
     assert (frame["high"] >= frame[["open", "close"]].max(axis=1)).all()
     assert (frame["volume"] > 0).all() and not frame.duplicated(["symbol", "ts"]).any()
-    with pytest.raises(ValueError, match="unknown preset"):
+    with pytest.raises(ConfigurationError, match="unknown preset") as info:
         bars("huge")
+    assert info.value.name == "preset"
 
 
 def test_baseline_and_optimised_signals_agree():
@@ -44,8 +46,9 @@ def test_baseline_and_optimised_portfolios_agree():
     np.testing.assert_allclose(slow.min_variance, fast.min_variance, rtol=1e-8, atol=1e-10)
     assert fast.tangency.sum() == pytest.approx(1.0) and fast.volatility > 0
     assert list(fast.to_frame().index) == symbols
-    with pytest.raises(ValueError, match="unknown symbol"):
+    with pytest.raises(ConfigurationError, match="unknown symbol 'NOPE'") as info:
         portfolio.returns_matrix(bars("quick"), ["NOPE"])
+    assert info.value.name == "symbols"
 
 
 @pytest.mark.parametrize(

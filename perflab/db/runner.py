@@ -10,86 +10,33 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
-import hashlib
-import json
 import logging
-import random
-import re
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
-from perflab.cache.kept import KeptConnection
-from perflab.db.explain import IndexSuggestion, Plan, advise, from_postgres, from_sqlite
-from perflab.db.identifiers import (
-    IdentifierError,
-    check_identifier,
-    quote_identifier,
-    quote_qualified,
-)
+from perflab.cache import KeptConnection
+from perflab.db import bulk
+from perflab.db.bulk import BatchInsertError
+from perflab.db.identifiers import quote_identifier, quote_qualified
+from perflab.db.indexes import IndexAdvice, median_ms
+from perflab.db.pools import PoolConfig, PoolStats
+from perflab.db.querycache import QueryCache, cache_key, tables_written
+from perflab.db.retry import backoff, lost, query_error, transient
+from perflab.db.views import MaterializedView
 from perflab.errors import QueryError
+from perflab.sql import make_engine, postgres_options
 
-__all__ = ["BatchInsertError", "MaterializedView", "PoolConfig", "QueryRunner"]
+__all__ = ["BatchInsertError", "MaterializedView", "PoolConfig", "QueryRunner", "median_ms"]
 
 log = logging.getLogger("perflab.db")
-_WRITES = re.compile(
-    r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?|ALTER\s+TABLE|DROP\s+TABLE"
-    r"(?:\s+IF\s+EXISTS)?|REFRESH\s+MATERIALIZED\s+VIEW(?:\s+CONCURRENTLY)?)\s+\"?(\w+)\"?",
-    re.IGNORECASE,
-)
-_READS = re.compile(r"\b(?:FROM|JOIN)\s+\"?(\w+)\"?", re.IGNORECASE)
-_TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "08000", "08003", "08006"}
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class PoolConfig:
-    """Size and timeouts of one pool."""
-
-    size: int = 5
-    max_overflow: int = 10
-    timeout: float = 30.0  # seconds to wait for a free connection
-    recycle: float = 1800.0
-    connect_timeout: float = 5.0
-    statement_timeout_ms: int | None = None  # PostgreSQL only
-
-
-class BatchInsertError(QueryError):
-    """A chunked ``batch_insert`` failed; ``inserted`` rows (whole chunks) were committed, so a
-    caller resumes from row ``inserted`` without duplicates."""
-
-    def __init__(self, message: str, *, inserted: int) -> None:
-        super().__init__(message)
-        self.inserted = inserted
-
-
-class _PoolStats:
-    __slots__ = ("checkouts", "lost", "made", "queries", "retries", "slow", "wait_s", "waits")
-
-    def __init__(self) -> None:
-        self.checkouts = self.waits = self.queries = self.slow = self.retries = 0
-        self.made = self.lost = 0
-        self.wait_s = 0.0
-
-    def watch(self, engine: sa.Engine) -> None:
-        """Count connections the pool opens and the ones it throws away as broken."""
-
-        def made(*_: Any) -> None:
-            self.made += 1
-
-        def lost(*_: Any) -> None:
-            self.lost += 1
-
-        sa.event.listen(engine, "connect", made)
-        sa.event.listen(engine, "invalidate", lost)
-
-
-class QueryRunner:
+class QueryRunner(IndexAdvice):
     """Queries for notebooks (``query`` → DataFrame) and for hot paths (``fetch`` → tuples).
 
     ``url``: the write (primary) database, default the lab's; ``read_url``: a replica for reads
@@ -108,7 +55,8 @@ class QueryRunner:
         retries: int = 3,
     ) -> None:
         from perflab import servers
-        from perflab.settings import resolve, sqlalchemy_url
+        from perflab.settings import resolve
+        from perflab.urls import is_postgres
 
         settings = resolve()
         if url is None:
@@ -116,20 +64,20 @@ class QueryRunner:
             url, read_url = endpoints.database_url, read_url or endpoints.read_database_url
         self.url, self.read_url = url, read_url or url
         self.pool = pool or PoolConfig()
-        self.postgres = sqlalchemy_url(url).startswith("postgresql")
+        self.postgres = is_postgres(url)
         # PERFLAB_SCHEMA: unqualified tables live in that schema (tests, shared servers)
         self.schema = settings.schema if self.postgres and "options=" not in url else None
         self.dialect = "postgresql" if self.postgres else "sqlite"
         if self.schema not in (None, "public"):
-            setup = sa.create_engine(sqlalchemy_url(self.url))
+            setup = make_engine(self.url)
             try:
                 with setup.begin() as conn:
                     conn.execute(sa.schema.CreateSchema(self.schema, if_not_exists=True))
             finally:
                 setup.dispose()
-        self.write_engine = self._engine(sqlalchemy_url(self.url))
-        self.read_engine = self._engine(sqlalchemy_url(self.read_url))
-        self._stats = {"read": _PoolStats(), "write": _PoolStats()}
+        self.write_engine = self._engine(self.url)
+        self.read_engine = self._engine(self.read_url)
+        self._stats = {"read": PoolStats(), "write": PoolStats()}
         self._stats["read"].watch(self.read_engine)
         self._stats["write"].watch(self.write_engine)
         # each pool keeps one connection for the hot path (a checkout costs as much as a lookup)
@@ -146,32 +94,24 @@ class QueryRunner:
 
             cache = TieredCache([MemoryTier(10_000)], default_ttl=60, coherence=False)
         self.cache = cache
-        self._cache_hits = self._cache_misses = 0
+        self._queries = QueryCache(cache) if cache is not None else None
 
     def _engine(self, url: str) -> sa.Engine:
         p = self.pool
-        options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
-        if url.startswith("postgresql"):
-            args: dict[str, Any] = {"connect_timeout": max(1, int(p.connect_timeout))}
-            settings = []
-            if self.schema not in (None, "public"):
-                settings.append(f"-c search_path={quote_identifier(self.schema)},public")
-            if p.statement_timeout_ms:
-                settings.append(f"-c statement_timeout={int(p.statement_timeout_ms)}")
-            if settings:
-                args["options"] = " ".join(settings)
-            options.update(
-                pool_size=p.size,
-                max_overflow=p.max_overflow,
-                pool_timeout=p.timeout,
-                pool_recycle=p.recycle,
-                skip_autocommit_rollback=True,  # keep psycopg's prepared statements
-                connect_args=args,
-            )
-        elif sa.engine.make_url(url).database not in (None, "", ":memory:"):
-            # a file database gets a real pool; :memory: keeps SQLAlchemy's per-thread default
-            options.update(pool_size=p.size, max_overflow=p.max_overflow, pool_timeout=p.timeout)
-        return sa.create_engine(url, **options)
+        settings = []
+        if self.schema not in (None, "public"):
+            settings.append(f"-c search_path={quote_identifier(self.schema)},public")
+        if p.statement_timeout_ms:
+            settings.append(f"-c statement_timeout={int(p.statement_timeout_ms)}")
+        return make_engine(
+            url,
+            connect_timeout=p.connect_timeout,
+            options=postgres_options(*settings),
+            pool_size=p.size,
+            max_overflow=p.max_overflow,
+            pool_timeout=p.timeout,
+            pool_recycle=p.recycle,
+        )
 
     # ------------------------------------------------------------------------------------------
     # connections
@@ -197,7 +137,7 @@ class QueryRunner:
                 try:
                     yield conn
                 except Exception as err:
-                    if _lost(err):
+                    if lost(err):
                         with contextlib.suppress(Exception):  # already gone: closing is tidying
                             conn.driver_connection.close()
                         # the server dropped the others too (restart, terminated backends):
@@ -214,7 +154,7 @@ class QueryRunner:
         except QueryError:
             raise
         except Exception as err:  # any driver or pool error: one error type, the SQL attached
-            raise _query_error(err, what) from err
+            raise query_error(err, what) from err
 
     def _compile(self, sql: str) -> tuple[str, tuple[str, ...] | None]:
         """Named ``:params`` → the driver's placeholders, once per statement text."""
@@ -254,11 +194,11 @@ class QueryRunner:
                     cur.close()
                 break
             except Exception as err:  # classified below: transient retried, others raised
-                if attempt + 1 < attempts and _transient(err):
+                if attempt + 1 < attempts and transient(err):
                     stats.retries += 1
-                    time.sleep(min(1.0, 0.05 * 2**attempt) * (1 + random.random()))
+                    time.sleep(backoff(attempt))
                     continue
-                raise _query_error(err, sql) from err
+                raise query_error(err, sql) from err
         elapsed_ms = (time.perf_counter() - t0) * 1e3
         stats.queries += 1
         if elapsed_ms > self.slow_ms:
@@ -277,10 +217,6 @@ class QueryRunner:
     # ------------------------------------------------------------------------------------------
     # reads
 
-    def _cache_key(self, role: str, sql: str, params: dict | None) -> str:
-        spelled = json.dumps([sql, params or {}], sort_keys=True, default=str)
-        return f"q:{role}:{hashlib.sha256(spelled.encode()).hexdigest()}"
-
     def fetch(self, sql: str, params: dict | None = None, cache_ttl: float | None = None) -> list:
         """Rows (tuples) from the read pool; with ``cache_ttl``, from the query cache."""
         return self._read(sql, params, cache_ttl)[0]
@@ -295,19 +231,20 @@ class QueryRunner:
     def _read(self, sql: str, params: dict | None, cache_ttl: float | None) -> tuple[list, list]:
         key = None
         if cache_ttl is not None:
-            if self.cache is None:
-                raise QueryError("cache_ttl given but the runner has no cache (cache=True)")
-            key = self._cache_key("read", sql, params)
-            hit = self.cache.get(key)
+            if self._queries is None:
+                raise QueryError(
+                    f"cache_ttl={cache_ttl!r} given but the runner has no cache: create it with "
+                    "QueryRunner(cache=True) or cache=TieredCache(...)",
+                    sql=sql,
+                )
+            key = cache_key("read", sql, params)
+            hit = self._queries.get(key)
             if hit is not None:
-                self._cache_hits += 1
-                return [tuple(r) for r in hit[0]], hit[1]
-            self._cache_misses += 1
+                return hit
         rows, description = self._run("read", sql, params, fetch=True)
         columns = [d[0] for d in description] if description else []
         if key is not None:
-            tags = [f"table:{t.lower()}" for t in _READS.findall(sql)]
-            self.cache.set(key, ([list(r) for r in rows], columns), ttl=cache_ttl, tags=tags)
+            self._queries.put(key, sql, rows, columns, cache_ttl)
         return rows, columns
 
     # ------------------------------------------------------------------------------------------
@@ -317,15 +254,15 @@ class QueryRunner:
         """Run one statement on the write pool; returns its rowcount. Never retried. Cached
         queries reading a table it writes are invalidated."""
         count = self._run("write", sql, params, fetch=False)[0]
-        for table in _WRITES.findall(sql):
+        for table in tables_written(sql):
             self.invalidate(table)
         return count
 
     def invalidate(self, table: str) -> int:
         """Drop cached queries that read ``table``."""
-        if self.cache is None:
+        if self._queries is None:
             return 0
-        return self.cache.invalidate_tags(f"table:{table.lower()}")
+        return self._queries.invalidate(table)
 
     def transaction(self, fn: Callable[[sa.Connection], Any], retries: int | None = None) -> Any:
         """Run ``fn(connection)`` in one transaction, retrying the *whole* function on transient
@@ -340,11 +277,11 @@ class QueryRunner:
                     with conn.begin():
                         return fn(conn)
             except Exception as err:  # classified below: transient retried, others raised
-                if attempt < retries and _transient(err):
+                if attempt < retries and transient(err):
                     self._stats["write"].retries += 1
-                    time.sleep(min(1.0, 0.05 * 2**attempt) * (1 + random.random()))
+                    time.sleep(backoff(attempt))
                     continue
-                raise _query_error(err, getattr(fn, "__name__", "transaction")) from err
+                raise query_error(err, getattr(fn, "__name__", "transaction")) from err
         raise AssertionError("unreachable")
 
     def columns(self, table: str) -> list[str]:
@@ -360,31 +297,6 @@ class QueryRunner:
             raise QueryError(f"no table {table!r} ({quoted}) in the database")
         return cols
 
-    def _rows(
-        self, rows: Any, columns: list[str] | None, table: str
-    ) -> tuple[list[str], Iterator[tuple]]:
-        """(columns, iterator of tuples) from a DataFrame, tuples or dicts, streamed."""
-        if isinstance(rows, pd.DataFrame):
-            cols = list(columns or rows.columns)
-            return cols, rows[cols].itertuples(index=False, name=None)
-        if isinstance(rows, list) and rows and isinstance(rows[0], tuple):
-            return list(columns or self.columns(table)), rows  # as given: no per-row copying
-        iterator = iter(rows)
-        try:
-            first = next(iterator)
-        except StopIteration:
-            return list(columns or []), iter(())
-        if isinstance(first, dict):
-            cols = list(columns or first.keys())
-
-            def tuples() -> Iterator[tuple]:
-                for row in _chain(first, iterator):
-                    yield tuple(row[c] for c in cols)
-
-            return cols, tuples()
-        cols = list(columns or self.columns(table))
-        return cols, _chain(tuple(first), (tuple(r) for r in iterator))
-
     def batch_insert(
         self,
         table: str,
@@ -395,143 +307,11 @@ class QueryRunner:
         """Insert rows: binary COPY on PostgreSQL, one ``executemany`` on SQLite. One transaction
         by default (all or nothing); with ``chunk_size``, a commit per chunk, and on failure a
         BatchInsertError whose ``inserted`` says where to resume."""
-        target = quote_qualified(table)
-        cols, tuples = self._rows(rows, columns, table)
-        for c in cols:
-            check_identifier(c, "column")
-        if not cols:
-            return 0
-        column_list = ", ".join(quote_identifier(c, "column") for c in cols)
-        inserted = 0
-        chunks = _chunks(tuples, chunk_size) if chunk_size else [tuples]
-        try:
-            for chunk in chunks:
-                with self._dbapi("write", f"batch_insert into {table}") as conn:
-                    if self.postgres:
-                        inserted += self._copy(
-                            conn.driver_connection, target, column_list, cols, table, chunk
-                        )
-                    else:
-                        inserted += self._executemany(
-                            conn.driver_connection, target, column_list, cols, chunk
-                        )
-        except Exception as err:  # report how far the committed chunks got, then raise
-            if chunk_size:
-                raise BatchInsertError(
-                    f"batch_insert into {table}: failed after {inserted} committed rows "
-                    f"({_query_error(err, table)}); resume from row {inserted}",
-                    inserted=inserted,
-                ) from err
-            raise _query_error(err, f"batch_insert into {table}") from err
-        self.invalidate(table)
-        return inserted
-
-    def _copy(
-        self, conn: Any, target: str, column_list: str, cols: list[str], table: str, chunk: Iterable
-    ) -> int:
-        types = self._pg_types(conn, table, cols)
-        count = 0
-        statement = f"COPY {target} ({column_list}) FROM STDIN (FORMAT BINARY)"
-        with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as copy:
-            copy.set_types(types)
-            write = copy.write_row
-            if isinstance(chunk, list):
-                for row in chunk:
-                    write(row)
-                count = len(chunk)
-            else:
-                for count, row in enumerate(chunk, 1):  # noqa: B007 - the count is the result
-                    write(row)
-        return count
-
-    def _pg_types(self, conn: Any, table: str, cols: list[str]) -> list[str]:
-        schema, _, name = table.rpartition(".")
-        rows = conn.execute(
-            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-            "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
-            (f'"{schema}"."{name}"' if schema else f'"{name}"',),
-        ).fetchall()
-        known = dict(rows)
-        if not known:
-            raise QueryError(f"no table {table!r} in the database")
-        missing = [c for c in cols if c not in known]
-        if missing:
-            raise QueryError(
-                f"table {table!r} has no column {missing[0]!r}; it has {sorted(known)}"
-            )
-        return [known[c] for c in cols]
-
-    def _executemany(
-        self, conn: Any, target: str, column_list: str, cols: list[str], chunk: Iterable
-    ) -> int:
-        marks = ", ".join("?" for _ in cols)
-        batch = list(chunk)
-        conn.execute("BEGIN")
-        try:
-            conn.executemany(f"INSERT INTO {target} ({column_list}) VALUES ({marks})", batch)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return len(batch)
+        return bulk.batch_insert(self, table, rows, columns, chunk_size)
 
     def bulk_update(self, table: str, rows: Any, key: str = "id") -> int:
         """Update many rows by ``key``: COPY into a temporary table, then one UPDATE … FROM."""
-        target = quote_qualified(table)
-        cols, tuples = self._rows(rows, None, table)
-        if key not in cols:
-            raise QueryError(f"bulk_update of {table}: the rows have no key column {key!r}")
-        for c in cols:
-            check_identifier(c, "column")
-        qkey = quote_identifier(key, "column")
-        sets = ", ".join(
-            f"{quote_identifier(c)} = s.{quote_identifier(c)}" for c in cols if c != key
-        )
-        column_list = ", ".join(quote_identifier(c) for c in cols)
-        step = f"bulk_update of {table}"  # the statement under way, for the error
-        with self._dbapi("write", step) as conn:
-            db = conn.driver_connection
-            try:
-                if self.postgres:
-                    with db.transaction():
-                        step = f"CREATE TEMP TABLE _perflab_update (LIKE {target}) ON COMMIT DROP"
-                        db.execute(step)
-                        types = self._pg_types(db, table, cols)
-                        step = f"COPY _perflab_update ({column_list}) FROM STDIN (FORMAT BINARY)"
-                        with db.cursor() as cur, cur.copy(step) as copy:
-                            copy.set_types(types)
-                            for row in tuples:
-                                copy.write_row(row)
-                        step = (
-                            f"UPDATE {target} AS t SET {sets} FROM _perflab_update AS s "
-                            f"WHERE t.{qkey} = s.{qkey}"
-                        )
-                        count = db.execute(step).rowcount
-                        step = f"COMMIT (bulk_update of {table})"
-                else:
-                    db.execute("BEGIN")
-                    try:
-                        empty_copy = f"SELECT {column_list} FROM {target} WHERE 0"
-                        step = f"CREATE TEMP TABLE _perflab_update AS {empty_copy}"
-                        db.execute(step)
-                        marks = ", ".join("?" for _ in cols)
-                        step = f"INSERT INTO _perflab_update ({column_list}) VALUES ({marks})"
-                        db.executemany(step, list(tuples))
-                        matched = f"{target}.{qkey} = s.{qkey}"
-                        step = f"UPDATE {target} SET {sets} FROM _perflab_update AS s "
-                        step += f"WHERE {matched}"
-                        count = db.execute(step).rowcount
-                        db.execute("DROP TABLE _perflab_update")
-                        db.execute("COMMIT")
-                    except BaseException:
-                        db.execute("ROLLBACK")
-                        raise
-            except QueryError:
-                raise
-            except Exception as err:  # named by the statement that failed
-                raise _query_error(err, step) from err
-        self.invalidate(table)
-        return count
+        return bulk.bulk_update(self, table, rows, key)
 
     # ------------------------------------------------------------------------------------------
     # materialized views, plans, indexes
@@ -539,72 +319,12 @@ class QueryRunner:
     def materialized_view(self, name: str, sql: str) -> MaterializedView:
         return MaterializedView(self, name, sql)
 
-    def explain(self, sql: str, params: dict | None = None, analyze: bool = True) -> Plan:
-        """The plan as data. PostgreSQL: EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) — ANALYZE runs
-        the statement. SQLite: EXPLAIN QUERY PLAN in the same shape."""
-        if self.postgres:
-            options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
-            rows, _ = self._run("read", f"EXPLAIN ({options}) {sql}", params, fetch=True)
-            doc = rows[0][0]
-            return from_postgres(json.loads(doc) if isinstance(doc, str) else doc, sql, params)
-        text, args = self._args(f"EXPLAIN QUERY PLAN {sql}", params)
-        # A fresh connection: a pooled one may hold this EXPLAIN prepared before an index was
-        # created, and stepping an EXPLAIN never notices the schema changed (it reads nothing).
-        path = self.read_engine.url.database or ":memory:"
-        with contextlib.closing(sqlite3.connect(path)) as db:
-            rows = db.execute(text, args).fetchall()
-        return from_sqlite(rows, sql, params)
-
-    def suggest_indexes(self, sql: str, params: dict | None = None) -> list[IndexSuggestion]:
-        """Indexes that would spare the plan's wasteful sequential scans, with the reason."""
-        return advise(self.explain(sql, params))
-
-    def apply_index(
-        self, suggestion: IndexSuggestion, verify: bool = True, repeat: int = 5
-    ) -> dict:
-        """Create the suggested index; with ``verify``, time the query before and after
-        (median of ``repeat`` runs) and report the plans' scan types."""
-        # The statement is built here from the validated table and column names; the
-        # suggestion's ``ddl`` text is never executed (a forged one is refused, nothing runs).
-        ddl = suggestion.statement()
-        if suggestion.ddl.strip() != ddl:
-            raise QueryError(
-                f"apply_index: the suggestion's ddl {suggestion.ddl!r} is not the index on "
-                f"{suggestion.table} ({', '.join(suggestion.columns)}) it names, which is "
-                f"{ddl!r}; nothing was executed. Use a suggestion from suggest_indexes, or "
-                "give ddl=index_ddl(table, columns)",
-                sql=suggestion.ddl,
-            )
-        before = self._time(suggestion.sql, suggestion.params, repeat) if verify else None
-        self.execute(ddl)
-        if self.postgres:
-            self.execute(f"ANALYZE {quote_qualified(suggestion.table)}")
-        if not verify:
-            return {"index": ddl}
-        after = self._time(suggestion.sql, suggestion.params, repeat)
-        plan = self.explain(suggestion.sql, suggestion.params)
-        return {
-            "index": ddl,
-            "before_ms": before,
-            "after_ms": after,
-            "speedup": before / after if after else float("inf"),
-            "plan_after": [n.node_type for n in plan.nodes()],
-        }
-
-    def _time(self, sql: str, params: dict | None, repeat: int) -> float:
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            self._run("read", sql, params, fetch=True)
-            times.append((time.perf_counter() - t0) * 1e3)
-        return sorted(times)[len(times) // 2]
-
     # ------------------------------------------------------------------------------------------
 
     def stats(self) -> pd.DataFrame:
         """One row per pool: checkouts, waits, wait time, connections in use/open, queries,
         slow queries, retries, query-cache hits and misses."""
-        rows = []
+        rows, queries = [], self._queries
         for role, engine in (("read", self.read_engine), ("write", self.write_engine)):
             s, p = self._stats[role], engine.pool
             rows.append(
@@ -621,8 +341,8 @@ class QueryRunner:
                     "queries": s.queries,
                     "slow_queries": s.slow,
                     "retries": s.retries,
-                    "cache_hits": self._cache_hits if role == "read" else 0,
-                    "cache_misses": self._cache_misses if role == "read" else 0,
+                    "cache_hits": queries.hits if queries and role == "read" else 0,
+                    "cache_misses": queries.misses if queries and role == "read" else 0,
                 }
             )
         return pd.DataFrame(rows).set_index("pool")
@@ -632,89 +352,14 @@ class QueryRunner:
             kept.close()
         self.read_engine.dispose()
         self.write_engine.dispose()
-        if self.cache is not None and hasattr(self.cache, "close"):
-            self.cache.close()
+        if self._queries is not None:
+            self._queries.close()
 
     def __enter__(self) -> QueryRunner:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class MaterializedView:
-    """A named, stored query: native on PostgreSQL; on SQLite a table rebuilt by ``refresh``."""
-
-    def __init__(self, runner: QueryRunner, name: str, sql: str) -> None:
-        self.runner, self.name, self.sql = runner, check_identifier(name, "view"), sql
-        self.quoted = quote_identifier(name, "view")
-
-    def create(self, unique_on: list[str] | None = None) -> None:
-        """Create (and fill) the view; ``unique_on`` adds the unique index that lets PostgreSQL
-        refresh it concurrently."""
-        r = self.runner
-        # every statement is built (and every name validated) before the first one runs
-        unique = None
-        if unique_on:
-            if isinstance(unique_on, str):
-                raise IdentifierError(
-                    f"view {self.name}: unique_on must be a list of column names, got the "
-                    f"string {unique_on!r} (write [{unique_on!r}]); nothing was executed",
-                    name="unique_on",
-                    identifier=unique_on,
-                )
-            cols = ", ".join(quote_identifier(c, "column") for c in unique_on)
-            index = quote_identifier(f"ux_{self.name}"[:63], "index")
-            unique = f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {self.quoted} ({cols})"
-        kind = "MATERIALIZED VIEW" if r.postgres else "TABLE"
-        r.execute(f"CREATE {kind} IF NOT EXISTS {self.quoted} AS {self.sql}")
-        if unique is not None:
-            r.execute(unique)
-
-    def refresh(self, concurrently: bool = False) -> None:
-        r = self.runner
-        if r.postgres:
-            how = " CONCURRENTLY" if concurrently else ""
-            r.execute(f"REFRESH MATERIALIZED VIEW{how} {self.quoted}")
-        else:
-
-            def rebuild(conn: sa.Connection) -> None:
-                conn.exec_driver_sql(f"DELETE FROM {self.quoted}")
-                conn.exec_driver_sql(f"INSERT INTO {self.quoted} {self.sql}")
-
-            r.transaction(rebuild)
-        r.invalidate(self.name)
-
-    def query(
-        self, where: str = "", params: dict | None = None, cache_ttl: float | None = None
-    ) -> pd.DataFrame:
-        """Rows of the view; ``where`` is a condition with named parameters (values bound)."""
-        sql = f"SELECT * FROM {self.quoted}" + (f" WHERE {where}" if where else "")
-        return self.runner.query(sql, params, cache_ttl)
-
-    def drop(self) -> None:
-        kind = "MATERIALIZED VIEW" if self.runner.postgres else "TABLE"
-        self.runner.execute(f"DROP {kind} IF EXISTS {self.quoted}")
-
-
-def _chain(first: Any, rest: Iterator) -> Iterator:
-    yield first
-    yield from rest
-
-
-def _chunks(rows: Iterator[tuple], size: int) -> Iterator[list[tuple]]:
-    if size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {size}")
-    rows = iter(rows)  # one iterator across chunks (a list would restart each time)
-    while True:
-        chunk = []
-        for row in rows:
-            chunk.append(row)
-            if len(chunk) >= size:
-                break
-        if not chunk:
-            return
-        yield chunk
 
 
 def _preparable(sql: str) -> bool | None:
@@ -724,63 +369,3 @@ def _preparable(sql: str) -> bool | None:
         if sql.lstrip()[:6].upper() in ("SELECT", "WITH", "VALUES", "INSERT", "UPDATE", "DELETE")
         else None
     )
-
-
-def _sqlstate(err: BaseException) -> str | None:
-    while err is not None:
-        state = getattr(err, "sqlstate", None) or getattr(
-            getattr(err, "orig", None), "sqlstate", None
-        )
-        if state:
-            return state
-        err = err.__cause__ or err.__context__
-    return None
-
-
-def _transient(err: BaseException) -> bool:
-    """Lost connections, serialization failures and deadlocks: worth another attempt."""
-    import sqlite3
-
-    import psycopg
-
-    if isinstance(err, QueryError) and err.__cause__ is not None:
-        err = err.__cause__
-    if isinstance(err, sa.exc.DBAPIError):
-        if err.connection_invalidated:
-            return True
-        err = err.orig or err
-    if _sqlstate(err) in _TRANSIENT_SQLSTATES:
-        return True
-    if isinstance(err, sqlite3.OperationalError):
-        return "locked" in str(err) or "busy" in str(err)
-    # psycopg: a lost or refused connection (errors with an SQLSTATE were judged above)
-    return isinstance(err, psycopg.OperationalError) and _sqlstate(err) is None
-
-
-def _lost(err: BaseException) -> bool:
-    """The server dropped the connection: backend terminated (57P01-57P03), connection
-    failure (class 08), or a psycopg OperationalError without an SQLSTATE (socket gone)."""
-    import psycopg
-
-    if isinstance(err, QueryError) and err.__cause__ is not None:
-        err = err.__cause__
-    if isinstance(err, sa.exc.DBAPIError):
-        if err.connection_invalidated:
-            return True
-        err = err.orig or err
-    state = _sqlstate(err)
-    if state is not None:
-        return state in ("57P01", "57P02", "57P03") or state.startswith("08")
-    return isinstance(err, psycopg.OperationalError)
-
-
-def _query_error(err: BaseException, sql: str) -> QueryError:
-    """The one QueryError for a driver error: its first line (psycopg's are multi-line), what
-    to do when the connection was lost, and the statement."""
-    if isinstance(err, QueryError):
-        return err
-    lines = str(getattr(err, "orig", None) or err).strip().splitlines()
-    text = lines[0] if lines else type(err).__name__
-    if _lost(err):
-        text += " (connection lost; the runner reconnects on the next call)"
-    return QueryError(f"{text} — in: {sql}", sql=sql)

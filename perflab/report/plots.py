@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from perflab.errors import ConfigurationError
+
 __all__ = [
     "BASELINE",
     "OPTIMIZED",
@@ -39,7 +41,10 @@ def _series(
         samples = getattr(item, "samples", item)
         out[str(label)] = np.asarray(samples, dtype=float)
     if not out or any(v.size == 0 for v in out.values()):
-        raise ValueError("no latencies to plot")
+        raise ConfigurationError(
+            "no latencies to plot: give results (or arrays) with at least one sample each",
+            name="latencies",
+        )
     return out
 
 

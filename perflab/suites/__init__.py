@@ -19,6 +19,7 @@ from perflab.bench import Result, environment
 from perflab.errors import BenchmarkError, ConfigurationError
 
 __all__ = [
+    "DEFAULT_PROCESSES",
     "Suite",
     "SuiteRun",
     "centre_figure",
@@ -35,6 +36,7 @@ __all__ = [
     "published",
     "ratio_figure",
     "register",
+    "run_in_processes",
     "run_suite",
     "save_results",
 ]
@@ -356,3 +358,7 @@ def load_results(path: str | Path) -> list[Result]:
         raise ConfigurationError(
             f"{path} is not a perflab results file: {err}", name=str(path)
         ) from err
+
+
+# last: workers builds on SuiteRun, load_run and merge_runs above
+from perflab.suites.workers import DEFAULT_PROCESSES, run_in_processes  # noqa: E402

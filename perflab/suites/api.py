@@ -7,8 +7,7 @@ import re
 import shutil
 import subprocess
 
-from perflab.service.load import run_load
-from perflab.service.table import api_table, capacity_curve, running_service
+from perflab.service import api_table, capacity_curve, run_load, running_service
 from perflab.suites import SuiteRun, figure, register
 
 

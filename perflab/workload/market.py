@@ -11,6 +11,8 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+from perflab.errors import ConfigurationError
+
 __all__ = ["PRESETS", "Preset", "bars", "data_hash"]
 
 
@@ -42,7 +44,9 @@ def bars(
     """
     if isinstance(preset, str):
         if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+            raise ConfigurationError(
+                f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}", name="preset"
+            )
         preset = PRESETS[preset]
     n, t = preset.symbols, preset.periods
     rng = np.random.default_rng(seed)

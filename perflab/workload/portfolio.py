@@ -14,6 +14,8 @@ import functools
 import numpy as np
 import pandas as pd
 
+from perflab.errors import ConfigurationError
+
 __all__ = ["Allocation", "baseline", "optimized", "returns_matrix"]
 
 
@@ -39,7 +41,11 @@ def returns_matrix(
     if symbols is not None:
         missing = sorted(set(symbols) - set(wide.columns))
         if missing:
-            raise ValueError(f"unknown symbol {missing[0]!r}")
+            raise ConfigurationError(
+                f"unknown symbol {missing[0]!r}: the bars hold {sorted(wide.columns)[:5]}…; "
+                "pick symbols from bars['symbol']",
+                name="symbols",
+            )
         wide = wide[symbols]
     prices = wide.to_numpy(dtype=float)
     return list(wide.columns), prices[1:] / prices[:-1] - 1.0

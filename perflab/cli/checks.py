@@ -1,0 +1,132 @@
+"""Checks of command-line input made before long work starts, and the text the commands print."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+from perflab.errors import ConfigurationError
+
+__all__ = [
+    "check_out_dir",
+    "check_output_dir",
+    "check_output_file",
+    "check_port",
+    "check_timeout",
+    "figure",
+    "ns",
+    "regression_line",
+    "threshold",
+]
+
+
+def check_out_dir(out: str | None) -> None:
+    """``--out DIR``, or (without it) the PERFLAB_OUTPUTS folder the default goes under."""
+    if out:
+        check_output_dir(Path(out), "--out")
+    else:
+        from perflab.settings import resolve
+
+        check_output_dir(resolve().outputs_dir, "PERFLAB_OUTPUTS")
+
+
+def check_timeout(timeout: float | None) -> None:
+    if timeout is not None and not timeout > 0:  # also NaN
+        raise ConfigurationError(f"--timeout must be positive, got {timeout}", name="--timeout")
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Fail before long work when ``path`` cannot be written as a file."""
+    if path.is_dir():
+        raise ConfigurationError(f"{option} {path} is a directory; give a file name", name=option)
+    _check_writable_ancestor(path, option)
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """Fail before long work when ``path`` cannot be (made) a folder this process writes in."""
+    if path.exists() and not path.is_dir():
+        raise ConfigurationError(f"{option} {path} is a file; give a folder", name=option)
+    _check_writable_ancestor(path, option)
+
+
+def _check_writable_ancestor(path: Path, option: str) -> None:
+    """The nearest existing folder above ``path`` must be a folder that takes a new file (a real
+    one is made and removed: ``os.access`` says yes to root in /proc, where nothing can be
+    created)."""
+    parent = path if path.is_dir() else path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigurationError(f"{option} {path}: {parent} is not a directory", name=option)
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".perflab-probe-", dir=parent)
+    except OSError as err:
+        raise ConfigurationError(
+            f"{option} {path}: cannot create files in {parent} ({err.strerror}); "
+            "give a place you can write",
+            name=option,
+        ) from err
+    os.close(handle)
+    os.unlink(probe)
+
+
+def check_port(port: int | None, option: str = "--port") -> None:
+    """A TCP port on 127.0.0.1 that is in range and free, checked before servers start."""
+    if port is None:
+        return
+    if not 1 <= port <= 65535:
+        raise ConfigurationError(f"{option} {port} is not a TCP port (1-65535)", name=option)
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn and tornado do
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as err:
+            raise ConfigurationError(
+                f"{option} {port}: 127.0.0.1:{port} is not free ({err.strerror}); "
+                "stop what listens there or pick another port",
+                name=option,
+            ) from err
+
+
+def threshold(text: str) -> float:
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 10:
+        raise ConfigurationError(
+            f"--threshold {text!r} is not a percentage like 5% or a fraction like 0.05",
+            name="--threshold",
+        )
+    return value
+
+
+def ns(value: float) -> str:
+    if value != value or value in (float("inf"), float("-inf")):  # nan or unbounded
+        return "?"
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.3g} ns"
+
+
+def regression_line(row) -> str:  # a row of History.regressions()
+    return (
+        f"REGRESSION {row.name}: {row.ratio:.3f}x slower (95 % CI {row.ci_low:.3f}-"
+        f"{row.ci_high:.3f}) from result #{row.at} (commit {row.git or 'unknown'}), "
+        f"{ns(row.before)} -> {ns(row.after)} over {row.runs_before}+{row.runs_after} "
+        f"runs; accept a wanted change with: perflab history --accept {row.name}"
+    )
+
+
+def figure(value: object) -> str:
+    from perflab.suites import figure_parts
+
+    number, low, high = figure_parts(value)
+    if number is None:
+        return str(value)
+    if low is None or high is None:
+        return f"{number:.4g}"
+    return f"{number:.4g} [{low:.4g}, {high:.4g}]"

@@ -1,0 +1,349 @@
+"""One function per ``perflab`` command, each thin over the library calls a notebook makes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+from perflab.cli.checks import (
+    check_out_dir,
+    check_output_file,
+    check_port,
+    check_timeout,
+    figure,
+    ns,
+    regression_line,
+    threshold,
+)
+from perflab.cli.child import run_child
+from perflab.errors import ConfigurationError
+
+__all__ = [
+    "bench_command",
+    "compare_command",
+    "history_command",
+    "lab_command",
+    "load_command",
+    "report_command",
+    "run_command",
+    "serve_command",
+    "servers_command",
+    "sweep_command",
+]
+
+
+class _NotATerminal:
+    """``stream`` as a file that says it is no terminal (``isatty()`` False)."""
+
+    def __init__(self, stream: object) -> None:
+        self._stream = stream
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+_nothing = contextlib.nullcontext
+
+
+def servers_command(action: str, exports: bool = False) -> int:
+    from perflab import servers
+
+    if action == "start":
+        endpoints = servers.start()
+        if exports:
+            print(endpoints.exports())
+            return 0
+        for state in servers.status():
+            print(f"{state.name:<14} {'embedded' if state.embedded else 'external'}  {state.url}")
+        print("\n# to point another shell at these servers:")
+        print(endpoints.exports())
+    elif action == "status":
+        for state in servers.status():
+            where = "embedded" if state.embedded else "external"
+            up = "running" if state.running else "not running"
+            extra = f" pid {state.pid}" if state.pid else ""
+            note = f"  ({state.detail})" if state.detail and not state.running else ""
+            print(f"{state.name:<14} {where:<9} {up}{extra}  {state.url or '-'}{note}")
+    else:
+        from perflab.urls import redact
+
+        for state in servers.stop():
+            if state.embedded:
+                print(f"{state.name:<14} stopped")
+            else:
+                print(f"{state.name:<14} external, left alone  {redact(state.url or '')}")
+    return 0
+
+
+def lab_command(port: int | None, no_browser: bool) -> int:
+    from perflab import servers
+    from perflab.notebooks import ensure_kernelspec, kernel_environ
+    from perflab.settings import resolve
+
+    check_port(port)
+    settings = resolve()
+    servers.start(settings)
+    ensure_kernelspec()
+    argv = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={settings.notebooks_dir}"]
+    argv += ["--ServerApp.ip=127.0.0.1"]
+    if port:
+        argv.append(f"--port={port}")
+    if no_browser:
+        argv.append("--no-browser")
+    if os.geteuid() == 0:  # containers and CI run as root; JupyterLab refuses without this
+        argv.append("--allow-root")
+    env = {**os.environ, **kernel_environ(settings)}
+    return run_child(argv, env)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from perflab.notebooks import run_notebook
+
+    params = dict(args.parameter)
+    if len(params) != len(args.parameter):
+        dup = next(n for n, _ in args.parameter if [m for m, _ in args.parameter].count(n) > 1)
+        raise ConfigurationError(f"parameter {dup!r} given more than once", name=dup)
+    check_out_dir(args.out)
+    result = run_notebook(
+        args.notebook,
+        params,
+        out_dir=args.out,
+        timeout=args.timeout,
+        start_servers=not args.no_servers,
+        progress=args.progress,
+    )
+    print(f"ok  {result.notebook}  {result.seconds:.1f} s")
+    print(f"    {result.html}")
+    print(f"    {result.ipynb}")
+    return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    check_timeout(args.timeout)
+    check_out_dir(args.out)
+    from perflab.lab import report
+
+    def done(run) -> None:
+        state = "ok    " if run.ok else "FAILED"
+        print(f"{state} {run.notebook.name:<32} {run.seconds:6.1f} s", flush=True)
+        if run.error:
+            print(f"       {run.error}", flush=True)
+
+    result = report(
+        quick=args.quick,
+        out_dir=args.out,
+        timeout=args.timeout,
+        check_history=args.check_history,
+        on_done=done,
+    )
+    print(f"report: {result.index}")
+    regressed = result.regressions is not None and not result.regressions.empty
+    if regressed:
+        for row in result.regressions.itertuples():
+            print(regression_line(row))
+    return 0 if result.ok and not regressed else 1
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    import time
+
+    from perflab import suites
+    from perflab.bench import stats
+    from perflab.settings import resolve
+    from perflab.suites import DEFAULT_PROCESSES, run_in_processes
+
+    suite = suites.get(args.suite)  # unknown name, bad file: exit 2 before anything runs
+    processes = (
+        args.processes if args.processes is not None else suite.processes or DEFAULT_PROCESSES
+    )
+    if processes < 1:
+        raise ConfigurationError("--processes must be at least 1", name="--processes")
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    out = (
+        Path(args.out)
+        if args.out
+        else resolve().outputs_dir / "bench" / f"{suite.name}-{stamp}.json"
+    )
+    check_output_file(out, "--out")  # before the suite runs, not after
+    # --quiet: the harness draws progress bars only on a terminal, so the run sees a stderr that
+    # is none (its messages still get through); no module state of the harness is changed
+    with contextlib.redirect_stderr(_NotATerminal(sys.stderr)) if args.quiet else _nothing():
+        if processes == 1:
+            run = suites.run_suite(args.suite, quick=args.quick)
+        else:
+
+            def done(i: int) -> None:
+                if not args.quiet:
+                    print(f"  worker process {i}/{processes} done", file=sys.stderr, flush=True)
+
+            run = run_in_processes(args.suite, quick=args.quick, processes=processes, on_done=done)
+    results = run.results
+    if not args.quiet:
+        print(f"{'benchmark':<34} {'centre':>12} {'95% CI':>25} {'p99':>12} {'reps':>5}")
+        for r in results:
+            s = r.summary()
+            centre, low, high = stats.geometric_interval(r.replicate_medians)
+            ci = f"[{ns(low)}, {ns(high)}]" if r.n_replicates > 1 else "(one replicate)"
+            row = f"{ns(centre):>12} {ci:>25} {ns(s['p99']):>12} {r.n_replicates:>5}"
+            print(f"{r.name:<34} {row}")
+        for key, value in run.checks.items():
+            print(f"  {key}: {figure(value)}")
+    print(f"saved {suites.save_results(out, run)}")
+    if args.save:
+        from perflab.bench import History
+
+        store = History()
+        for r in results:
+            store.save(r, tags=[suite.name])
+        print(f"history: {store.location}")
+    return 0
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from perflab import servers
+    from perflab.workload import PRESETS
+
+    if args.preset not in PRESETS:
+        raise ConfigurationError(f"unknown preset {args.preset!r}; use one of {', '.join(PRESETS)}")
+    if args.workers < 1:
+        raise ConfigurationError(
+            f"--workers must be at least 1, got {args.workers}", name="--workers"
+        )
+    check_port(args.port)
+    servers.start()  # an unreachable URL is a one-line error before uvicorn starts
+    os.environ["PERFLAB_SERVICE_PRESET"] = args.preset
+    uvicorn.run(
+        "perflab.service.app:app_from_env",
+        factory=True,
+        host="127.0.0.1",
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+    )
+    return 0
+
+
+def load_command(args: argparse.Namespace) -> int:
+    from perflab import suites
+    from perflab.service import preflight, run_load
+
+    for option, value in (("--duration", args.duration), ("--rate", args.rate),
+                          ("--concurrency", args.concurrency), ("--workers", args.workers)):
+        if value is not None and not value > 0:
+            raise ConfigurationError(f"{option} must be positive, got {value}", name=option)
+    if args.out:  # before any load: a bad path must not cost a whole run
+        check_output_file(Path(args.out), "--out")
+    for url in args.urls:  # a closed port is a mistake in what was asked: exit 2, no load
+        preflight(url)
+    results, code = [], 0
+    for url in args.urls:
+        concurrency = args.workers if args.rate else args.concurrency
+        r = run_load(url, rate=args.rate, concurrency=concurrency, duration=args.duration)
+        s = r.summary()
+        failed = r.params["failures"]
+        print(
+            f"{url}  {int(s['n'])} requests  {s['throughput']:.0f} req/s  p50 {ns(s['p50'])}  "
+            f"p99 {ns(s['p99'])}  max {ns(s['max'])}  statuses {r.params['statuses']}"
+        )
+        if failed:
+            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(failed.items()))
+            print(f"{url}  FAILED {r.params['failed']:.0%} of requests: {kinds}")
+        if r.params["failed"] > 0.5:  # the work ran and mostly failed
+            code = 1
+        results.append(r)
+    if args.out:
+        print(f"saved {suites.save_results(args.out, suites.SuiteRun('load', results))}")
+    return code
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    from perflab.sweep import parse_grid, sweep
+
+    check_timeout(args.timeout)
+    if args.workers < 1:
+        raise ConfigurationError(
+            f"--workers must be at least 1, got {args.workers}", name="--workers"
+        )
+    check_out_dir(args.out)
+    result = sweep(
+        args.notebook,
+        parse_grid(args.grid),
+        out_dir=args.out,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        timeout=args.timeout,
+    )
+    for row in result.frame.itertuples():
+        print(f"{'ok    ' if row.ok else 'FAILED'} {row.seconds:6.1f} s  {row.html}")
+    print(f"sweep: {result.index}")
+    return 0 if result.ok else 1
+
+
+def history_command(args: argparse.Namespace) -> int:
+    from perflab.bench import History
+    from perflab.urls import DATABASE_SCHEMES, check_url
+
+    if args.path and "://" in args.path:
+        check_url("--path", args.path, DATABASE_SCHEMES)
+    elif args.path:
+        check_output_file(Path(args.path), "--path")  # a SQLite file, created when missing
+    store = History(args.path)
+    if args.accept:
+        start = store.accept(args.accept)
+        print(f"accepted: {args.accept} is judged from result #{start} on")
+        return 0
+    if not args.check:
+        frame = store.frame(args.name)
+        if frame.empty:
+            where = store.location
+            print(f"no results saved in {where}" + (f" for {args.name!r}" if args.name else ""))
+            return 0
+        print(frame.drop(columns=["tags"]).to_string(index=False))
+        return 0
+    found = store.regressions(args.name, threshold=threshold(args.threshold))
+    if found.empty:
+        print("no regressions")
+        return 0
+    for row in found.itertuples():
+        print(regression_line(row))
+    return 1
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    from perflab.bench import compare
+    from perflab.suites import load_results
+
+    limit = threshold(args.threshold)
+    base = {r.name: r for r in load_results(args.baseline)}
+    cand = {r.name: r for r in load_results(args.candidate)}
+    common = [name for name in base if name in cand]
+    if not common:
+        raise ConfigurationError(
+            f"{args.baseline} and {args.candidate} share no benchmark names; nothing to compare"
+        )
+    slower = 0
+    notes: list[str] = []
+    print(f"{'benchmark':<34} {'ratio':>7} {'95% CI':>17} {'reps':>7}  verdict")
+    for name in common:
+        c = compare(base[name], cand[name], threshold=limit)
+        slower += c.verdict == "slower"
+        ci = f"[{c.ci_low:.3f}, {c.ci_high:.3f}]"
+        reps = f"{c.replicates[0]}v{c.replicates[1]}"
+        shown = c.verdict
+        if c.verdict == "inconclusive":
+            shown += f" (sees ≥{c.detectable:.0%})" if c.detectable == c.detectable else ""
+        print(f"{name:<34} {c.ratio:>7.3f} {ci:>17} {reps:>7}  {shown}")
+        notes += [n for n in c.notes if n not in notes]
+    for name in sorted(set(base) ^ set(cand)):
+        print(f"{name:<34} only in {args.baseline if name in base else args.candidate}")
+    for note in notes:
+        print(f"note: {note}")
+    return 1 if slower else 0
