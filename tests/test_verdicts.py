@@ -295,3 +295,17 @@ def test_audit_at_most_claims_and_exact_figures():
     hit = frame[frame["claim"].str.startswith("Cache hit rate")].iloc[0]
     assert l1["verdict"] == "confirmed" and l1["ci_high"] == pytest.approx(9e-5)
     assert hit["verdict"] == "confirmed" and hit["ci_low"] == hit["measured"] == pytest.approx(90)
+
+
+def test_contended_replicates_are_set_aside_and_said():
+    # eight processes per run; in each run two ran on a contended core (1.7x slower throughout)
+    base = _levels([1.0, 1.02, 0.99, 1.01, 1.7, 1.0, 1.72, 0.98])
+    same = _levels([1.01, 1.0, 1.69, 0.99, 1.0, 1.02, 1.0, 1.71])
+    c = bench.compare(base, same)
+    assert c.verdict == "same" and any("set aside as contended" in n for n in c.notes)
+    slower = _levels([1.1, 1.12, 1.09, 1.11, 1.87, 1.1, 1.11, 1.08])
+    assert bench.compare(base, slower).verdict == "slower"
+    kept, aside = stats.set_aside_contended(np.array([1.0, 1.0, 1.01, 1.7]))
+    assert aside == 1 and kept.max() < 1.1
+    # per-operation latency distributions are compared by their medians, nothing set aside
+    assert bench.Result(name="x", samples=[1.0, 2.0], histogram="h").statistic == "median"

@@ -1,10 +1,11 @@
-"""Comparing two results: the ratio of their centres with a confidence interval built from
+"""Comparing two results: the ratio of their figures with a confidence interval built from
 replicates (processes, rounds, runs), and one of four verdicts.
 
 Why replicates: samples within one process agree with each other far better than separate
 processes or runs do, so a CI or rank test over pooled samples calls unchanged code different
 (9 of 25 pairs of separate runs here, one "1.61x slower, p = 1e-67"). The interval here is
-Welch's t on the logs of replicate medians (:func:`perflab.bench.stats.replicate_ratio`).
+Welch's t on the logs of one figure per replicate (:func:`perflab.bench.stats.replicate_ratio`):
+its floor (lower decile) for calibrated loops, its median for latency distributions.
 
 The verdicts, for a threshold t (default 5 %):
 
@@ -166,8 +167,10 @@ def compare(
 ) -> Comparison:
     """Is ``candidate`` faster, slower, the same as ``baseline``, or can the data not tell?
 
-    The ratio is of the results' centres (geometric mean of replicate medians); its interval
-    comes from the spread between replicates on each side."""
+    The ratio is of the results' figures — the geometric mean over replicates of each
+    replicate's floor (lower decile) for calibrated loops, of its median for per-operation
+    latencies (:attr:`Result.statistic`) — and its interval comes from the spread between
+    replicates on each side."""
     if not isinstance(baseline, Result) or not isinstance(candidate, Result):
         raise BenchmarkError("compare takes two bench.Result objects")
     if match_names and baseline.name != candidate.name:
@@ -185,15 +188,24 @@ def compare(
             f"threshold must be in [0, 10) and confidence in [0.5, 1); got {threshold}, "
             f"{confidence}"
         )
-    r = stats.replicate_ratio(
-        baseline.replicate_medians, candidate.replicate_medians, confidence=confidence
-    )
+    # both sides judged by one statistic: a floor only when both are calibrated loops
+    aside = (0, 0)
+    if baseline.statistic == candidate.statistic == "floor":
+        (a, da), (b, db) = (
+            stats.set_aside_contended(baseline.replicate_figures),
+            stats.set_aside_contended(candidate.replicate_figures),
+        )
+        aside = (da, db)
+    else:
+        a, b = baseline.replicate_medians, candidate.replicate_medians
+    r = stats.replicate_ratio(a, b, confidence=confidence)
     notes = tuple(
         note
         for note in (
             busy_note("baseline", baseline.meta),
             busy_note("candidate", candidate.meta),
             _different_machines(baseline, candidate),
+            _aside_note(aside, baseline.n_replicates, candidate.n_replicates),
         )
         if note
     )
@@ -210,6 +222,15 @@ def compare(
         verdict=verdict(r.ratio, r.ci_low, r.ci_high, threshold=threshold),
         detectable=r.detectable,
         notes=notes,
+    )
+
+
+def _aside_note(aside: tuple[int, int], na: int, nb: int) -> str | None:
+    if not any(aside):
+        return None
+    return (
+        f"set aside as contended (over {stats.CONTENDED:g}x the lower quartile): "
+        f"{aside[0]} of {na} baseline and {aside[1]} of {nb} candidate replicates"
     )
 
 

@@ -1,7 +1,8 @@
 """Result history, and regression detection that learns each benchmark's own noise.
 
 Every saved result keeps run-level figures as columns — its centre (geometric mean of replicate
-medians), median and replicate medians — beside the raw samples. Detection reads only those
+medians), the figure comparisons judge (``Result.figure``), median and replicate medians —
+beside the raw samples. Detection reads only those
 columns (a year of nightly runs is a few thousand small rows), finds the last change point in a
 benchmark's series of run centres, and judges the runs after it against the runs before it with
 the same replicate statistics ``compare`` uses: each run is one replicate, so the run-to-run
@@ -63,6 +64,7 @@ def _tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("median", sa.Float, nullable=False),
         sa.Column("payload", sa.Text),
         sa.Column("center", sa.Float),
+        sa.Column("figure", sa.Float),  # what is judged: Result.figure
         sa.Column("replicates", sa.Text),  # JSON list of replicate medians
         sa.Column("unit", sa.Text),
         sa.Column("host", sa.Text),
@@ -138,14 +140,19 @@ class History:
             c["name"] for c in sa.inspect(conn).get_columns("results", schema=self._meta.schema)
         }
         table = self._results.fullname
-        for column in ("center", "replicates", "unit", "host"):
+        for column in ("center", "figure", "replicates", "unit", "host"):
             if column not in have:
-                kind = "REAL" if column == "center" else "TEXT"
+                kind = "REAL" if column in ("center", "figure") else "TEXT"
                 conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
         conn.execute(
             sa.update(self._results)
             .where(self._results.c.center.is_(None))
             .values(center=self._results.c.median)
+        )
+        conn.execute(
+            sa.update(self._results)
+            .where(self._results.c.figure.is_(None))
+            .values(figure=self._results.c.center)
         )
 
     def close(self) -> None:
@@ -177,6 +184,7 @@ class History:
                     "tags": json.dumps(sorted(tags)),
                     "median": r.median,
                     "center": r.center,
+                    "figure": r.figure,
                     "replicates": json.dumps([round(float(v), 6) for v in r.replicate_medians]),
                     "unit": r.unit,
                     "host": r.meta.get("cpu"),
@@ -241,10 +249,10 @@ class History:
         with ``tag``, only results saved with that tag."""
         t, a = self._results, self._accepted
         query = (
-            sa.select(t.c.id, t.c.name, t.c.saved, t.c.git, t.c.center)
+            sa.select(t.c.id, t.c.name, t.c.saved, t.c.git, t.c.figure.label("center"))
             .select_from(t.outerjoin(a, a.c.name == t.c.name))
             .where(sa.or_(a.c.from_id.is_(None), t.c.id >= a.c.from_id))
-            .where(t.c.center > 0)
+            .where(t.c.figure > 0)
             .order_by(t.c.name, t.c.id)
         )
         if name is not None:

@@ -235,8 +235,12 @@ def load_command(args: argparse.Namespace) -> int:
     from perflab import suites
     from perflab.service import preflight, run_load
 
-    for option, value in (("--duration", args.duration), ("--rate", args.rate),
-                          ("--concurrency", args.concurrency), ("--workers", args.workers)):
+    for option, value in (
+        ("--duration", args.duration),
+        ("--rate", args.rate),
+        ("--concurrency", args.concurrency),
+        ("--workers", args.workers),
+    ):
         if value is not None and not value > 0:
             raise ConfigurationError(f"{option} must be positive, got {value}", name=option)
     if args.out:  # before any load: a bad path must not cost a whole run

@@ -14,9 +14,18 @@ import uuid
 import numpy as np
 
 from perflab import bench, servers
-from perflab.cache import DatabaseTier, MemoryTier, RedisTier, TieredCache
-from perflab.cache.entry import Entry, pack
-from perflab.cache.simulate import belady_hit_ratio, policy_hit_ratio, shifting_trace, zipf_trace
+from perflab.cache import (
+    DatabaseTier,
+    Entry,
+    MemoryTier,
+    RedisTier,
+    TieredCache,
+    belady_hit_ratio,
+    pack,
+    policy_hit_ratio,
+    shifting_trace,
+    zipf_trace,
+)
 from perflab.settings import resolve
 from perflab.suites import SuiteRun, centre_figure, pair, ratio_figure, register
 
