@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import tempfile
 from pathlib import Path
 
 from perflab.errors import ConfigurationError
+from perflab.paths import probe_writable
 
 __all__ = [
     "check_out_dir",
@@ -60,16 +59,7 @@ def _check_writable_ancestor(path: Path, option: str) -> None:
         parent = parent.parent
     if not parent.is_dir():
         raise ConfigurationError(f"{option} {path}: {parent} is not a directory", name=option)
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".perflab-probe-", dir=parent)
-    except OSError as err:
-        raise ConfigurationError(
-            f"{option} {path}: cannot create files in {parent} ({err.strerror}); "
-            "give a place you can write",
-            name=option,
-        ) from err
-    os.close(handle)
-    os.unlink(probe)
+    probe_writable(parent, option, path)
 
 
 def check_port(port: int | None, option: str = "--port") -> None:

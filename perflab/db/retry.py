@@ -34,14 +34,22 @@ def sqlstate(err: BaseException) -> str | None:
     return None
 
 
-def transient(err: BaseException) -> bool:
-    """Lost connections, serialization failures and deadlocks: worth another attempt."""
+def _driver_error(err: BaseException) -> BaseException | None:
+    """The driver's own error behind a QueryError or SQLAlchemy wrapper; None when SQLAlchemy
+    already saw the connection invalidated (lost, and worth another attempt)."""
     if isinstance(err, QueryError) and err.__cause__ is not None:
         err = err.__cause__
     if isinstance(err, sa.exc.DBAPIError):
         if err.connection_invalidated:
-            return True
+            return None
         err = err.orig or err
+    return err
+
+
+def transient(err: BaseException) -> bool:
+    """Lost connections, serialization failures and deadlocks: worth another attempt."""
+    if (err := _driver_error(err)) is None:
+        return True
     if sqlstate(err) in _TRANSIENT_SQLSTATES:
         return True
     if isinstance(err, sqlite3.OperationalError):
@@ -53,12 +61,8 @@ def transient(err: BaseException) -> bool:
 def lost(err: BaseException) -> bool:
     """The server dropped the connection: backend terminated (57P01-57P03), connection
     failure (class 08), or a psycopg OperationalError without an SQLSTATE (socket gone)."""
-    if isinstance(err, QueryError) and err.__cause__ is not None:
-        err = err.__cause__
-    if isinstance(err, sa.exc.DBAPIError):
-        if err.connection_invalidated:
-            return True
-        err = err.orig or err
+    if (err := _driver_error(err)) is None:
+        return True
     state = sqlstate(err)
     if state is not None:
         return state in ("57P01", "57P02", "57P03") or state.startswith("08")

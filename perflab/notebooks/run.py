@@ -7,7 +7,6 @@ import dataclasses
 import math
 import os
 import signal
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +22,7 @@ from perflab.notebooks.kernel import (
     kill_kernels,
 )
 from perflab.notebooks.parameters import coerce_parameters, read_parameters
+from perflab.paths import probe_writable
 from perflab.settings import Settings, resolve
 
 if TYPE_CHECKING:
@@ -71,15 +71,13 @@ def output_folder(path: Path, option: str = "--out") -> Path:
         raise ConfigurationError(f"{option} {path} is a file; give a folder", name=option)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        handle, probe = tempfile.mkstemp(prefix=".perflab-probe-", dir=path)
     except OSError as err:
         raise ConfigurationError(
             f"{option} {path} cannot be used as an output folder ({err.strerror}); give a "
             "folder you can write",
             name=option,
         ) from err
-    os.close(handle)
-    os.unlink(probe)
+    probe_writable(path, option)
     return path
 
 
