@@ -68,7 +68,7 @@ def test_one_replicate_per_side_is_inconclusive_and_says_why():
     b = bench.Result(name="x", samples=np.full(50, 2000.0))
     c = bench.compare(a, b)
     assert c.verdict == "inconclusive" and c.replicates == (1, 1)
-    assert "single replicate" in c.explanation
+    assert "single run" in c.explanation
 
 
 def test_replicate_ratio_borrows_spread_for_a_single_new_run():
@@ -309,3 +309,21 @@ def test_contended_replicates_are_set_aside_and_said():
     assert aside == 1 and kept.max() < 1.1
     # per-operation latency distributions are compared by their medians, nothing set aside
     assert bench.Result(name="x", samples=[1.0, 2.0], histogram="h").statistic == "median"
+
+
+def test_separate_runs_in_one_process_are_one_replicate_each_but_ab_rounds_count():
+    def rounds_of(level: float, seed: int, together: str | None = None) -> bench.Result:
+        rng = np.random.default_rng(seed)
+        samples = np.repeat(level * rng.lognormal(0, 0.002, 10), 20)
+        meta = {"interleaved": together} if together else {}
+        return bench.Result(
+            name="r", samples=samples, replicates=(20,) * 10, replicate_level="round", meta=meta
+        )
+
+    # two sequential bench.run calls: their rounds agree with each other, but a whole run can
+    # sit in a slow spell, so no verdict either way
+    separate = bench.compare(rounds_of(1000, 1), rounds_of(1300, 2))
+    assert separate.verdict == "inconclusive" and separate.replicates == (1, 1)
+    # the same rounds from one interleaved run (bench.ab) are replicates
+    paired = bench.compare(rounds_of(1000, 1, "x"), rounds_of(1300, 2, "x"))
+    assert paired.verdict == "slower" and paired.replicates == (10, 10)

@@ -50,6 +50,7 @@ class Comparison:
     verdict: str  # faster | slower | same | inconclusive
     detectable: float = math.nan  # smallest relative change this data would see (80 % power)
     notes: tuple[str, ...] = ()
+    units: tuple[int, int] | None = None  # replicates judged per side (None: all of them)
 
     @property
     def speedup_ci(self) -> tuple[float, float]:
@@ -62,7 +63,8 @@ class Comparison:
 
     @property
     def replicates(self) -> tuple[int, int]:
-        return (self.baseline.n_replicates, self.candidate.n_replicates)
+        """Replicates judged on each side (separate runs' rounds count as one run each)."""
+        return self.units or (self.baseline.n_replicates, self.candidate.n_replicates)
 
     @property
     def explanation(self) -> str:
@@ -123,8 +125,10 @@ def _times(ratio: float) -> str:
 def _limit(c: Comparison) -> str:
     if c.replicates == (1, 1):
         return (
-            "each side is a single replicate, so there is no spread to judge by; measure "
-            "with rounds (bench.run), worker processes (perflab bench --processes) or more runs"
+            "each side is a single run, so there is no spread between runs to judge by "
+            "(rounds of separate runs in one process cannot see it); interleave the two "
+            "(bench.ab), or time them in worker processes (perflab bench FILE.py, "
+            "--processes) and compare those"
         )
     if not math.isfinite(c.detectable):
         return "the replicates do not vary enough to estimate the noise"
@@ -189,15 +193,21 @@ def compare(
             f"{confidence}"
         )
     # both sides judged by one statistic: a floor only when both are calibrated loops
+    base, cand = baseline, candidate
+    if _separate_rounds(baseline, candidate):
+        # rounds of two separate runs of one process: a whole run can sit in a slow spell
+        # (here a process ran 1.7x slower for seconds), which rounds cannot see; each run is
+        # one replicate, and one against one cannot be judged
+        base, cand = _one_replicate(baseline), _one_replicate(candidate)
     aside = (0, 0)
-    if baseline.statistic == candidate.statistic == "floor":
+    if base.statistic == cand.statistic == "floor":
         (a, da), (b, db) = (
-            stats.set_aside_contended(baseline.replicate_figures),
-            stats.set_aside_contended(candidate.replicate_figures),
+            stats.set_aside_contended(base.replicate_figures),
+            stats.set_aside_contended(cand.replicate_figures),
         )
         aside = (da, db)
     else:
-        a, b = baseline.replicate_medians, candidate.replicate_medians
+        a, b = base.replicate_medians, cand.replicate_medians
     r = stats.replicate_ratio(a, b, confidence=confidence)
     notes = tuple(
         note
@@ -222,7 +232,20 @@ def compare(
         verdict=verdict(r.ratio, r.ci_low, r.ci_high, threshold=threshold),
         detectable=r.detectable,
         notes=notes,
+        units=(base.n_replicates, cand.n_replicates),
     )
+
+
+def _separate_rounds(a: Result, b: Result) -> bool:
+    """Both sides' replicates are rounds, and not of one interleaved run (``bench.ab``)."""
+    if a.replicate_level != "round" or b.replicate_level != "round":
+        return False
+    together = (a.meta or {}).get("interleaved")
+    return together is None or together != (b.meta or {}).get("interleaved")
+
+
+def _one_replicate(r: Result) -> Result:
+    return dataclasses.replace(r, replicates=(), replicate_level="run", rates=())
 
 
 def _aside_note(aside: tuple[int, int], na: int, nb: int) -> str | None:

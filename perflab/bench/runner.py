@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -219,7 +220,8 @@ def ab(
             order = (0, 1) if r % 2 == 0 else (1, 0)
             for i in order:
                 samples[i].extend(measures[i](loops[i]) / loops[i] for _ in range(per_round))
-    meta = {**environment(), "noise": signs}
+    # both arms' rounds were interleaved: compare may treat them as paired replicates
+    meta = {**environment(), "noise": signs, "interleaved": uuid.uuid4().hex}
     a, b = (
         Result(
             name=name,

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -109,7 +110,8 @@ def api_table(
                              concurrency=concurrency, duration=duration / rounds,
                              warmup=warmup if i == 0 else 0.0, rounds=1)
                 )  # fmt: skip
-        b, o = combine(parts["baseline"]), combine(parts["optimized"])
+        together = uuid.uuid4().hex  # the two variants' rounds were interleaved
+        b, o = combine(parts["baseline"], together), combine(parts["optimized"], together)
         results += [b, o]
         c = bench.compare(b, o, match_names=False)
         rate = stats.replicate_ratio(np.array(b.rates), np.array(o.rates))
@@ -140,9 +142,11 @@ def api_table(
     return pd.DataFrame(rows).set_index("endpoint"), results
 
 
-def combine(parts: list[bench.Result]) -> bench.Result:
+def combine(parts: list[bench.Result], interleaved: str | None = None) -> bench.Result:
     """Load results of one URL from separate rounds as one result, a replicate per round:
-    histograms added, status and error counts summed, each round's throughput kept."""
+    histograms added, status and error counts summed, each round's throughput kept.
+    ``interleaved`` marks results whose rounds alternated with another's (A B B A …), so
+    ``compare`` may judge their rounds as replicates."""
     import collections
 
     hist = parts[0].hdr()
@@ -163,6 +167,7 @@ def combine(parts: list[bench.Result]) -> bench.Result:
         throughput=float(np.mean(rates)) if rates else None,
         histogram=hist.encode().decode("ascii"),
         params={**parts[0].params, "statuses": dict(statuses), "errors": dict(errors)},
+        meta={**parts[0].meta, **({"interleaved": interleaved} if interleaved else {})},
     )
 
 
