@@ -49,9 +49,15 @@ def suite_header(name: str, *, quick: bool) -> tuple[suites.SuiteRun, dict, Any]
 
 
 def lab_notebooks(settings: Settings | None = None) -> list[Path]:
-    """The lab's notebooks, in order: ``NN-name.ipynb`` in the notebooks folder."""
+    """The lab's notebooks, in order: ``NN-name.ipynb`` in the notebooks folder, except those
+    whose metadata says ``"perflab": {"report": false}`` (07-09 need a system of the user's to
+    point at, so a report does not run them)."""
     settings = settings or resolve()
-    found = sorted(settings.notebooks_dir.glob("[0-9][0-9]-*.ipynb"))
+    found = [
+        path
+        for path in sorted(settings.notebooks_dir.glob("[0-9][0-9]-*.ipynb"))
+        if _read(path).get("metadata", {}).get("perflab", {}).get("report", True)
+    ]
     if not found:
         raise ConfigurationError(
             f"no lab notebooks (NN-name.ipynb) in {settings.notebooks_dir}; "
