@@ -47,6 +47,7 @@ MODULES = [
     "perflab.service",
     "perflab.claims",
     "perflab.sweep",
+    "perflab.probe",
 ]
 
 
