@@ -22,6 +22,8 @@ NOTEBOOK = "notebooks/07-your-service.ipynb"
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as a real service
+    wbufsize = 1 << 16  # one write per response (headers and body apart meet delayed ACKs)
+    disable_nagle_algorithm = True
     delay = 0.0  # seconds added to /work (the test changes it between runs)
 
     def _reply(self, status: int, body: bytes = b"{}") -> None:
@@ -93,7 +95,7 @@ def test_endpoints_from_a_list_and_from_spec_files(tmp_path):
 def test_each_endpoint_under_load_with_statuses_and_an_endpoint_that_never_answers(service):
     endpoints = probe.parse_endpoints(["/work", "/error", 'POST /echo {"qty": 1}', "/hang"])
     run = probe.load_endpoints(
-        service, endpoints, concurrency=2, duration=1.0, warmup=0.2, rounds=4, timeout=0.3
+        service, endpoints, concurrency=2, duration=1.0, warmup=0.2, runs=2, timeout=0.3
     )
     assert list(run.results) == ["GET /work", "GET /error", "POST /echo"]
     assert "GET /hang" in run.unanswered and "timeout" in run.unanswered["GET /hang"]
@@ -110,10 +112,10 @@ def test_a_target_that_does_not_answer_is_one_line():
 
 def test_results_round_trip_and_verdicts(service, tmp_path):
     endpoints = probe.parse_endpoints(["/work"])
-    before = probe.load_endpoints(service, endpoints, concurrency=2, duration=1.5, rounds=6)
+    before = probe.load_endpoints(service, endpoints, concurrency=2, duration=2, runs=4)
     path = probe.save_results(before, tmp_path / "before.json", base_url=service)
     _Handler.delay = 0.02
-    after = probe.load_endpoints(service, endpoints, concurrency=2, duration=1.5, rounds=6)
+    after = probe.load_endpoints(service, endpoints, concurrency=2, duration=2, runs=4)
     table = probe.verdicts(probe.read_results(path), after)
     assert table.loc["GET /work", "verdict"] == "slower", table.to_string()
     (tmp_path / "other.json").write_text('{"kind": "something else"}')
@@ -124,7 +126,7 @@ def test_results_round_trip_and_verdicts(service, tmp_path):
 @pytest.mark.notebook
 def test_notebook_07_runs_with_a_baseline_and_in_a_sweep(service, tmp_path):
     saved = tmp_path / "first.json"
-    common = ["-p", "base_url", service, "-p", "duration", "1", "-p", "rounds", "4"]
+    common = ["-p", "base_url", service, "-p", "duration", "1.5", "-p", "runs", "3"]
     done = perflab_cli(
         "run", NOTEBOOK, *common, "-p", "paths", '["/work", "/error"]',
         "-p", "capacity_levels", "[1, 2]", "-p", "results", str(saved),

@@ -153,25 +153,26 @@ def advise_workload(
     timeout_ms: int = 5_000,
     search_path: str = "",
 ) -> Advice:
-    """The expensive reads (``pg_stat_statements`` first; ``queries`` when it is unusable or
-    when given), each EXPLAINed (ANALYZE only with ``analyze``), and the indexes that would
-    spare their wasteful scans ranked by estimated total time saved. ``search_path`` is the
+    """The expensive reads (``queries`` when given, else the top of ``pg_stat_statements``),
+    each EXPLAINed (ANALYZE only with ``analyze``), and the indexes that would spare their
+    wasteful scans ranked by estimated total time saved. ``search_path`` is the
     schemas the application's unqualified table names resolve in. Never writes."""
     notes: list[str] = []
     with read_only(url, timeout_ms=timeout_ms, search_path=search_path) as conn:
-        found, why = top_statements(conn, limit)
+        if queries:  # the user's own list wins over pg_stat_statements
+            found, why, source = list(queries), None, queries[0].source
+        else:
+            found, why = top_statements(conn, limit)
+            source = "pg_stat_statements"
         if why:
             notes.append(why)
-        source = "pg_stat_statements"
         if not found:
-            if not queries:
-                raise ConfigurationError(
-                    f"no queries to advise on for {redact(url)}: {why}; pass a queries file "
-                    "(statements separated by ;) or load pg_stat_statements "
-                    "(shared_preload_libraries)",
-                    name="queries",
-                )
-            found, source = list(queries), queries[0].source
+            raise ConfigurationError(
+                f"no queries to advise on for {redact(url)}: {why}; pass a queries file "
+                "(statements separated by ;) or load pg_stat_statements "
+                "(shared_preload_libraries)",
+                name="queries",
+            )
         hypopg = extension_schema(conn, "hypopg")
         hypothetical = hypopg is not None
         if not hypothetical:

@@ -170,41 +170,94 @@ def load_endpoints(
     duration: float = 10.0,
     warmup: float = 1.0,
     timeout: float = 10.0,
-    rounds: int = 10,
+    runs: int = 3,
 ) -> ServiceRun:
-    """Each endpoint under the same load, one after another, through ``run_load`` (the first
-    checks that something listens at ``base_url``: ServerError naming it otherwise). An
-    endpoint that never answers is listed in ``unanswered``, not a traceback."""
+    """Each endpoint under the same load through ``run_load``, in ``runs`` separate runs of
+    ``duration / runs`` seconds taken in turn (A B C, A B C, …), each run one replicate: a
+    whole run can sit in a slow spell, so only separate runs let ``compare`` judge this run
+    against a baseline saved by another. The first request checks that something listens at
+    ``base_url`` (ServerError naming it otherwise); an endpoint whose requests all fail is
+    listed in ``unanswered``, not a traceback."""
     base = check_base_url(base_url)
-    results: dict[str, bench.Result] = {}
+    if not isinstance(runs, int) or runs < 1:
+        raise ConfigurationError(f"runs must be a positive whole number, got {runs!r}", name="runs")
+    parts: dict[str, list[bench.Result]] = {e.label: [] for e in endpoints}
     unanswered: dict[str, str] = {}
-    for i, endpoint in enumerate(endpoints):
-        try:
-            result = run_load(
-                base + endpoint.path,
-                method=endpoint.method,
-                json_body=endpoint.body,
-                concurrency=concurrency,
-                rate=rate or None,
-                duration=duration,
-                warmup=warmup,
-                timeout=timeout,
-                rounds=rounds,
-                check=i == 0,
-                progress=False,
-            )
-            # named by endpoint (a URL with a password never reaches a plot or a file)
-            params = {**result.params, "url": redact(result.params.get("url", ""))}
-            results[endpoint.label] = dataclasses.replace(
-                result, name=endpoint.label, params=params
-            )
-        except BenchmarkError as err:  # every request failed: say so for this endpoint
-            unanswered[endpoint.label] = str(err)
+    for r in range(runs):
+        for i, endpoint in enumerate(endpoints):
+            if endpoint.label in unanswered:
+                continue
+            try:
+                part = run_load(
+                    base + endpoint.path,
+                    method=endpoint.method,
+                    json_body=endpoint.body,
+                    concurrency=concurrency,
+                    rate=rate or None,
+                    duration=duration / runs,
+                    warmup=warmup,
+                    timeout=timeout,
+                    rounds=1,
+                    check=r == i == 0,
+                    progress=False,
+                )
+            except BenchmarkError as err:  # every request failed: say so for this endpoint
+                unanswered[endpoint.label] = str(err)
+                continue
+            parts[endpoint.label].append(part)
+    results = {
+        label: _as_runs(label, found)
+        for label, found in parts.items()
+        if found and label not in unanswered
+    }
     if not results:
         raise BenchmarkError(
             f"no endpoint of {redact(base)} answered: {next(iter(unanswered.values()))}"
         )
     return ServiceRun(results, unanswered)
+
+
+def _as_runs(label: str, parts: list[bench.Result]) -> bench.Result:
+    """Separate runs of one endpoint as one result, a replicate per run, named by endpoint (a
+    URL with a password never reaches a plot or a file): every latency in one HDR histogram,
+    status and error counts summed."""
+    import collections
+
+    import numpy as np
+
+    histogram = parts[0].hdr()
+    counts: dict[str, collections.Counter] = {"statuses": collections.Counter()}
+    counts["errors"] = collections.Counter()
+    for part in parts:
+        if part is not parts[0]:
+            histogram.add(part.hdr())
+        for kind, counter in counts.items():
+            counter.update(part.params.get(kind, {}))
+    rates = [p.throughput for p in parts if p.throughput is not None]
+    statuses, errors = dict(counts["statuses"]), dict(counts["errors"])
+    total = sum(statuses.values()) + sum(errors.values())
+    server_errors = sum(n for code, n in statuses.items() if int(code) >= 500)
+    failed = {**({"5xx": server_errors} if server_errors else {}), **errors}
+    params = {
+        **parts[0].params,
+        "url": redact(parts[0].params.get("url", "")),
+        "statuses": statuses,
+        "errors": errors,
+        "failures": failed,
+        "failed": sum(failed.values()) / total if total else 0.0,
+        "runs": len(parts),
+    }
+    return dataclasses.replace(
+        parts[0],
+        name=label,
+        samples=np.concatenate([p.samples for p in parts]),
+        replicates=tuple(p.samples.size for p in parts),
+        replicate_level="run",
+        rates=tuple(rates),
+        throughput=float(np.mean(rates)) if rates else None,
+        histogram=histogram.encode().decode("ascii"),
+        params=params,
+    )
 
 
 def status_table(run: ServiceRun) -> pd.DataFrame:
