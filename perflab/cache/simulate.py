@@ -98,7 +98,7 @@ def policy_hit_ratio(trace: np.ndarray, capacity: int, policy: str) -> float:
     tier = MemoryTier(capacity, policy)
     store_get, entry = tier.get, Entry(None)
     hits = 0
-    for key in map(str, trace.tolist()):
+    for key in trace.tolist():  # int keys: the stores take any hashable, and str() costs
         if store_get(key) is None:
             tier.set(key, entry)
         else:
@@ -196,15 +196,15 @@ def s3fifo_hit_ratio(
                 return
 
     for key in trace.tolist():
+        if key in main:  # main and ghost never share a key, nor do small and ghost
+            main[key] += 1
+            hits += 1
+            continue
         if key in small:
             small[key] += 1
             hits += 1
             continue
         in_ghost = ghost.pop(key, False) is None
-        if key in main:
-            main[key] += 1
-            hits += 1
-            continue
         if not in_ghost and small_size < 1:
             continue  # libCacheSim: nothing fits in an empty small queue
         while len(small) + len(main) + 1 > capacity:
