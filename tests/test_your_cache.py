@@ -66,6 +66,16 @@ def test_belady_is_the_ceiling_of_every_policy_and_exact_by_hand():
     assert set(curve["policy"]) == {*cache.SIMULATED, "belady"}
 
 
+def test_replays_in_worker_processes_give_the_same_ratios():
+    trace = cache.zipf_trace(2_000, 20_000, 0.9)
+    deterministic = [p for p in cache.SIMULATED if p != "tinylfu"]
+    inline = cache.hit_ratio_curve(trace, [20, 200], deterministic)
+    spread = cache.hit_ratio_curve(trace, [20, 200], deterministic, workers=2)
+    assert inline.equals(spread)
+    with pytest.raises(CacheError, match="workers"):
+        cache.hit_ratio_curve(trace, [20], workers=0)
+
+
 def test_sizing_answers_read_the_curve():
     trace = cache.zipf_trace(5_000, 50_000, 1.0)
     deterministic = [p for p in cache.SIMULATED if p != "tinylfu"]  # theine seeds its sketch

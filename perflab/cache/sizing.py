@@ -37,31 +37,61 @@ def hit_ratio_curve(
     policies: Sequence[str] = SIMULATED,
     *,
     belady: bool = True,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """One row per (policy, capacity): ``hit_ratio`` of replaying ``ids`` (keys as ints). The
-    L1 policies replay on a real MemoryTier; ``belady`` adds the offline optimum."""
+    L1 policies replay on a real MemoryTier; ``belady`` adds the offline optimum. With
+    ``workers`` > 1 the replays are spread over that many processes (each gets the trace
+    once); every replay is independent, so the ratios are the same."""
     ids = np.asarray(ids)
     if ids.size == 0:
         raise CacheError("the trace is empty: nothing to replay")
+    if not isinstance(workers, int) or workers < 1:
+        raise CacheError(f"workers must be a positive whole number, got {workers!r}")
+    wanted = sorted({int(c) for c in capacities})
+    if not wanted or wanted[0] < 1:
+        raise CacheError(f"capacities must be positive numbers of keys, got {wanted}")
     distinct = int(np.unique(ids).size)
-    rows = []
+    tasks = [(c, p) for c in wanted for p in (*policies, *(("belady",) if belady else ()))]
     started = time.perf_counter()
-    for capacity in sorted({int(c) for c in capacities}):
-        if capacity < 1:
-            raise CacheError(f"capacity {capacity} is not a positive number of keys")
-        for policy in (*policies, *(("belady",) if belady else ())):
-            rows.append(
-                {
-                    "policy": policy,
-                    "capacity": capacity,
-                    "capacity_share": capacity / distinct,
-                    "hit_ratio": replay_hit_ratio(ids, capacity, policy),
-                }
-            )
-    curve = pd.DataFrame(rows)
+    if workers == 1:
+        ratios = [replay_hit_ratio(ids, c, p) for c, p in tasks]
+    else:
+        ratios = _in_processes(ids, tasks, workers)
+    curve = pd.DataFrame(
+        [
+            {"policy": p, "capacity": c, "capacity_share": c / distinct, "hit_ratio": r}
+            for (c, p), r in zip(tasks, ratios, strict=True)
+        ]
+    )
     curve.attrs.update(requests=int(ids.size), distinct=distinct)
     curve.attrs["seconds"] = time.perf_counter() - started
     return curve
+
+
+_TRACE: np.ndarray | None = None  # a worker process's copy of the trace
+
+
+def _receive(ids: np.ndarray) -> None:
+    global _TRACE
+    _TRACE = ids
+
+
+def _replay(task: tuple[int, str]) -> float:
+    assert _TRACE is not None
+    return replay_hit_ratio(_TRACE, *task)
+
+
+def _in_processes(ids: np.ndarray, tasks: list[tuple[int, str]], workers: int) -> list[float]:
+    """The replays on ``workers`` spawned processes (spawn: safe inside a kernel's threads)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_receive, initargs=(ids,)
+    ) as pool:
+        return list(pool.map(_replay, tasks))
 
 
 def capacity_for(curve: pd.DataFrame, target: float) -> pd.DataFrame:
