@@ -14,7 +14,8 @@ import pytest
 from perflab import cache
 from perflab.errors import CacheError, ConfigurationError, ServerError
 
-from .conftest import perflab_cli
+from .conftest import perflab_cli, screenshot
+from .test_smoke_report import assert_not_blank, assert_one_file_without_code
 
 lcs = pytest.importorskip("libcachesim", reason="libCacheSim is the test extra's peer simulator")
 
@@ -195,6 +196,7 @@ def test_monitor_of_a_server_that_does_not_answer_is_one_line(settings):
 
 
 @pytest.mark.notebook
+@pytest.mark.browser
 def test_notebook_09_runs_on_a_trace_file_and_in_a_sweep(tmp_path):
     trace = cache.shifting_trace(3_000, 40_000, 1.0)
     path = _write(tmp_path / "keys.txt.gz", "\n".join(f"k{k}" for k in trace.tolist()), gz=True)
@@ -203,6 +205,8 @@ def test_notebook_09_runs_on_a_trace_file_and_in_a_sweep(tmp_path):
     html = (tmp_path / "run" / "09-your-cache.html").read_text()
     assert f"40,000 requests over {np.unique(trace).size:,} distinct keys" in html
     assert "Traceback" not in html and "reaches 80% hits" in html and "s3fifo" in html
+    assert_one_file_without_code(html)
+    assert_not_blank(screenshot(tmp_path / "run" / "09-your-cache.html", tmp_path / "09.png"))
     sweep = tmp_path / "sweep"
     done = perflab_cli(
         "sweep", NOTEBOOK, "--grid", f"trace={path}", "--grid", "target=0.5,0.7", "--out",

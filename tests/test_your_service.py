@@ -126,20 +126,23 @@ def test_results_round_trip_and_verdicts(service, tmp_path):
 @pytest.mark.notebook
 def test_notebook_07_runs_with_a_baseline_and_in_a_sweep(service, tmp_path):
     saved = tmp_path / "first.json"
-    common = ["-p", "base_url", service, "-p", "duration", "1.5", "-p", "runs", "3"]
+    common = ["-p", "duration", "1.5", "-p", "runs", "3"]
+    secret = service.replace("http://", "http://me:hunter2@")  # shown redacted everywhere
     done = perflab_cli(
-        "run", NOTEBOOK, *common, "-p", "paths", '["/work", "/error"]',
+        "run", NOTEBOOK, *common, "-p", "base_url", secret, "-p", "paths", '["/work", "/error"]',
         "-p", "capacity_levels", "[1, 2]", "-p", "results", str(saved),
         "--out", str(tmp_path / "first"),
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     html = (tmp_path / "first" / "07-your-service.html").read_text()
     assert "2 of 2 endpoints" in html and "HTTP 500" in html and "Traceback" not in html
+    assert "hunter2" not in html and "hunter2" not in saved.read_text() and "me:***@" in html
     assert html.count("<img") >= 3  # ECDF, percentile plot, capacity plot
     assert saved.exists()
     _Handler.delay = 0.02
     done = perflab_cli(
-        "run", NOTEBOOK, *common, "-p", "paths", '["/work"]', "-p", "capacity_levels", "[]",
+        "run", NOTEBOOK, *common, "-p", "base_url", service, "-p", "paths", '["/work"]',
+        "-p", "capacity_levels", "[]",
         "-p", "baseline", str(saved), "--out", str(tmp_path / "second"),
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
