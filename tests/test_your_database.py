@@ -5,6 +5,7 @@ verified speedup, and proof that nothing is written without apply."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -259,3 +260,31 @@ def test_notebook_08_writes_nothing_without_apply_and_only_the_ddl_with_it(pgss_
     added = [row for row in after if row not in before]
     assert any("customer_id" in str(row) for row in added), added
     assert all("customer_id" in str(row) or "ix_orders" in str(row) for row in added), added
+
+
+@pytest.mark.notebook
+def test_notebook_08_sweeps_the_fallback_path_on_the_embedded_server(settings, tmp_path):
+    from perflab import servers
+
+    pg_url = servers.start(settings, redis=False).database_url
+    schema = f"{settings.schema}_nb"
+    build_workload(pg_url, schema)
+    try:
+        queries = _queries_file(tmp_path / "q.sql", schema)
+        before = schema_snapshot(pg_url, schema)
+        sweep = tmp_path / "sweep"
+        done = perflab_cli(
+            "sweep", NOTEBOOK, "--grid", f"database_url={pg_url}", "--grid", f"queries={queries}",
+            "--grid", "analyze=false,true", "--out", str(sweep),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        runs = json.loads((sweep / "sweep.json").read_text())["runs"]
+        assert sorted(r["analyze"] for r in runs) == [False, True] and all(r["ok"] for r in runs)
+        for r in runs:
+            html = Path(r["html"]).read_text()
+            assert "queries from file" in html and f"{schema}.orders" in html
+            assert "nothing was written" in html
+        assert schema_snapshot(pg_url, schema) == before
+    finally:
+        with psycopg.connect(libpq_url(pg_url), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
