@@ -285,6 +285,15 @@ def test_notebook_08_sweeps_the_fallback_path_on_the_embedded_server(settings, t
             assert "queries from file" in html and f"{schema}.orders" in html
             assert "nothing was written" in html
         assert schema_snapshot(pg_url, schema) == before
+        done = perflab_cli(
+            "run", NOTEBOOK, "-p", "database_url", pg_url, "-p", "queries", str(queries),
+            "-p", "apply", "true", "-p", "verify", "true", "--out", str(tmp_path / "applied"),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        html = (tmp_path / "applied" / "08-your-database.html").read_text()
+        assert "verified on a scratch copy" in html and "faster" in html, html[-3000:]
+        added = [row for row in schema_snapshot(pg_url, schema) if row not in before]
+        assert len(added) == 2 and all("customer_id" in str(row) for row in added), added
     finally:
         with psycopg.connect(libpq_url(pg_url), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
