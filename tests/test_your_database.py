@@ -155,7 +155,7 @@ def test_pg_stat_statements_path_ranks_the_index_that_matters_first(pgss_url):
         advice.queries.to_string(),
         advice.notes,
     )
-    assert top["est_saved"] > 0
+    assert top["est_saved"] > 0 and advice.worth_applying[0] == advice.chosen[0]
     regions = advice.suggestions[advice.suggestions["table"] == "shop.regions"]
     assert regions.empty or (regions["est_saved"] < top["est_saved"] / 10).all()
     assert {"calls", "mean_ms", "total_ms"} <= set(advice.queries.columns)
@@ -194,7 +194,10 @@ def _queries_file(path: Path, schema: str) -> Path:
     lines = []
     for sql, calls, params in SHAPES:
         literal = sql % tuple(repr(v) for v in params(random.Random(3)))
-        lines.append(f"-- calls: {calls}\n{literal.replace(' FROM ', f' FROM {schema}.', 1)};")
+        qualified = literal.replace(" FROM ", f" FROM {schema}.").replace(
+            " JOIN ", f" JOIN {schema}."
+        )
+        lines.append(f"-- calls: {calls}\n{qualified};")
     path.write_text("\n".join(lines))
     return path
 

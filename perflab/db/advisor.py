@@ -41,7 +41,7 @@ _PARAM = re.compile(r"\$\d+")
 class Advice:
     """What :func:`advise_workload` found."""
 
-    queries: pd.DataFrame  # one row per query: calls, total_ms, mean_ms, plan cost, scans
+    queries: pd.DataFrame  # one row per query, costliest first: calls, times, plan cost, scans
     suggestions: pd.DataFrame  # one row per index, ranked by est_saved (calls x saving)
     source: str  # pg_stat_statements, file, slow log
     hypothetical: bool  # savings priced with HypoPG (else from the plan's cost shares)
@@ -49,6 +49,13 @@ class Advice:
     notes: tuple[str, ...] = ()
     plans: dict[str, Plan] = dataclasses.field(default_factory=dict)
     chosen: tuple[IndexSuggestion, ...] = ()  # in the order of ``suggestions``
+
+    @property
+    def worth_applying(self) -> tuple[IndexSuggestion, ...]:
+        """The ranked suggestions that would save time (an index the planner would not use on
+        a tiny table saves none)."""
+        saved = self.suggestions["est_saved"].tolist()
+        return tuple(s for s, t in zip(self.chosen, saved, strict=True) if t > 0)
 
 
 def _connect(url: str, timeout_ms: int) -> Any:
@@ -215,6 +222,7 @@ def advise_workload(
                     "total_ms": query.total_ms,
                     "mean_ms": mean,
                     "cost": plan.root.total_cost,
+                    "weight": query.calls * (weight or 0.0),  # calls x (mean ms or cost)
                     "seq_scans": ", ".join(n.relation or "?" for n in plan.seq_scans),
                     "sql": query.sql,
                 }
@@ -251,7 +259,9 @@ def advise_workload(
         columns=["rank", "table", "columns", "queries", "est_saved", "est_cost_cut", "ddl"],
     )
     return Advice(
-        queries=pd.DataFrame(rows),
+        queries=pd.DataFrame(rows).sort_values("weight", ascending=False, ignore_index=True)
+        if rows
+        else pd.DataFrame(rows),
         suggestions=suggestions,
         source=source,
         hypothetical=hypothetical,

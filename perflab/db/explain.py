@@ -84,6 +84,8 @@ class Plan:
                     if node.actual_rows is None
                     else node.actual_rows * (node.loops or 1),
                     "rows_removed_by_filter": node.rows_removed_by_filter,
+                    "plan_rows": node.plan_rows,
+                    "total_cost": node.total_cost,
                     "time_ms": node.time_ms,
                     "filter": node.filter,
                 }
