@@ -162,7 +162,8 @@ def s3fifo_hit_ratio(
     counter, and a ghost FIFO of evicted keys (``ghost_ratio`` of the capacity, keys only).
     A key leaving the small queue moves to main after ``move_to_main`` hits there, otherwise
     to the ghost; a miss on a ghost key enters main directly. Until the first eviction, keys
-    that find the small queue full enter main (libCacheSim's refinement of the paper)."""
+    that find the small queue full enter main (libCacheSim's refinement of the paper). Below
+    10 keys the small queue holds none, and, as in libCacheSim, only ghost hits are admitted."""
     _check_capacity(capacity)
     small_size = int(capacity * small_ratio)
     main_size = capacity - small_size

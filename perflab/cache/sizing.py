@@ -25,10 +25,12 @@ _FRACTIONS = (0.001, 0.005, 0.02, 0.1, 0.3)
 
 
 def default_capacities(distinct: int, fractions: Sequence[float] = _FRACTIONS) -> list[int]:
-    """Capacities spread geometrically over the trace's distinct keys (0.1 % to 30 %)."""
+    """Capacities spread geometrically over the trace's distinct keys (0.1 % to 30 %), at least
+    10 keys each (below that S3-FIFO has no small queue at all)."""
     if distinct < 1:
         raise CacheError("the trace has no keys, so there is no capacity to try")
-    return sorted({max(1, round(distinct * f)) for f in fractions})
+    floor = min(10, distinct)
+    return sorted({max(floor, round(distinct * f)) for f in fractions})
 
 
 def hit_ratio_curve(
