@@ -383,3 +383,32 @@ def test_compare_cli_learns_run_noise_from_a_history_and_checks_the_path(tmp_pat
     missing = perflab_cli("compare", str(base), str(drift), "--history", str(tmp_path / "no.db"))
     assert missing.returncode == 2 and "no.db" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def _paired_runs(store: bench.History, levels: list[tuple[float, float]], seed: int) -> None:
+    """Runs of one interleaved pair (the raw driver, perflab's wrapper), saved as a report does."""
+    rng = np.random.default_rng(seed)
+    for raw, ours in levels:
+        meta = {"interleaved": uuid.uuid4().hex}
+        common = rng.lognormal(0, 0.03)  # the machine's luck in this run: both arms share it
+        for name, level in (("l2-get raw", raw), ("l2-get perflab", ours)):
+            samples = rng.normal(level * common, level * 0.002, 50)
+            store.save(bench.Result(name=name, samples=samples, meta=meta), keep_samples=False)
+
+
+def test_a_step_shared_with_the_interleaved_peer_is_the_environment_not_the_code(tmp_path):
+    store = bench.History(tmp_path / "h.sqlite")
+    # the Redis server got 2.3x slower: the raw driver and the wrapper moved together
+    _paired_runs(store, [(100, 120)] * 8 + [(230, 276)] * 3, seed=1)
+    assert store.regressions().empty
+    moved = store.changes(only="slower").set_index("name")
+    assert set(moved.index) == {"l2-get raw", "l2-get perflab"}
+    assert moved.loc["l2-get perflab", "cause"] == "environment"
+    assert moved.loc["l2-get perflab", "peer"] == "l2-get raw"
+    cli = perflab_cli("history", "--check", "--path", str(tmp_path / "h.sqlite"))
+    assert cli.returncode == 0 and "moved with its peer" in cli.stdout
+    # the wrapper alone got 30 % slower: its ratio to the raw driver stepped, a regression
+    other = bench.History(tmp_path / "h2.sqlite")
+    _paired_runs(other, [(100, 120)] * 8 + [(100, 156)] * 3, seed=2)
+    found = other.regressions()
+    assert list(found["name"]) == ["l2-get perflab"] and found["cause"].iloc[0] == "code"

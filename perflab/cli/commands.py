@@ -13,6 +13,7 @@ from perflab.cli.checks import (
     check_output_file,
     check_port,
     check_timeout,
+    environment_line,
     figure,
     ns,
     regression_line,
@@ -312,7 +313,10 @@ def history_command(args: argparse.Namespace) -> int:
             return 0
         print(frame.drop(columns=["tags"]).to_string(index=False))
         return 0
-    found = store.regressions(args.name, threshold=threshold(args.threshold))
+    slower = store.changes(args.name, threshold=threshold(args.threshold), only="slower")
+    for row in slower[slower["cause"] == "environment"].itertuples():
+        print(environment_line(row))
+    found = slower[slower["cause"] != "environment"]
     if found.empty:
         print("no regressions")
         return 0
