@@ -7,7 +7,8 @@ Target (issue 10): no regression on the unchanged runs; the slowed one names
 ``data/sma-loop`` and nothing else.
 
 Run: ``.venv/bin/python benchmarks/report_history.py [--unchanged 5] [--load]``. Figures go to
-``outputs/benchmarks/report-history-*.json``.
+``outputs/benchmarks/report-history-*.json``, the reports and their history beside it
+(``report-history-*-runs/``), with every benchmark's judged change after each report.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -87,6 +87,22 @@ def _report(tree: Path, history: Path, out: Path) -> dict:
         "seconds": round(time.perf_counter() - t0, 1),
         "regressions": named,
         "tail": done.stderr.strip().splitlines()[-1:] if done.returncode not in (0, 1) else [],
+        "judged": _judged(history),
+    }
+
+
+def _judged(history: Path) -> dict:
+    """Every benchmark's newest change as the history judges it now: verdict, ratio, noise."""
+    from perflab.bench import History
+
+    store = History(history)
+    try:
+        frame = store.changes(tag="quick")
+    finally:
+        store.close()
+    return {
+        row.name: [row.verdict, round(row.ratio, 3), round(row.ci_low, 3), round(row.ci_high, 3)]
+        for row in frame.itertuples()
     }
 
 
@@ -97,16 +113,20 @@ def main() -> None:
     args = p.parse_args()
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.load else None
     figures: dict = {"load": "one CPU-bound process" if args.load else "quiet", "reports": []}
+    out = ROOT / "outputs" / "benchmarks"
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    path = out / f"report-history-{'load' if args.load else 'quiet'}-{stamp}.json"
+    base = path.with_name(path.stem + "-runs")
+    base.mkdir(parents=True)
+    history = base / "history.sqlite"
     try:
-        with tempfile.TemporaryDirectory(prefix="perflab-report-history-") as tmp:
-            base, history = Path(tmp), Path(tmp) / "history.sqlite"
-            for i in range(args.unchanged):
-                row = {"tree": "unchanged", **_report(ROOT, history, base / f"r{i}")}
-                figures["reports"].append(row)
-                print(json.dumps(row), flush=True)
-            row = {"tree": "sma-loop +20 %", **_report(_slowed_tree(base), history, base / "slow")}
+        for i in range(args.unchanged):
+            row = {"tree": "unchanged", **_report(ROOT, history, base / f"r{i}")}
             figures["reports"].append(row)
             print(json.dumps(row), flush=True)
+        row = {"tree": "sma-loop +20 %", **_report(_slowed_tree(base), history, base / "slow")}
+        figures["reports"].append(row)
+        print(json.dumps(row), flush=True)
     finally:
         if spinner is not None:
             spinner.kill()
@@ -114,10 +134,6 @@ def main() -> None:
     unchanged = figures["reports"][:-1]
     figures["false_alarms"] = sum(bool(r["regressions"]) for r in unchanged)
     figures["step_caught_alone"] = figures["reports"][-1]["regressions"] == ["data/sma-loop"]
-    out = ROOT / "outputs" / "benchmarks"
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    path = out / f"report-history-{'load' if args.load else 'quiet'}-{stamp}.json"
     path.write_text(json.dumps(figures, indent=2))
     print(f"saved {path}")
 

@@ -51,12 +51,31 @@ def _bench(args: list[str], out: Path, env: dict | None = None) -> float:
 PROCESSES: list[str] = []  # ["--processes", "N"] when given on the command line
 
 
+RUN_NOISE: dict[str, tuple[float, int]] = {}  # name -> (sd, runs), as a history would know it
+
+
 def _verdicts(a: Path, b: Path) -> list[str]:
     from perflab.bench import compare
     from perflab.suites import load_results
 
     base = {r.name: r for r in load_results(a)}
-    return [compare(base[r.name], r).verdict for r in load_results(b) if r.name in base]
+    return [
+        compare(base[r.name], r, run_noise=RUN_NOISE.get(r.name)).verdict
+        for r in load_results(b)
+        if r.name in base
+    ]
+
+
+def _learn_run_noise(files: list[Path]) -> None:
+    """What ``History.run_noise`` would know had these runs been saved with ``--save``."""
+    from perflab.bench import changepoint
+    from perflab.suites import load_results
+
+    figures: dict[str, list[float]] = collections.defaultdict(list)
+    for f in files:
+        for r in load_results(f):
+            figures[r.name].append(r.figure)
+    RUN_NOISE.update({k: (changepoint.noise_floor(v), len(v)) for k, v in figures.items()})
 
 
 def _tally(pairs: list[tuple[Path, Path]]) -> collections.Counter:
@@ -132,18 +151,28 @@ def notebook_pairs(pairs: int) -> dict:
 
 
 def rejudge(folder: Path) -> dict:
-    """The saved runs of an earlier invocation, judged with and without the stray rule."""
+    """The saved runs of an earlier invocation, judged with and without the stray rule, and
+    with the run-to-run noise a history of the baseline runs would have learnt."""
     from perflab.bench import stats
 
     data = sorted(folder.glob("data-*.json"))
     base, slow = sorted(folder.glob("work-a-*.json")), sorted(folder.glob("work-b-*.json"))
-    out = {}
+    out: dict = {}
+    stray_default = stats.STRAY
     for label, stray in (("with_stray_rule", stats.STRAY), ("without_stray_rule", None)):
         stats.STRAY = stray
         out[label] = {
             **({"data": judge_data(data)} if len(data) > 1 else {}),
             **({"file": judge_file(base, slow)} if base and len(base) == len(slow) else {}),
         }
+    stats.STRAY = stray_default
+    _learn_run_noise(data + base)
+    out["with_run_noise_from_history"] = {
+        **({"data": judge_data(data)} if len(data) > 1 else {}),
+        **({"file": judge_file(base, slow)} if base and len(base) == len(slow) else {}),
+        "run_noise": {k: [round(v[0], 4), v[1]] for k, v in RUN_NOISE.items()},
+    }
+    RUN_NOISE.clear()
     return out
 
 

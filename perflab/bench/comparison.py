@@ -209,8 +209,8 @@ def compare(
     aside = (0, 0)
     if base.statistic == cand.statistic == "floor":
         (a, da), (b, db) = (
-            stats.set_aside_contended(base.replicate_figures),
-            stats.set_aside_contended(cand.replicate_figures),
+            stats.set_aside_contended(base.replicate_figures, stray=stats.STRAY),
+            stats.set_aside_contended(cand.replicate_figures, stray=stats.STRAY),
         )
         aside = (da, db)
     else:
@@ -276,8 +276,9 @@ def _aside_note(aside: tuple[int, int], na: int, nb: int) -> str | None:
     if not any(aside):
         return None
     return (
-        f"set aside as contended (over {stats.CONTENDED:g}x the lower quartile or "
-        f"{stats.STRAY:g}x the median): "
+        f"set aside as contended (over {stats.CONTENDED:g}x the lower quartile"
+        + (f" or {stats.STRAY:g}x the median" if stats.STRAY else "")
+        + "): "
         f"{aside[0]} of {na} baseline and {aside[1]} of {nb} candidate replicates"
     )
 
