@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from matplotlib.image import imread
 
 from .conftest import perflab_cli, screenshot, write_notebook
+from .pages import assert_not_blank
 
 pytestmark = [pytest.mark.servers, pytest.mark.notebook]
 
@@ -23,14 +23,6 @@ def assert_one_file_without_code(html: str) -> None:
     # no code cell input: neither the editor markup nor the notebook's own code
     assert re.search(r'class="[^"]*(jp-InputArea-editor|jp-CodeMirrorEditor)', html) is None
     assert "smoke.roundtrips(" not in html and "from perflab import" not in html
-
-
-def assert_not_blank(png: Path) -> None:
-    pixels = imread(png)[..., :3]
-    assert pixels.shape[0] > 100 and pixels.shape[1] > 100
-    non_white = np.mean(pixels.min(axis=2) < 0.9)
-    assert non_white > 0.02, f"screenshot {png} is blank ({non_white:.2%} non-white)"
-    assert len(np.unique(pixels.reshape(-1, 3).round(2), axis=0)) > 20  # text and a plot
 
 
 def test_smoke_notebook_runs_and_renders(tmp_path):
