@@ -103,9 +103,10 @@ def quantity(value: Any, unit: str = "") -> str:
 
 
 def interval(low: Any, high: Any, unit: str = "") -> str:
-    """A confidence interval, ``0.61–0.67x``; a dash when either end is missing."""
-    if is_missing(low) or is_missing(high):
-        return DASH
+    """A confidence interval, ``0.61–0.67x``; a dash when either end is missing or
+    unbounded."""
+    if is_missing(low) or is_missing(high) or math.isinf(float(low)) or math.isinf(float(high)):
+        return DASH  # unbounded: the data gave no interval
     if unit in _TO_NS:
         return f"{duration(low, unit)} – {duration(high, unit)}"
     suffix = {"x": "x", "": "", "%": " %"}.get(unit, f" {unit}")

@@ -20,6 +20,7 @@ __all__ = [
     "capacity_plot",
     "ecdf_plot",
     "latency_histogram",
+    "memory_plot",
     "percentile_plot",
     "ratio_chart",
 ]
@@ -208,4 +209,28 @@ def capacity_plot(curves: Mapping[str, pd.DataFrame], *, title: str = "Capacity"
     ax.set_ylabel("p99 latency (ms, log scale)")
     ax.set_title(title)
     ax.legend(fontsize="small")
+    return fig
+
+
+def memory_plot(timeline: object, *, title: str = "Resident memory over time") -> Figure:
+    """RSS (MiB) against time of a ``bench.MemoryTimeline``, the peak marked and labelled."""
+    seconds = np.asarray(getattr(timeline, "seconds", ()), dtype=float)
+    mib = np.asarray(getattr(timeline, "mib", ()), dtype=float)
+    if seconds.size == 0 or seconds.size != mib.size:
+        raise ConfigurationError(
+            "memory_plot needs a bench.MemoryTimeline with readings", name="timeline"
+        )
+    fig = Figure(figsize=(8, 3), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(seconds, mib, color=BASELINE, marker="." if seconds.size < 40 else None)
+    k = int(np.argmax(mib))
+    ax.plot([seconds[k]], [mib[k]], marker="o", color=OPTIMIZED)
+    ax.annotate(
+        f"peak {mib[k]:,.1f} MiB (+{mib[k] - mib[0]:,.1f} MiB) at {seconds[k]:.2f} s",
+        (seconds[k], mib[k]), textcoords="offset points", xytext=(6, -14), fontsize="small",
+    )  # fmt: skip
+    ax.axhline(mib[0], color="#999", linewidth=1, linestyle=":")
+    ax.set_xlabel("time since the work started (s)")
+    ax.set_ylabel("resident memory (MiB)")
+    ax.set_title(title)
     return fig
