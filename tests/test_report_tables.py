@@ -14,7 +14,7 @@ from perflab import bench, report
 
 def test_latency_table_says_when_samples_are_too_few_for_percentiles():
     frame = pd.DataFrame(
-        {"name": ["one"] + ["many"] * 200, "ns": [58_600_000.0] + list(np.linspace(600, 800, 200))}
+        {"name": ["one"] + ["many"] * 200, "ns": [58_600_000.0, *np.linspace(600, 800, 200)]}
     )
     table = report.latency_table(frame, by="name")
     assert table.loc["one", "n"] == "1" and table.loc["one", "mean"] == "58.6 ms"
