@@ -35,6 +35,8 @@ def test_figures_table_keeps_units_and_text_values():
     assert list(table["95 % CI"]) == ["900,000–1,000,000 rows/s", "—", "—"]
     html = report.styled(table, numeric=["value"]).to_html()
     assert "e+0" not in html and "text-align: left" in html
+    evil = report.styled(pd.DataFrame({"name": ["<script>alert(1)</script>"]})).to_html()
+    assert "<script>" not in evil and "&lt;script&gt;" in evil
 
 
 def busy(seconds: float) -> None:

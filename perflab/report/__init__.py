@@ -3,11 +3,14 @@
 from perflab.report.compare import (
     Side,
     before_after,
+    before_after_table,
     compare_page,
     ecdf_svg,
     environment_differences,
     load_side,
     metadata_table,
+    most_changed,
+    only_on_one_side,
 )
 from perflab.report.flame import SvgFigure, flame_graph
 from perflab.report.headlines import HEADLINES, RUN_TAG, headline_pairs, headline_rows, with_trends
@@ -41,6 +44,7 @@ __all__ = [
     "Side",
     "SvgFigure",
     "before_after",
+    "before_after_table",
     "capacity_plot",
     "claims_table",
     "compare_page",
@@ -59,6 +63,8 @@ __all__ = [
     "load_side",
     "memory_plot",
     "metadata_table",
+    "most_changed",
+    "only_on_one_side",
     "percentile_plot",
     "ratio_chart",
     "sparkline",

@@ -34,11 +34,13 @@ from perflab.report.svg import VERDICT_COLOURS
 __all__ = [
     "Side",
     "before_after",
+    "before_after_table",
     "compare_page",
     "ecdf_svg",
     "environment_differences",
     "load_side",
     "metadata_table",
+    "most_changed",
     "only_on_one_side",
 ]
 
@@ -372,3 +374,30 @@ def compare_page(
         f"<h2>Per benchmark</h2>{''.join(sections)}{lonely}"
         f"<h2>The two runs</h2>{metadata_table(baseline, candidate)}</body></html>"
     )
+
+
+def before_after_table(comparisons: Sequence[Any]) -> Any:
+    """The comparisons for reading: benchmark, baseline, candidate, ratio (candidate ÷
+    baseline) with its 95 % CI, verdict, replicates per side."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "benchmark": c.name,
+                "baseline": quantity(c.baseline.figure, c.baseline.unit),
+                "candidate": quantity(c.candidate.figure, c.candidate.unit),
+                "ratio": times(c.ratio),
+                "95 % CI": interval(c.ci_low, c.ci_high, "x"),
+                "verdict": c.verdict,
+                "replicates": f"{c.replicates[0]} vs {c.replicates[1]}",
+            }
+            for c in comparisons
+        ],
+        columns=["benchmark", "baseline", "candidate", "ratio", "95 % CI", "verdict", "replicates"],
+    )
+
+
+def most_changed(comparisons: Sequence[Any], n: int) -> list[Any]:
+    """The ``n`` comparisons whose ratio moved furthest from 1 (either way)."""
+    return sorted(comparisons, key=lambda c: -abs(math.log(c.ratio)) if c.ratio > 0 else 0)[:n]

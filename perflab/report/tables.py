@@ -26,8 +26,9 @@ _LEFT = [{"selector": "th, td", "props": [("text-align", "left")]}]
 
 
 def styled(frame: pd.DataFrame, *, numeric: Sequence[str] = ()) -> Any:
-    """A Styler: no index, text left-aligned, the ``numeric`` columns right-aligned."""
-    style = frame.style.hide(axis="index").set_table_styles(_LEFT)
+    """A Styler: every cell HTML-escaped (a Styler does not escape unless asked), no index,
+    text left-aligned, the ``numeric`` columns right-aligned."""
+    style = frame.style.format(escape="html").hide(axis="index").set_table_styles(_LEFT)
     cols = [c for c in numeric if c in frame.columns]
     if cols:
         style = style.set_properties(subset=cols, **{"text-align": "right"})
