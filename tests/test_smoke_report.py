@@ -47,6 +47,7 @@ LAB = [
     "03-data-and-concurrency",
     "04-api",
     "05-claims-audit",
+    "06-before-after",
 ]
 
 
