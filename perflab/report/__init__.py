@@ -11,6 +11,8 @@ from perflab.report.compare import (
     metadata_table,
     most_changed,
     only_on_one_side,
+    shared_notes,
+    verdict_line,
 )
 from perflab.report.flame import SvgFigure, flame_graph
 from perflab.report.headlines import HEADLINES, RUN_TAG, headline_pairs, headline_rows, with_trends
@@ -67,7 +69,9 @@ __all__ = [
     "only_on_one_side",
     "percentile_plot",
     "ratio_chart",
+    "shared_notes",
     "sparkline",
     "styled",
+    "verdict_line",
     "with_trends",
 ]

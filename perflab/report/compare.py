@@ -42,6 +42,8 @@ __all__ = [
     "metadata_table",
     "most_changed",
     "only_on_one_side",
+    "shared_notes",
+    "verdict_line",
 ]
 
 _E = html.escape
@@ -328,7 +330,6 @@ def compare_page(
     )
     sections = []
     for i, c in enumerate(comparisons):
-        notes = "".join(f"<li>{_E(n)}</li>" for n in c.notes)
         params = {**c.baseline.params, **c.candidate.params}
         shown = (
             "<p class=muted>parameters: "
@@ -340,18 +341,19 @@ def compare_page(
         sections.append(
             f'<section id="b{i}"><h3>{_E(c.name)}</h3>{shown}'
             f"<p>{_verdict(c)}: candidate ÷ baseline = <b>{_E(times(c.ratio))}</b> "
-            f'<span class="ci">(95 % CI {_E(interval(c.ci_low, c.ci_high, "x"))})</span> — '
-            f"{_E(c.explanation)}</p>"
+            f'<span class="ci">(95 % CI {_E(interval(c.ci_low, c.ci_high, "x"))})</span></p>'
             f'<p class=legend><span style="color:#4c72b0">━ baseline</span> '
             f"({_E(quantity(c.baseline.figure, c.baseline.unit))}, "
             f"{c.baseline.samples.size:,} samples) "
             f'<span style="color:#dd8452">━ candidate</span> '
             f"({_E(quantity(c.candidate.figure, c.candidate.unit))}, "
             f"{c.candidate.samples.size:,} samples)</p>"
-            f"{ecdf_svg(c.baseline, c.candidate)}"
-            + (f"<ul class=muted>{notes}</ul>" if notes else "")
-            + "</section>"
+            f"{ecdf_svg(c.baseline, c.candidate)}</section>"
         )
+    said = shared_notes(comparisons)
+    notes = (
+        "<h2>Notes</h2><ul>" + "".join(f"<li>{_E(n)}</li>" for n in said) + "</ul>" if said else ""
+    )
     gone, new = only_on_one_side(baseline, candidate)
     lonely = ""
     if gone or new:
@@ -371,7 +373,7 @@ def compare_page(
         "<table><tr><th>benchmark</th><th>baseline</th><th>candidate</th>"
         "<th>ratio (candidate ÷ baseline; below 1 faster)</th><th>verdict</th>"
         f"<th>replicates</th></tr>{summary}</table>"
-        f"<h2>Per benchmark</h2>{''.join(sections)}{lonely}"
+        f"{notes}<h2>Per benchmark</h2>{''.join(sections)}{lonely}"
         f"<h2>The two runs</h2>{metadata_table(baseline, candidate)}</body></html>"
     )
 
@@ -401,3 +403,21 @@ def before_after_table(comparisons: Sequence[Any]) -> Any:
 def most_changed(comparisons: Sequence[Any], n: int) -> list[Any]:
     """The ``n`` comparisons whose ratio moved furthest from 1 (either way)."""
     return sorted(comparisons, key=lambda c: -abs(math.log(c.ratio)) if c.ratio > 0 else 0)[:n]
+
+
+def verdict_line(c: Any) -> str:
+    """``faster: 0.502x (95 % CI 0.496–0.508x)`` — the verdict and ratio, without the notes."""
+    return f"{c.verdict}: {times(c.ratio)} (95 % CI {interval(c.ci_low, c.ci_high, 'x')})"
+
+
+def shared_notes(comparisons: Sequence[Any]) -> list[str]:
+    """Every distinct note (busy machine, set-aside replicates) and reason a verdict was
+    inconclusive, once each, in the order first met: said once above the plots, not per plot."""
+    seen: list[str] = []
+    for c in comparisons:
+        parts = [p.strip() for p in c.explanation.split("; ")]
+        reason = parts[0].removeprefix("inconclusive: ") if c.verdict == "inconclusive" else None
+        for text in ([f"inconclusive: {reason}"] if reason else []) + list(c.notes):
+            if text not in seen:
+                seen.append(text)
+    return seen

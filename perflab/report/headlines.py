@@ -12,9 +12,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from perflab.bench import Result, compare
+from perflab.bench import Result, compare, stats
 from perflab.numbers import quantity
 
 __all__ = ["HEADLINES", "RUN_TAG", "headline_pairs", "headline_rows", "with_trends"]
@@ -73,8 +74,13 @@ def headline_pairs(
     return pairs[:limit]
 
 
-def _value(result: Result) -> str:
-    return quantity(result.figure, result.unit)
+def _judged(result: Result, other: Result) -> float:
+    """The figure ``compare`` judged: for two calibrated loops, the geometric mean of the
+    replicate floors it kept (contended replicates set aside), else the result's figure."""
+    if result.statistic == other.statistic == "floor":
+        kept, _ = stats.set_aside_contended(result.replicate_figures)
+        return float(np.exp(np.mean(np.log(np.maximum(kept, 1e-300)))))
+    return result.figure
 
 
 def headline_rows(suite: str, results: Sequence[Result]) -> list[dict[str, Any]]:
@@ -91,8 +97,8 @@ def headline_rows(suite: str, results: Sequence[Result]) -> list[dict[str, Any]]
                 "label": label,
                 "baseline_name": base,
                 "candidate_name": cand,
-                "baseline": _value(by_name[base]),
-                "candidate": _value(by_name[cand]),
+                "baseline": quantity(_judged(by_name[base], by_name[cand]), by_name[base].unit),
+                "candidate": quantity(_judged(by_name[cand], by_name[base]), by_name[cand].unit),
                 "speedup": c.speedup,
                 "ci_low": low if math.isfinite(low) else math.nan,
                 "ci_high": high if math.isfinite(high) else math.nan,

@@ -24,7 +24,7 @@ table{border-collapse:collapse;margin:.6rem 0}
 th,td{border-bottom:1px solid #ddd;padding:.3rem .7rem;text-align:left;vertical-align:top}
 th{background:#f4f4f4;font-weight:600}td.num{text-align:right;white-space:nowrap}
 .ok,.confirmed,.faster{color:#1b7f3b}.failed,.slower,.not-reproduced{color:#b00020}
-.inconclusive{color:#8a6d00}.same{color:#555}.verdict{font-weight:600}
+.inconclusive{color:#8a6d00}.same{color:#555}.verdict{font-weight:600;white-space:nowrap}
 .ci,.muted{color:#666;font-size:90%}.ci{white-space:nowrap}code{font-size:90%}
 .warn{background:#fff4e5;border-left:4px solid #e69500;padding:.5rem .8rem;margin:.6rem 0}
 dl{display:grid;grid-template-columns:max-content auto;gap:.15rem 1rem}dt{color:#666}dd{margin:0}
@@ -65,10 +65,8 @@ def _headline_table(rows: Sequence[Mapping[str, Any]], mode: str) -> str:
     body = []
     for r in rows:
         ci = interval(r.get("ci_low"), r.get("ci_high"), "x")
-        all_notes = [str(n) for n in r.get("notes", [])]
-        kept = [n for n in all_notes if "ran on a busy machine" not in n]
-        if len(kept) < len(all_notes):
-            kept.append("busy machine while measured (see Environment and noise)")
+        # a busy machine is said once, above the tables and under Environment and noise
+        kept = [str(n) for n in r.get("notes", []) if "ran on a busy machine" not in str(n)]
         notes = "".join(f'<br><span class="muted">{_E(n)}</span>' for n in kept)
         reps = r.get("replicates")
         reps_text = f"{reps[0]} vs {reps[1]} replicates" if reps else ""
@@ -94,6 +92,18 @@ def _headline_table(rows: Sequence[Mapping[str, Any]], mode: str) -> str:
     )
 
 
+def _busy(groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
+    rows = [r for rows in groups.values() for r in rows]
+    busy = sum(any("ran on a busy machine" in str(n) for n in r.get("notes", [])) for r in rows)
+    if not busy:
+        return ""
+    return (
+        f'<p class="warn">{busy} of {len(rows)} comparisons ran while other processes used '
+        "0.3 CPU cores or more (see Environment and noise). Each pair was interleaved, so "
+        "both arms met the same load; absolute times and run-to-run trends are noisier.</p>"
+    )
+
+
 def _headlines(groups: Mapping[str, Sequence[Mapping[str, Any]]], mode: str) -> str:
     if not groups:
         return ""
@@ -101,7 +111,8 @@ def _headlines(groups: Mapping[str, Sequence[Mapping[str, Any]]], mode: str) -> 
         "<h2>Headlines</h2><p class=muted>Each pair measured side by side in this run "
         "(interleaved rounds or worker processes as replicates); the verdict is bench.compare's "
         "(faster / slower / same / inconclusive at a 5 % threshold). Trends and the change since "
-        "the previous run use each run's median figures.</p>"
+        "the previous run use each run's median figures.</p>",
+        _busy(groups),
     ]
     for notebook, rows in groups.items():
         if rows:
@@ -217,9 +228,9 @@ def index_page(
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_E(title)}</title>'
         f'<meta name="viewport" content="width=device-width"><style>{STYLE}</style></head><body>'
-        f"<h1>{_E(title)}</h1>{verdict}{_facts(meta)}"
+        f"<h1>{_E(title)}</h1>{verdict}{_facts(meta)}<h2>Notebooks</h2>"
+        "<table><tr><th>page</th><th>status</th><th>time</th></tr>"
+        f"{''.join(rows)}</table>"
         f"{_headlines(headlines or {}, mode)}{_regressions(regressions, mode)}"
-        f"{_claims(summary)}<h2>Notebooks</h2>"
-        "<table><tr><th>notebook</th><th>status</th><th>time</th></tr>"
-        f"{''.join(rows)}</table>{_environment(environment, noise)}</body></html>"
+        f"{_claims(summary)}{_environment(environment, noise)}</body></html>"
     )

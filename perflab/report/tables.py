@@ -31,7 +31,9 @@ def styled(frame: pd.DataFrame, *, numeric: Sequence[str] = ()) -> Any:
     style = frame.style.format(escape="html").hide(axis="index").set_table_styles(_LEFT)
     cols = [c for c in numeric if c in frame.columns]
     if cols:
-        style = style.set_properties(subset=cols, **{"text-align": "right"})
+        style = style.set_properties(
+            subset=cols, **{"text-align": "right", "white-space": "nowrap"}
+        )
     return style
 
 
