@@ -123,8 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare two results files (or folders, or history:latest/previous/run:NAME); "
         "exit 1 on a significant regression",
     )
-    cmp.add_argument("baseline", metavar="A")
-    cmp.add_argument("candidate", metavar="B")
+    side = (
+        "results file (perflab bench --out), folder of them (a report's results/), or "
+        "history:latest | history:previous | history:latest:quick | history:run:NAME"
+    )
+    cmp.add_argument("baseline", metavar="A", help=f"the baseline: {side}")
+    cmp.add_argument("candidate", metavar="B", help="the candidate, the same kinds")
     cmp.add_argument(
         "--html",
         metavar="OUT.html",

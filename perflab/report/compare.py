@@ -411,13 +411,29 @@ def verdict_line(c: Any) -> str:
 
 
 def shared_notes(comparisons: Sequence[Any]) -> list[str]:
-    """Every distinct note (busy machine, set-aside replicates) and reason a verdict was
-    inconclusive, once each, in the order first met: said once above the plots, not per plot."""
+    """Every distinct note and reason a verdict was inconclusive, once each, in the order first
+    met (said once above the plots, not per plot); busy-machine notes become one count per
+    side."""
     seen: list[str] = []
+    busy = {"baseline": [], "candidate": []}
     for c in comparisons:
-        parts = [p.strip() for p in c.explanation.split("; ")]
-        reason = parts[0].removeprefix("inconclusive: ") if c.verdict == "inconclusive" else None
-        for text in ([f"inconclusive: {reason}"] if reason else []) + list(c.notes):
-            if text not in seen:
+        text = c.explanation
+        if c.notes:  # the explanation is the verdict's sentence, then the notes
+            text = text[: -len("; ".join(c.notes)) - 2]
+        reason = [text] if c.verdict == "inconclusive" else []
+        for text in reason + list(c.notes):
+            side = re.match(
+                r"the (baseline|candidate) ran on a busy machine: .*?([\d.]+) CPU", text
+            )
+            if side:
+                busy[side.group(1)].append(float(side.group(2)))
+            elif text not in seen:
                 seen.append(text)
+    for label, cores in busy.items():
+        if cores:
+            seen.append(
+                f"the {label} ran on a busy machine in {len(cores)} of {len(comparisons)} "
+                f"benchmarks (other processes used up to {max(cores):.1f} CPU cores meanwhile); "
+                "rerun both on a quiet machine before trusting a small change"
+            )
     return seen

@@ -53,6 +53,7 @@ HEADLINES: dict[str, list[tuple[str, str, str]]] = {
     ],
 }  # fmt: skip
 _BASELINE_PATH = re.compile(r"/baseline/")
+_URL_HOST = re.compile(r"https?://[^/\s]+")
 
 
 def headline_pairs(
@@ -122,7 +123,7 @@ def with_trends(
     order = [r for r in runs if r != run] + ([run] if run in runs else [])  # this run last
     out = []
     for row in rows:
-        base, cand = row["baseline_name"], row["candidate_name"]
+        base, cand = _stable(row["baseline_name"]), _stable(row["candidate_name"])
         series = [
             runs[r][base] / runs[r][cand]
             for r in order
@@ -135,6 +136,11 @@ def with_trends(
     return out
 
 
+def _stable(name: str) -> str:
+    """A benchmark name without a URL's host:port (a service's port changes every run)."""
+    return _URL_HOST.sub("", name)
+
+
 def _centres_by_run(history: pd.DataFrame) -> dict[str, dict[str, float]]:
     """{run name: {benchmark: centre}} in the order the runs were saved."""
     runs: dict[str, dict[str, float]] = {}
@@ -144,5 +150,5 @@ def _centres_by_run(history: pd.DataFrame) -> dict[str, dict[str, float]]:
         tag = next((t for t in item.tags if str(t).startswith(RUN_TAG)), None)
         if tag is None:
             continue
-        runs.setdefault(tag[len(RUN_TAG) :], {})[item.name] = float(item.center)
+        runs.setdefault(tag[len(RUN_TAG) :], {})[_stable(item.name)] = float(item.center)
     return runs

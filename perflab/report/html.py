@@ -77,6 +77,7 @@ def _headline_table(rows: Sequence[Mapping[str, Any]], mode: str) -> str:
             f'<span class="ci">95 % CI {_E(ci)}</span><br><span class="muted">'
             f"{_E(reps_text)}</span></td>"
             f"<td>{_verdict(r.get('verdict'))}<br><span class=muted>"
+            f"{'point estimate ' if r.get('verdict') == 'inconclusive' else ''}"
             f"{_E(_speedup_words(r['speedup']))}</span></td>"
             f"<td>{sparkline(r.get('trend') or []) or '<span class=muted>—</span>'}</td>"
             f"<td>{_since(r)}</td></tr>"
