@@ -77,7 +77,7 @@ def _headline_table(rows: Sequence[Mapping[str, Any]], mode: str) -> str:
             f'<span class="ci">95 % CI {_E(ci)}</span><br><span class="muted">'
             f"{_E(reps_text)}</span></td>"
             f"<td>{_verdict(r.get('verdict'))}<br><span class=muted>"
-            f"{'point estimate ' if r.get('verdict') == 'inconclusive' else ''}"
+            f"{'est. ' if r.get('verdict') == 'inconclusive' else ''}"
             f"{_E(_speedup_words(r['speedup']))}</span></td>"
             f"<td>{sparkline(r.get('trend') or []) or '<span class=muted>—</span>'}</td>"
             f"<td>{_since(r)}</td></tr>"
@@ -132,7 +132,8 @@ def _regressions(rows: Sequence[Mapping[str, Any]] | None, mode: str) -> str:
         )
     body = "".join(
         f"<tr><td><code>{_E(str(r['name']))}</code></td>"
-        f'<td class="num">{_E(number(r.get("before")))} → {_E(number(r.get("after")))}</td>'
+        f'<td class="num">{_E(quantity(r.get("before"), str(r.get("unit") or "ns")))} → '
+        f"{_E(quantity(r.get('after'), str(r.get('unit') or 'ns')))}</td>"
         f'<td class="num slower"><b>{_E(times(r.get("ratio")))}</b> '
         f'<span class="ci">CI {_E(interval(r.get("ci_low"), r.get("ci_high"), "x"))}</span></td>'
         f'<td class="num">{_E(str(r.get("runs_before")))} / {_E(str(r.get("runs_after")))}</td>'
@@ -141,7 +142,7 @@ def _regressions(rows: Sequence[Mapping[str, Any]] | None, mode: str) -> str:
     )
     return head + (
         f'<p class="failed">{len(rows)} benchmark(s) got slower.</p>'
-        "<table><tr><th>benchmark</th><th>before → after (its unit)</th>"
+        "<table><tr><th>benchmark</th><th>before → after (run figures)</th>"
         "<th>ratio (after ÷ before)</th><th>runs before / after</th><th>first slower at</th></tr>"
         f"{body}</table>"
     )
