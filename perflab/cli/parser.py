@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="run the suite in N fresh worker processes, one after another; each process is "
-        "one replicate of every benchmark (default 4, or the suite's own: 1 for harness and "
+        "one replicate of every benchmark (default 8, or the suite's own: 1 for harness and "
         "api; 1 runs in this process, with rounds as replicates)",
     )
     ben.add_argument("-q", "--quiet", action="store_true", help="print only where results went")
@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="5%",
         metavar="PCT",
         help="smallest change that counts, e.g. 5%% or 0.05 (default 5%%)",
+    )
+    cmp.add_argument(
+        "--history",
+        metavar="PATH|URL",
+        help="learn how much separate runs differ from this history (default: PERFLAB_HISTORY_URL "
+        "or outputs/history.sqlite when it exists); 'none' to judge by replicates alone",
     )
 
     srv = sub.add_parser("serve", help="run the demo service (baseline and optimized endpoints)")

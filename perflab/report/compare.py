@@ -18,7 +18,7 @@ import dataclasses
 import html
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -178,15 +178,27 @@ def environment_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[
     return out
 
 
-def before_after(baseline: Side, candidate: Side, *, threshold: float = 0.05) -> list[Any]:
+def before_after(
+    baseline: Side,
+    candidate: Side,
+    *,
+    threshold: float = 0.05,
+    run_noise: Callable[[str], Any] | None = None,
+) -> list[Any]:
     """``bench.compare`` for every benchmark on both sides (matched by name, a URL's
-    host:port ignored), in the candidate's order."""
+    host:port ignored), in the candidate's order. ``run_noise``: name → how much separate
+    runs of it differ (``History.run_noise``), as ``perflab compare`` passes it."""
     base = {_key(r.name): r for r in baseline.results}
     out = []
     for r in candidate.results:
         b = base.get(_key(r.name))
         if b is not None and b.unit == r.unit:
-            out.append(compare(dataclasses.replace(b, name=r.name), r, threshold=threshold))
+            noise = run_noise(r.name) if run_noise else None
+            out.append(
+                compare(
+                    dataclasses.replace(b, name=r.name), r, threshold=threshold, run_noise=noise
+                )
+            )
     return out
 
 
@@ -299,10 +311,15 @@ def _verdict(c: Any) -> str:
 
 
 def compare_page(
-    baseline: Side, candidate: Side, *, threshold: float = 0.05, title: str | None = None
+    baseline: Side,
+    candidate: Side,
+    *,
+    threshold: float = 0.05,
+    title: str | None = None,
+    run_noise: Callable[[str], Any] | None = None,
 ) -> str:
     """One self-contained HTML page: before/after of every benchmark on both sides."""
-    comparisons = before_after(baseline, candidate, threshold=threshold)
+    comparisons = before_after(baseline, candidate, threshold=threshold, run_noise=run_noise)
     if not comparisons:
         raise ConfigurationError(
             f"{baseline.label} and {candidate.label} share no benchmark names; nothing to compare",
