@@ -18,6 +18,7 @@ MODULES = [
     "perflab.servers",
     "perflab.embedded",
     "perflab.urls",
+    "perflab.numbers",
     "perflab.sql",
     "perflab.notebooks",
     "perflab.report",

@@ -247,6 +247,20 @@ class History:
             rows = conn.execute(query.order_by(t.c.id)).all()
         return [Result.from_json(payload) for (payload,) in rows]
 
+    def tagged(self, tag: str) -> list[Result]:
+        """The full results saved with ``tag`` (e.g. one report run's ``run:NAME``), oldest
+        first; a name saved twice under the tag keeps its newest result."""
+        t = self._results
+        query = (
+            sa.select(t.c.name, t.c.payload, t.c.tags)
+            .where(t.c.tags.contains(json.dumps(tag)), t.c.payload.isnot(None))
+            .order_by(t.c.id)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        newest = {name: payload for name, payload, tags in rows if tag in json.loads(tags)}
+        return [Result.from_json(payload) for payload in newest.values()]
+
     def _series(self, name: str | None = None, tag: str | None = None) -> pd.DataFrame:
         """Run-level figures only (never the samples), after each name's accepted baseline;
         with ``tag``, only results saved with that tag."""

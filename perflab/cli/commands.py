@@ -350,19 +350,26 @@ def _run_noise(location: str | None):
 
 def compare_command(args: argparse.Namespace) -> int:
     from perflab.bench import compare
-    from perflab.suites import load_results
+    from perflab.report import compare_page, load_side
 
     limit = threshold(args.threshold)
-    base = {r.name: r for r in load_results(args.baseline)}
-    cand = {r.name: r for r in load_results(args.candidate)}
+    if args.html:
+        check_output_file(Path(args.html), "--html")
+    before, after = load_side(args.baseline), load_side(args.candidate)
+    base = {r.name: r for r in before.results}
+    cand = {r.name: r for r in after.results}
     common = [name for name in base if name in cand]
     if not common:
         raise ConfigurationError(
             f"{args.baseline} and {args.candidate} share no benchmark names; nothing to compare"
         )
+    noise = _run_noise(args.history)
+    if args.html:
+        page = compare_page(before, after, threshold=limit, title="Before / after", run_noise=noise)
+        Path(args.html).write_text(page, encoding="utf-8")
+        print(f"wrote {args.html}")
     slower = 0
     notes: list[str] = []
-    noise = _run_noise(args.history)
     print(f"{'benchmark':<34} {'ratio':>7} {'95% CI':>17} {'reps':>7}  verdict")
     for name in common:
         c = compare(base[name], cand[name], threshold=limit, run_noise=noise(name))

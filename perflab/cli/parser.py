@@ -119,10 +119,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     cmp = sub.add_parser(
-        "compare", help="compare two results files; exit 1 on a significant regression"
+        "compare",
+        help="compare two results files (or folders, or history:latest/previous/run:NAME); "
+        "exit 1 on a significant regression",
     )
-    cmp.add_argument("baseline", metavar="A.json")
-    cmp.add_argument("candidate", metavar="B.json")
+    side = (
+        "results file (perflab bench --out), folder of them (a report's results/), or "
+        "history:latest | history:previous | history:latest:quick | history:run:NAME"
+    )
+    cmp.add_argument("baseline", metavar="A", help=f"the baseline: {side}")
+    cmp.add_argument("candidate", metavar="B", help="the candidate, the same kinds")
+    cmp.add_argument(
+        "--html",
+        metavar="OUT.html",
+        help="also write a self-contained before/after page: per benchmark an ECDF overlay, "
+        "the ratio with its CI and verdict, both runs' metadata",
+    )
     cmp.add_argument(
         "--threshold",
         default="5%",
