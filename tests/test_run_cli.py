@@ -151,7 +151,9 @@ def test_source_notebooks_are_committed_without_outputs():
         assert nb.metadata.kernelspec["name"] == "perflab", path.name
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{path.name} needs one cell tagged 'parameters'"
-        assert "quick: bool" in tagged[0].source, path.name
+        if nb.metadata.get("perflab", {}).get("report", True):
+            # the report's notebooks take its --quick; 07-09 take the system to point at
+            assert "quick: bool" in tagged[0].source, path.name
 
 
 def test_a_dying_kernel_is_a_failure_not_a_success(tmp_path):
