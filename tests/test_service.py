@@ -142,6 +142,10 @@ def test_service_keeps_answering_when_redis_dies(tmp_path):
             )
             errors = sum(row["errors"] for row in httpx.get(f"{base}/metrics").json()["cache"])
             assert errors >= 1
+            health = httpx.get(f"{base}/health", timeout=30)  # a dependency is down: 503
+            assert health.status_code == 503 and health.json()["status"] == "degraded"
+            deps = health.json()["dependencies"]
+            assert not deps["redis"]["ok"] and deps["redis"]["error"] and deps["database"]["ok"]
     finally:
         servers.stop(own)
 

@@ -240,23 +240,37 @@ def load_command(args: argparse.Namespace) -> int:
         ("--rate", args.rate),
         ("--concurrency", args.concurrency),
         ("--workers", args.workers),
+        ("--processes", args.processes),
     ):
         if value is not None and not value > 0:
             raise ConfigurationError(f"{option} must be positive, got {value}", name=option)
     if args.out:  # before any load: a bad path must not cost a whole run
         check_output_file(Path(args.out), "--out")
+    if args.scheduler:
+        from perflab.sweep import check_scheduler
+
+        check_scheduler(args.scheduler)
     for url in args.urls:  # a closed port is a mistake in what was asked: exit 2, no load
         preflight(url)
     results, code = [], 0
     for url in args.urls:
         concurrency = args.workers if args.rate else args.concurrency
-        r = run_load(url, rate=args.rate, concurrency=concurrency, duration=args.duration)
+        r = run_load(
+            url,
+            rate=args.rate,
+            concurrency=concurrency,
+            duration=args.duration,
+            processes=args.processes,
+            scheduler=args.scheduler,
+            progress=False,
+        )
         s = r.summary()
         failed = r.params["failures"]
         print(
             f"{url}  {int(s['n'])} requests  {s['throughput']:.0f} req/s  p50 {ns(s['p50'])}  "
             f"p99 {ns(s['p99'])}  max {ns(s['max'])}  statuses {r.params['statuses']}"
         )
+        print(f"{url}  generator: {generator_line(r.params['generator'])}")
         if failed:
             kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(failed.items()))
             print(f"{url}  FAILED {r.params['failed']:.0%} of requests: {kinds}")
@@ -266,6 +280,22 @@ def load_command(args: argparse.Namespace) -> int:
     if args.out:
         print(f"saved {suites.save_results(args.out, suites.SuiteRun('load', results))}")
     return code
+
+
+def generator_line(gen: dict) -> str:
+    """What the load generator says about itself, on one line."""
+    cpu = gen["cpu_us_per_request"]
+    text = (
+        f"{gen['parts']} process(es), client CPU {cpu:.0f} µs/request, busiest at "
+        f"{gen['cpu_fraction']:.0%} of a core, loop lag p99 {gen['loop_lag_p99_ms']:.2f} ms"
+        if cpu is not None
+        else f"{gen['parts']} process(es), no request finished"
+    )
+    if "send_lateness_p99_ms" in gen:
+        text += f", send lateness p99 {gen['send_lateness_p99_ms']:.2f} ms"
+    if gen["saturated"]:
+        text += f"; the client, not the server, was the limit ({gen['reason']})"
+    return text
 
 
 def sweep_command(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """The demo HTTP service (baseline vs optimised endpoints) and its load generator."""
 
 from perflab.service.app import MAX_BATCH, create_app
-from perflab.service.load import preflight, run_load
+from perflab.service.load import default_processes, merge_parts, preflight, run_load
 from perflab.service.table import ENDPOINTS, api_table, capacity_curve, running_service, terminate
 
 __all__ = [
@@ -10,6 +10,8 @@ __all__ = [
     "api_table",
     "capacity_curve",
     "create_app",
+    "default_processes",
+    "merge_parts",
     "preflight",
     "run_load",
     "running_service",

@@ -1,14 +1,22 @@
 """The demo trading-signals service, in two variants under one app.
 
-``/baseline/...`` does what the seed's "before" did: a new database connection and a fresh
-computation (per-row loops, one query per symbol) on every request. ``/optimized/...`` uses the
-pooled runner with prepared statements, set-based SQL, vectorised computation and a
-``TieredCache`` (L1 memory + L2 Redis, refresh-ahead). Both return the same answers.
+``/baseline/...`` does what the seed's "before" did: sync endpoints (run in the thread pool),
+a new database connection and a fresh computation (per-row loops, one query per symbol) on
+every request. ``/optimized/...`` is async end to end: ``async def`` endpoints on the cache's
+async path (``aget_or_load``: L1 memory + L2 Redis, refresh-ahead), database reads that do not
+block the loop (:mod:`perflab.service.adb`), set-based SQL, vectorised computation, and whole
+JSON responses cached as text. Both return the same answers.
+
+``/health`` reports each dependency (Redis, the database, pool use) and answers 503 when one
+is down; ``POST /benchmark/{suite}`` runs a named in-process micro-suite
+(:mod:`perflab.service.microbench`) when ``PERFLAB_SERVICE_BENCH_TOKEN`` is set.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import os
@@ -22,14 +30,18 @@ import pandas as pd
 import psycopg
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, field_validator
+from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from perflab import servers
 from perflab.cache import MemoryTier, RedisTier, TieredCache
 from perflab.db import QueryRunner
 from perflab.errors import QueryError
+from perflab.service import microbench
+from perflab.service.adb import make_reader
+from perflab.service.tail import TailWatch
 from perflab.settings import Settings, resolve
 from perflab.workload import bars, load, portfolio, signals
 
@@ -44,6 +56,7 @@ Ts = Annotated[int | None, Query(ge=-(2**63), le=2**63 - 1)]
 TABLE = "service_bars"
 _BARS_SQL = f"SELECT symbol, ts, open, high, low, close, volume FROM {TABLE} WHERE symbol = :symbol AND ts BETWEEN :start AND :end ORDER BY ts"  # noqa: E501
 _MANY_SQL = f"SELECT symbol, ts, open, high, low, close, volume FROM {TABLE} WHERE symbol IN ({{marks}}) ORDER BY symbol, ts"  # noqa: E501
+_COUNT_SQL = f"SELECT count(*) FROM {TABLE}"
 COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume"]
 
 
@@ -155,14 +168,11 @@ class Backend:
             load(self.db, bars(preset), table=TABLE)
         self.symbols = {r[0] for r in self.db.fetch(f"SELECT DISTINCT symbol FROM {TABLE}")}
         self.span = self.db.fetch(f"SELECT min(ts), max(ts) FROM {TABLE}")[0]
-        self.cache = TieredCache(
-            [
-                MemoryTier(2_000),
-                RedisTier(endpoints.redis_url, prefix=f"{settings.key_prefix}svc:"),
-            ],
-            default_ttl=30,
-            refresh_ahead=0.8,
-        )
+        self.redis = RedisTier(endpoints.redis_url, prefix=f"{settings.key_prefix}svc:")
+        self.cache = TieredCache([MemoryTier(2_000), self.redis], default_ttl=30, refresh_ahead=0.8)
+        self.reader = make_reader(self.db)
+        self.bench_busy = False
+        self.tail = TailWatch()
 
     def check_symbols(self, symbols: list[str], field: str = "symbol") -> None:
         unknown = [s for s in symbols if s not in self.symbols]
@@ -200,13 +210,51 @@ class Backend:
         ).fetchall()
         return _frame(rows)
 
-    # --- optimised: pool, prepared statements, cache -----------------------------------------
-    def optimized_bars(self, symbol: str, start: int, end: int) -> pd.DataFrame:
-        rows = self.db.fetch(_BARS_SQL, {"symbol": symbol, "start": start, "end": end})
+    # --- optimised: async reads (prepared statements), cache --------------------------------
+    async def optimized_bars(self, symbol: str, start: int, end: int) -> pd.DataFrame:
+        rows = await self.reader.fetch(_BARS_SQL, {"symbol": symbol, "start": start, "end": end})
         return _frame(rows)
 
-    def close(self) -> None:
-        self.cache.close()
+    async def many_bars(self, symbols: list[str]) -> pd.DataFrame:
+        return _frame(
+            await self.reader.fetch(_MANY_SQL.format(marks=_marks(symbols)), _params(symbols))
+        )
+
+    async def cached(self, request: Request, key: str, load: Any) -> Any:
+        """``aget_or_load``; a request with ``Cache-Control: no-cache`` skips the lookup (a
+        cold-cache request: loaded fresh, then stored)."""
+        load = self.tail.timed(load)
+        if "no-cache" in request.headers.get("cache-control", ""):
+            value = await load()
+            await self.cache.aset(key, value)
+            return value
+        return await self.cache.aget_or_load(key, load)
+
+    async def dependencies(self) -> dict[str, dict[str, Any]]:
+        """Each dependency's state: Redis (PING), the database (a count), pool use."""
+        out: dict[str, dict[str, Any]] = {}
+        t0 = time.perf_counter()
+        try:
+            await asyncio.wait_for(self.redis.aclient.ping(), 1.0)
+            out["redis"] = {"ok": True, "ms": round((time.perf_counter() - t0) * 1e3, 3)}
+        except (RedisError, OSError, TimeoutError) as err:
+            out["redis"] = {"ok": False, "error": _echo(f"{type(err).__name__}: {err}")}
+        t0 = time.perf_counter()
+        try:
+            rows = await asyncio.wait_for(self.reader.fetch(_COUNT_SQL, {}), 2.0)
+            out["database"] = {
+                "ok": True,
+                "rows": rows[0][0],
+                "ms": round((time.perf_counter() - t0) * 1e3, 3),
+            }
+        except (QueryError, OSError, TimeoutError) as err:
+            out["database"] = {"ok": False, "error": _echo(f"{type(err).__name__}: {err}")}
+        out["pool"] = {"ok": True, "optimized": self.reader.pool()}
+        return out
+
+    async def aclose(self) -> None:
+        await self.reader.aclose()
+        await self.cache.aclose()
         self.db.close()
 
 
@@ -218,8 +266,10 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state["backend"] = await run_in_threadpool(Backend, settings, preset)
+        state["backend"].tail.start()
         yield
-        state.pop("backend").close()
+        state["backend"].tail.stop()
+        await state.pop("backend").aclose()
 
     app = FastAPI(title="perflab demo service", lifespan=lifespan)
     app.add_middleware(BodyLimit, limit=MAX_BODY)
@@ -238,14 +288,56 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         # FastAPI's own handler echoes the input whole: NaN makes it unserialisable (a 500)
         return JSONResponse({"detail": _validation_errors(exc.errors())}, status_code=422)
 
+    @app.get("/ping")
+    async def ping() -> dict:
+        """No dependency at all: the cheapest answer the service gives (generator checks)."""
+        return {"ok": True}
+
     @app.get("/health")
-    def health() -> dict:
+    async def health() -> JSONResponse:
         b = backend()
-        return {
-            "status": "ok",
+        deps = await b.dependencies()
+        ok = all(d["ok"] for d in deps.values())
+        body = {
+            "status": "ok" if ok else "degraded",
             "symbols": len(b.symbols),
-            "rows": b.db.fetch(f"SELECT count(*) FROM {TABLE}")[0][0],
+            "rows": deps["database"].get("rows"),
+            "dependencies": deps,
         }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.post("/benchmark/{suite}")
+    async def benchmark(
+        suite: str,
+        request: Request,
+        seconds: float = Query(0.5, gt=0, le=microbench.MAX_SECONDS),
+    ) -> JSONResponse:
+        b = backend()
+        token = os.environ.get(microbench.TOKEN_ENV)
+        if not token:
+            raise HTTPException(
+                404,
+                detail={"error": f"the benchmark endpoint is off; set {microbench.TOKEN_ENV}"},
+            )
+        given = request.headers.get(microbench.TOKEN_HEADER, "")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(
+                403, detail={"field": microbench.TOKEN_HEADER, "error": "missing or wrong token"}
+            )
+        if suite not in microbench.SUITES:
+            known = ", ".join(sorted(microbench.SUITES))
+            raise HTTPException(
+                404,
+                detail={"field": "suite", "error": f"unknown suite {_echo(suite)!r}; use {known}"},
+            )
+        if b.bench_busy:
+            raise HTTPException(429, detail={"error": "a benchmark is running; try again later"})
+        b.bench_busy = True
+        try:
+            results = await microbench.SUITES[suite](b, seconds)
+        finally:
+            b.bench_busy = False
+        return JSONResponse({"suite": suite, "results": [r.to_dict() for r in results]})
 
     @app.get("/metrics")
     def metrics() -> dict:
@@ -253,6 +345,15 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         cache = b.cache.stats().reset_index().replace({np.nan: None}).to_dict(orient="records")
         pools = b.db.stats().reset_index().to_dict(orient="records")
         return {"cache": cache, "pools": pools}
+
+    @app.get("/metrics/tail")
+    async def tail(reset: bool = False) -> dict:
+        """GC pauses, event-loop stalls and cache loads since the last reset."""
+        b = backend()
+        out = b.tail.snapshot()
+        if reset:
+            b.tail.reset()
+        return out
 
     # --- GET /signals -----------------------------------------------------------------------
     @app.get("/baseline/signals")
@@ -265,14 +366,18 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         return _records(signals.baseline(frame))
 
     @app.get("/optimized/signals")
-    def optimized_signals(symbol: str, start: Ts = None, end: Ts = None) -> list[dict]:
+    async def optimized_signals(
+        request: Request, symbol: str, start: Ts = None, end: Ts = None
+    ) -> Response:
         b = backend()
         b.check_symbols([symbol])
         lo, hi = b.range(start, end)
-        return b.cache.get_or_load(
-            f"signals:{symbol}:{lo}:{hi}",
-            lambda: _records(signals.optimized(b.optimized_bars(symbol, lo, hi))),
-        )
+
+        async def load() -> str:
+            return _json(_records(signals.optimized(await b.optimized_bars(symbol, lo, hi))))
+
+        text = await b.cached(request, f"signals.json:{symbol}:{lo}:{hi}", load)
+        return Response(text, media_type="application/json")
 
     # --- GET /market-data/stream (NDJSON) ----------------------------------------------------
     @app.get("/baseline/market-data/stream")
@@ -287,19 +392,18 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         return StreamingResponse(iter(lines), media_type="application/x-ndjson")
 
     @app.get("/optimized/market-data/stream")
-    def optimized_stream(
-        symbol: str, limit: int = Query(1000, ge=1, le=100_000)
-    ) -> StreamingResponse:
+    async def optimized_stream(
+        request: Request, symbol: str, limit: int = Query(1000, ge=1, le=100_000)
+    ) -> Response:
         b = backend()
         b.check_symbols([symbol])
-        body = b.cache.get_or_load(
-            f"stream:{symbol}:{limit}",
-            lambda: "".join(
-                json.dumps(r) + "\n"
-                for r in _records(b.optimized_bars(symbol, *b.span).head(limit))
-            ),
-        )
-        return StreamingResponse(iter([body]), media_type="application/x-ndjson")
+
+        async def load() -> str:
+            frame = (await b.optimized_bars(symbol, *b.span)).head(limit)
+            return "".join(json.dumps(r) + "\n" for r in _records(frame))
+
+        body = await b.cached(request, f"stream:{symbol}:{limit}", load)
+        return Response(body, media_type="application/x-ndjson")
 
     # --- POST /portfolio/optimize --------------------------------------------------------------
     @app.post("/baseline/portfolio/optimize")
@@ -312,21 +416,19 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         return _allocation(portfolio.baseline(returns, symbols, request.risk_free))
 
     @app.post("/optimized/portfolio/optimize")
-    def optimized_portfolio(request: PortfolioRequest) -> dict:
+    async def optimized_portfolio(http: Request, request: PortfolioRequest) -> JSONResponse:
         b = backend()
         b.check_symbols(request.symbols, "symbols")
         key = "returns:" + ",".join(request.symbols)
 
-        def returns() -> list:
-            frame = _frame(
-                b.db.fetch(
-                    _MANY_SQL.format(marks=_marks(request.symbols)), _params(request.symbols)
-                )
-            )
+        async def returns() -> list:
+            frame = await b.many_bars(request.symbols)
             return portfolio.returns_matrix(frame, request.symbols)[1].tolist()
 
-        matrix = np.asarray(b.cache.get_or_load(key, returns), dtype=float)
-        return _allocation(portfolio.optimized(matrix, request.symbols, request.risk_free))
+        matrix = np.asarray(await b.cached(http, key, returns), dtype=float)
+        return JSONResponse(
+            _allocation(portfolio.optimized(matrix, request.symbols, request.risk_free))
+        )
 
     # --- POST /batch/signals ------------------------------------------------------------------
     @app.post("/baseline/batch/signals")
@@ -341,18 +443,17 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         return out
 
     @app.post("/optimized/batch/signals")
-    def optimized_batch(request: BatchRequest) -> dict:
+    async def optimized_batch(http: Request, request: BatchRequest) -> JSONResponse:
         b = backend()
         b.check_symbols(request.symbols, "symbols")
         wanted = sorted(set(request.symbols))
 
-        def latest() -> dict:
-            frame = _frame(b.db.fetch(_MANY_SQL.format(marks=_marks(wanted)), _params(wanted)))
-            last = signals.optimized(frame).groupby("symbol", sort=False).tail(1)
-            return {r["symbol"]: r for r in _records(last)}
+        async def latest() -> dict:
+            last = signals.optimized(await b.many_bars(wanted)).groupby("symbol", sort=False)
+            return {r["symbol"]: r for r in _records(last.tail(1))}
 
-        found = b.cache.get_or_load("batch:" + ",".join(wanted), latest)
-        return {s: found[s] for s in request.symbols}
+        found = await b.cached(http, "batch:" + ",".join(wanted), latest)
+        return JSONResponse({s: found[s] for s in request.symbols})
 
     if os.environ.get("PERFLAB_SERVICE_DEBUG") == "1":
         stalls = {"n": 0}
@@ -366,7 +467,17 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
                 time.sleep(ms / 1000)  # deliberately blocking
             return {"n": stalls["n"]}
 
+        @app.get("/debug/status")
+        async def status(code: int = Query(503, ge=200, le=599)) -> JSONResponse:
+            """Answers with ``code``: for checking that failures are counted by kind."""
+            return JSONResponse({"status": code}, status_code=code)
+
     return app
+
+
+def _json(value: Any) -> str:
+    """JSON text as Starlette's JSONResponse writes it (compact, no NaN)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def _marks(symbols: list[str]) -> str:
