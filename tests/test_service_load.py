@@ -150,3 +150,29 @@ def test_a_closed_port_gives_counts_not_a_crash():
         port = s.getsockname()[1]
     with pytest.raises(BenchmarkError, match=r"FAILED 100% .*connect error"):
         run_load(f"http://127.0.0.1:{port}/", concurrency=2, duration=0.3, warmup=0, check=False)
+
+
+def test_both_async_database_paths_return_the_runners_rows(service):
+    import asyncio
+
+    from perflab.db import QueryRunner
+    from perflab.service.adb import EngineReader, ThreadReader
+
+    runner = QueryRunner()
+    sql = "SELECT ts, close FROM service_bars WHERE symbol = :symbol ORDER BY ts"
+
+    async def both():
+        engine = EngineReader(runner.read_url, runner.schema)
+        try:
+            a = await engine.fetch(sql, {"symbol": "S0001"})
+            b = await ThreadReader(runner).fetch(sql, {"symbol": "S0001"})
+            return a, b, engine.pool()
+        finally:
+            await engine.aclose()
+
+    try:
+        a, b, pool = asyncio.run(both())
+    finally:
+        runner.close()
+    assert len(a) == 500 and [tuple(r) for r in a] == [tuple(r) for r in b]
+    assert pool["mode"] == "engine" and pool["size"] == 5

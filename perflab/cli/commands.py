@@ -227,6 +227,8 @@ def serve_command(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level="warning",
+        backlog=4096,  # 10,000 users connect at once in the capacity claims
+        timeout_keep_alive=75,  # keep-alive users that send every few seconds stay connected
     )
     return 0
 

@@ -20,7 +20,7 @@ from perflab.urls import sqlalchemy_url
 
 __all__ = ["DEFAULT_MODE", "EngineReader", "ThreadReader", "make_reader"]
 
-DEFAULT_MODE = "engine"
+DEFAULT_MODE = "thread"  # measured: see benchmarks/service_db.py and the CHANGELOG
 
 
 class ThreadReader:

@@ -41,6 +41,7 @@ from perflab.db import QueryRunner
 from perflab.errors import QueryError
 from perflab.service import microbench
 from perflab.service.adb import make_reader
+from perflab.service.limits import raise_file_limit
 from perflab.service.tail import TailWatch
 from perflab.settings import Settings, resolve
 from perflab.workload import bars, load, portfolio, signals
@@ -50,6 +51,7 @@ __all__ = ["MAX_BATCH", "MAX_BODY", "app_from_env", "create_app"]
 log = logging.getLogger("perflab.service")
 MAX_BATCH = 50
 MAX_BODY = 64 * 1024  # bytes of request body; a 50-symbol request is about 1 KB
+MAX_CLIENTS = 16_384  # keep-alive connections the service makes room for (file descriptors)
 MAX_ECHO = 64  # characters of a client's value echoed back in an error
 # bigint: what the ts column holds; a larger bound would reach PostgreSQL and fail there
 Ts = Annotated[int | None, Query(ge=-(2**63), le=2**63 - 1)]
@@ -499,5 +501,7 @@ def _allocation(a: portfolio.Allocation) -> dict:
 
 
 def app_from_env() -> FastAPI:
-    """The app for ``uvicorn --factory`` (``perflab serve``): preset from PERFLAB_SERVICE_PRESET."""
+    """The app for ``uvicorn --factory`` (``perflab serve``): preset from PERFLAB_SERVICE_PRESET.
+    The open-file limit goes up as far as allowed: every keep-alive client holds a socket."""
+    raise_file_limit(MAX_CLIENTS, strict=False)
     return create_app(preset=os.environ.get("PERFLAB_SERVICE_PRESET", "quick"))

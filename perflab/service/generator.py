@@ -9,6 +9,7 @@ drive it on a fake clock."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import selectors
@@ -49,6 +50,7 @@ class Plan:
     parts: int = 1
     start_at: float | None = None
     max_samples: int = 100_000
+    preconnect: bool = False  # open every connection before the start (held users)
 
 
 class Sender(Protocol):
@@ -76,14 +78,16 @@ class _Log:
 
 async def _closed(conn: Sender, data: bytes, clock: Callable[[], int], end: int, log: _Log) -> None:
     due, sent, done, status = log.due.append, log.sent.append, log.done.append, log.status.append
-    while (t0 := clock()) < end:
+    first = True  # every connection sends at least once, even if the loop got going late
+    while (t0 := clock()) < end or first:
+        first = False
         try:
             code = await conn.request(data)
         except RequestFailed as err:
             code = log.fail(err.kind)
             if err.kind.startswith("Connect"):
                 await asyncio.sleep(0.01)  # a closed port would otherwise spin the loop
-        due(t0)
+        due(min(t0, end - 1))  # a late first send counts in the last round
         sent(t0)
         done(clock())
         status(code)
@@ -253,6 +257,19 @@ def run_part(plan: Plan) -> dict[str, Any]:
     return box["out"]
 
 
+async def _connect_all(conns: list[Connection], at_once: int = 256) -> None:
+    """Open every connection, ``at_once`` at a time (a listen backlog overflows otherwise);
+    one that fails is retried by its first request, which counts the failure."""
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(c: Connection) -> None:
+        async with gate:
+            with contextlib.suppress(RequestFailed):
+                await c.connect()
+
+    await asyncio.gather(*(one(c) for c in conns))
+
+
 def _loop_factory(connections: int) -> Callable[[], asyncio.AbstractEventLoop]:
     """A select() loop for few connections (microsecond timers: requests leave on time), the
     default epoll loop for many (select() stops at 1,024 descriptors)."""
@@ -267,9 +284,12 @@ async def _live(plan: Plan) -> dict[str, Any]:
     stop = asyncio.Event()
     sweeper = asyncio.ensure_future(_Sweeper(conns, plan.timeout).run(stop))
     try:
+        if plan.preconnect:
+            await _connect_all(conns)
         start = None
         if plan.start_at is not None:
             start = time.perf_counter_ns() + int((plan.start_at - time.time()) * 1e9)
+            start = max(start, time.perf_counter_ns())  # a long preconnect: from now
         return await run_plan(plan, conns, start=start)
     finally:
         stop.set()

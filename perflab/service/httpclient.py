@@ -106,6 +106,8 @@ class Connection(asyncio.Protocol):
         if self.transport is None or not self.keep_alive:
             self.close()
             await self.connect()
+        if self.transport is None:  # accepted, then closed before we wrote a byte
+            raise RequestFailed("RemoteProtocolError", "server closed the connection")
         loop = asyncio.get_running_loop()
         self.waiter = waiter = loop.create_future()
         self.sent_at = loop.time()

@@ -105,6 +105,7 @@ def run_load(
     scheduler: str | None = None,
     max_samples: int = 100_000,
     headers: dict[str, str] | None = None,
+    preconnect: bool = False,
 ) -> bench.Result:
     """Load ``url`` for ``duration`` seconds (after ``warmup`` seconds not counted) over
     ``concurrency`` keep-alive connections and return every request's latency. Closed loop,
@@ -139,6 +140,7 @@ def run_load(
     processes = min(processes, concurrency)
     if check:
         preflight(url, timeout=min(timeout, 5.0))
+    # ``preconnect``: every connection is opened before the start and held (keep-alive users)
     if rate is not None and int(duration * rate) < rounds:
         raise ConfigurationError(
             f"rate {rate:g}/s for {duration:g} s schedules fewer requests than the {rounds} "
@@ -154,7 +156,7 @@ def run_load(
     plans = [
         Plan(url=url, request=request, connections=n, rate=rate, duration=duration,
              warmup=warmup, rounds=rounds, timeout=timeout, part=i, parts=processes,
-             max_samples=max_samples)
+             max_samples=max_samples, preconnect=preconnect)
         for i, n in enumerate(shares)
     ]  # fmt: skip
     show = sys.stderr.isatty() if progress is None else progress

@@ -26,7 +26,15 @@ from perflab.bench import stats
 from perflab.errors import ServerError
 from perflab.service.load import run_load
 
-__all__ = ["ENDPOINTS", "api_table", "capacity_curve", "running_service", "terminate"]
+__all__ = [
+    "ENDPOINTS",
+    "api_table",
+    "capacity_curve",
+    "combine",
+    "running_service",
+    "service_process",
+    "terminate",
+]
 
 # (label, method, path, body, the seed's claimed baseline ms, claimed optimised ms)
 _FIVE = {"symbols": ["S0001", "S0002", "S0003", "S0004", "S0005"]}
@@ -45,6 +53,15 @@ def running_service(
 ) -> Iterator[str]:
     """``perflab serve`` on a free port for the duration of the block; yields its base URL.
     ``env`` adds variables for the service process (e.g. another PERFLAB_STATE_DIR)."""
+    with service_process(preset, workers, env) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def service_process(
+    preset: str = "quick", workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """:func:`running_service`, yielding (base URL, the service's process)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -70,7 +87,7 @@ def running_service(
             if time.monotonic() > deadline:
                 raise ServerError(f"the service did not answer on {base} within 120 s")
             time.sleep(0.2)
-        yield base
+        yield base, proc
     finally:
         terminate(proc)
 
@@ -120,15 +137,18 @@ def api_table(
                 parts[arm].append(
                     run_load(f"{base}/{variant}{path}", method=method, json_body=body,
                              concurrency=concurrency, duration=duration / rounds,
-                             warmup=warmup if i == 0 else min(warmup, 0.1), rounds=1,
+                             warmup=warmup if i == 0 else 0.0, rounds=1,
                              headers=COLD if arm == "optimized cold" else None)
                 )  # fmt: skip
                 if arm == "optimized warm":
                     tails.append(_tail(base))
         together = uuid.uuid4().hex  # the arms' rounds were interleaved
-        b, cold, warm = (combine(parts[arm], together) for arm in ARMS)
+        b, cold, warm = (
+            dataclasses.replace(combine(parts[arm], together), name=f"{label} ({arm})")
+            for arm in ARMS
+        )
         for arm, r in zip(ARMS, (b, cold, warm), strict=True):
-            r.params["arm"] = arm
+            r.params.update(arm=arm, endpoint=label)
         results += [b, cold, warm]
         row: dict = {
             "endpoint": label,
