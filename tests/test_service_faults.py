@@ -13,7 +13,7 @@ import pytest
 
 from perflab.errors import BenchmarkError
 from perflab.service import run_load, running_service
-from perflab.service.app import MAX_BODY, MAX_ECHO
+from perflab.service.requests import MAX_BODY, MAX_ECHO
 from perflab.service.load import failures
 
 from .conftest import perflab_cli

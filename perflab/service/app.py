@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import os
@@ -31,7 +30,6 @@ import psycopg
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field, field_validator
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
@@ -39,9 +37,18 @@ from perflab import servers
 from perflab.cache import MemoryTier, RedisTier, TieredCache
 from perflab.db import QueryRunner
 from perflab.errors import QueryError
-from perflab.service import microbench
 from perflab.service.adb import make_reader
 from perflab.service.limits import raise_file_limit
+from perflab.service.ops import add_ops_routes
+from perflab.service.requests import (
+    MAX_BATCH,
+    MAX_BODY,
+    BatchRequest,
+    BodyLimit,
+    PortfolioRequest,
+    echo,
+    validation_errors,
+)
 from perflab.service.tail import TailWatch
 from perflab.settings import Settings, resolve
 from perflab.workload import bars, load, portfolio, signals
@@ -49,10 +56,7 @@ from perflab.workload import bars, load, portfolio, signals
 __all__ = ["MAX_BATCH", "MAX_BODY", "app_from_env", "create_app"]
 
 log = logging.getLogger("perflab.service")
-MAX_BATCH = 50
-MAX_BODY = 64 * 1024  # bytes of request body; a 50-symbol request is about 1 KB
 MAX_CLIENTS = 16_384  # keep-alive connections the service makes room for (file descriptors)
-MAX_ECHO = 64  # characters of a client's value echoed back in an error
 # bigint: what the ts column holds; a larger bound would reach PostgreSQL and fail there
 Ts = Annotated[int | None, Query(ge=-(2**63), le=2**63 - 1)]
 TABLE = "service_bars"
@@ -60,87 +64,6 @@ _BARS_SQL = f"SELECT symbol, ts, open, high, low, close, volume FROM {TABLE} WHE
 _MANY_SQL = f"SELECT symbol, ts, open, high, low, close, volume FROM {TABLE} WHERE symbol IN ({{marks}}) ORDER BY symbol, ts"  # noqa: E501
 _COUNT_SQL = f"SELECT count(*) FROM {TABLE}"
 COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume"]
-
-
-class PortfolioRequest(BaseModel):
-    symbols: list[str] = Field(min_length=2, max_length=MAX_BATCH)
-    # allow_inf_nan=False: NaN, Infinity and 1e400 (inf once parsed) are rejected by the model
-    risk_free: float = Field(default=0.0, ge=-0.01, le=0.01, allow_inf_nan=False)
-
-    @field_validator("symbols")
-    @classmethod
-    def distinct(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("symbols must be distinct")
-        return value
-
-
-class BatchRequest(BaseModel):
-    symbols: list[str] = Field(min_length=1, max_length=MAX_BATCH)
-
-
-def _echo(value: Any) -> Any:
-    """A client's value as it may appear in an error body: JSON-safe (a NaN or Infinity would
-    make the error itself unserialisable) and at most MAX_ECHO characters (never a 10 MB
-    symbol back)."""
-    if value is None or (isinstance(value, bool | int) and abs(value) < 10**15):
-        return value
-    if isinstance(value, float) and np.isfinite(value):
-        return value
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= MAX_ECHO else f"{text[:MAX_ECHO]}… ({len(text)} characters)"
-
-
-def _validation_errors(errors: Any) -> list[dict[str, Any]]:
-    """FastAPI's validation errors with every echoed input and context made safe (_echo)."""
-    out = []
-    for e in errors:
-        item = {"type": e.get("type"), "loc": [_echo(p) for p in e.get("loc", ())]}
-        item["msg"] = _echo(str(e.get("msg", "")))
-        if "input" in e:
-            item["input"] = _echo(e["input"])
-        if e.get("ctx"):
-            item["ctx"] = {str(k): _echo(v if isinstance(v, str | int | float) else str(v))
-                           for k, v in e["ctx"].items()}  # fmt: skip
-        out.append(item)
-    return out
-
-
-class BodyLimit:
-    """Refuses request bodies over ``limit`` bytes with 413, whether announced by
-    Content-Length or streamed without one, before the app reads them whole."""
-
-    def __init__(self, app: Any, limit: int = MAX_BODY) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > self.limit:
-            await JSONResponse(self._detail(declared.decode("latin-1")), 413)(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited() -> dict:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:  # FastAPI passes an HTTPException from here through as is
-                raise HTTPException(413, detail=self._detail(f"over {seen}"))
-            return message
-
-        await self.app(scope, limited, send)
-
-    def _detail(self, size: str) -> dict:
-        return {
-            "detail": {
-                "field": "body",
-                "error": f"request body of {_echo(size)} bytes is over the {self.limit}-byte "
-                "limit; send fewer symbols per request",
-            }
-        }
 
 
 def _frame(rows: list) -> pd.DataFrame:
@@ -180,7 +103,7 @@ class Backend:
         unknown = [s for s in symbols if s not in self.symbols]
         if unknown:
             raise HTTPException(
-                404, detail={"field": field, "error": f"unknown symbol {_echo(unknown[0])!r}"}
+                404, detail={"field": field, "error": f"unknown symbol {echo(unknown[0])!r}"}
             )
 
     def range(self, start: int | None, end: int | None) -> tuple[int, int]:
@@ -240,7 +163,7 @@ class Backend:
             await asyncio.wait_for(self.redis.aclient.ping(), 1.0)
             out["redis"] = {"ok": True, "ms": round((time.perf_counter() - t0) * 1e3, 3)}
         except (RedisError, OSError, TimeoutError) as err:
-            out["redis"] = {"ok": False, "error": _echo(f"{type(err).__name__}: {err}")}
+            out["redis"] = {"ok": False, "error": echo(f"{type(err).__name__}: {err}")}
         t0 = time.perf_counter()
         try:
             rows = await asyncio.wait_for(self.reader.fetch(_COUNT_SQL, {}), 2.0)
@@ -250,7 +173,7 @@ class Backend:
                 "ms": round((time.perf_counter() - t0) * 1e3, 3),
             }
         except (QueryError, OSError, TimeoutError) as err:
-            out["database"] = {"ok": False, "error": _echo(f"{type(err).__name__}: {err}")}
+            out["database"] = {"ok": False, "error": echo(f"{type(err).__name__}: {err}")}
         out["pool"] = {"ok": True, "optimized": self.reader.pool()}
         return out
 
@@ -288,74 +211,9 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler echoes the input whole: NaN makes it unserialisable (a 500)
-        return JSONResponse({"detail": _validation_errors(exc.errors())}, status_code=422)
+        return JSONResponse({"detail": validation_errors(exc.errors())}, status_code=422)
 
-    @app.get("/ping")
-    async def ping() -> dict:
-        """No dependency at all: the cheapest answer the service gives (generator checks)."""
-        return {"ok": True}
-
-    @app.get("/health")
-    async def health() -> JSONResponse:
-        b = backend()
-        deps = await b.dependencies()
-        ok = all(d["ok"] for d in deps.values())
-        body = {
-            "status": "ok" if ok else "degraded",
-            "symbols": len(b.symbols),
-            "rows": deps["database"].get("rows"),
-            "dependencies": deps,
-        }
-        return JSONResponse(body, status_code=200 if ok else 503)
-
-    @app.post("/benchmark/{suite}")
-    async def benchmark(
-        suite: str,
-        request: Request,
-        seconds: float = Query(0.5, gt=0, le=microbench.MAX_SECONDS),
-    ) -> JSONResponse:
-        b = backend()
-        token = os.environ.get(microbench.TOKEN_ENV)
-        if not token:
-            raise HTTPException(
-                404,
-                detail={"error": f"the benchmark endpoint is off; set {microbench.TOKEN_ENV}"},
-            )
-        given = request.headers.get(microbench.TOKEN_HEADER, "")
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(
-                403, detail={"field": microbench.TOKEN_HEADER, "error": "missing or wrong token"}
-            )
-        if suite not in microbench.SUITES:
-            known = ", ".join(sorted(microbench.SUITES))
-            raise HTTPException(
-                404,
-                detail={"field": "suite", "error": f"unknown suite {_echo(suite)!r}; use {known}"},
-            )
-        if b.bench_busy:
-            raise HTTPException(429, detail={"error": "a benchmark is running; try again later"})
-        b.bench_busy = True
-        try:
-            results = await microbench.SUITES[suite](b, seconds)
-        finally:
-            b.bench_busy = False
-        return JSONResponse({"suite": suite, "results": [r.to_dict() for r in results]})
-
-    @app.get("/metrics")
-    def metrics() -> dict:
-        b = backend()
-        cache = b.cache.stats().reset_index().replace({np.nan: None}).to_dict(orient="records")
-        pools = b.db.stats().reset_index().to_dict(orient="records")
-        return {"cache": cache, "pools": pools}
-
-    @app.get("/metrics/tail")
-    async def tail(reset: bool = False) -> dict:
-        """GC pauses, event-loop stalls and cache loads since the last reset."""
-        b = backend()
-        out = b.tail.snapshot()
-        if reset:
-            b.tail.reset()
-        return out
+    add_ops_routes(app, backend)
 
     # --- GET /signals -----------------------------------------------------------------------
     @app.get("/baseline/signals")
@@ -456,23 +314,6 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
 
         found = await b.cached(http, "batch:" + ",".join(wanted), latest)
         return JSONResponse({s: found[s] for s in request.symbols})
-
-    if os.environ.get("PERFLAB_SERVICE_DEBUG") == "1":
-        stalls = {"n": 0}
-
-        @app.get("/debug/stall")
-        async def stall(every: int = 100, ms: float = 50.0) -> dict:
-            """Every ``every``-th request takes ``ms`` longer, blocking the whole event loop:
-            for checking that the load generator counts the requests queued behind it."""
-            stalls["n"] += 1
-            if stalls["n"] % every == 0:
-                time.sleep(ms / 1000)  # deliberately blocking
-            return {"n": stalls["n"]}
-
-        @app.get("/debug/status")
-        async def status(code: int = Query(503, ge=200, le=599)) -> JSONResponse:
-            """Answers with ``code``: for checking that failures are counted by kind."""
-            return JSONResponse({"status": code}, status_code=code)
 
     return app
 
