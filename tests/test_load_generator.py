@@ -149,3 +149,23 @@ def test_verdict_names_each_limit_and_clears_a_lean_generator():
     assert verdict(cpu_fraction=0.2, lag_p99_ns=0.3 * MS, own_late_p99_ns=0.1 * MS) == (False, "")
     saturated, reason = verdict(cpu_fraction=0.97, lag_p99_ns=6 * MS, own_late_p99_ns=None)
     assert saturated and "97% of a core" in reason and "6.0 ms late" in reason
+
+
+def test_the_event_loop_fits_the_run():
+    import selectors
+
+    from perflab.errors import ConfigurationError
+    from perflab.service.generator import loop_factory
+
+    few_open = loop_factory(16, open_loop=True)()
+    try:  # microsecond timers for a schedule: select(), not epoll's whole milliseconds
+        assert isinstance(few_open._selector, selectors.SelectSelector)
+    finally:
+        few_open.close()
+    closed = loop_factory(16, open_loop=False)()
+    try:
+        assert type(closed).__module__.startswith(("uvloop", "asyncio"))
+    finally:
+        closed.close()
+    with pytest.raises(ConfigurationError, match="loop must be"):
+        loop_factory(1, open_loop=False, loop="trio")

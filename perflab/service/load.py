@@ -106,6 +106,7 @@ def run_load(
     max_samples: int = 100_000,
     headers: dict[str, str] | None = None,
     preconnect: bool = False,
+    loop: str = "auto",
 ) -> bench.Result:
     """Load ``url`` for ``duration`` seconds (after ``warmup`` seconds not counted) over
     ``concurrency`` keep-alive connections and return every request's latency. Closed loop,
@@ -156,7 +157,7 @@ def run_load(
     plans = [
         Plan(url=url, request=request, connections=n, rate=rate, duration=duration,
              warmup=warmup, rounds=rounds, timeout=timeout, part=i, parts=processes,
-             max_samples=max_samples, preconnect=preconnect)
+             max_samples=max_samples, preconnect=preconnect, loop=loop)
         for i, n in enumerate(shares)
     ]  # fmt: skip
     show = sys.stderr.isatty() if progress is None else progress
@@ -179,6 +180,7 @@ def run_load(
         concurrency=concurrency,
     )  # fmt: skip
     gen = result.params["generator"]
+    gen["loop"] = loop
     if gen["saturated"] and progress is not False:
         print(
             f"perflab load: {url}: the client, not the server, was the limit ({gen['reason']})",
