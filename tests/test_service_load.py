@@ -176,3 +176,16 @@ def test_both_async_database_paths_return_the_runners_rows(service):
         runner.close()
     assert len(a) == 500 and [tuple(r) for r in a] == [tuple(r) for r in b]
     assert pool["mode"] == "engine" and pool["size"] == 5
+
+
+def test_load_cli_names_a_bad_scheduler_or_process_count_in_one_line():
+    from .conftest import perflab_cli
+
+    for args, culprit in (
+        (("--scheduler", "tcp://127.0.0.1:1"), "--scheduler tcp://127.0.0.1:1"),
+        (("--processes", "0"), "--processes"),
+    ):
+        done = perflab_cli("load", "http://127.0.0.1:9/", "--duration", "1", *args, timeout=60)
+        assert done.returncode == 2, done.stderr
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith("perflab: error:") and culprit in line

@@ -218,7 +218,11 @@ def _tail_columns(tails: list[dict]) -> dict:
         "warm GC max ms": max((t["gc"][g]["max_ms"] for t in tails for g in "012"), default=0),
         "warm GC total ms": sum(t["gc"][g]["total_ms"] for t in tails for g in "012"),
         "warm loop stalls": sum(t["stalls"]["n"] for t in tails),
+        "warm stalls held": sum(t["stalls"]["held"]["n"] for t in tails),
+        "warm stalls preempted": sum(t["stalls"]["preempted"]["n"] for t in tails),
+        "warm stalls blocked": sum(t["stalls"]["blocked"]["n"] for t in tails),
         "warm stall max ms": max((t["stalls"]["max_ms"] for t in tails), default=0),
+        "warm held stall max ms": max((t["stalls"]["held"]["max_ms"] for t in tails), default=0),
         "warm cache loads": sum(t["loads"]["n"] for t in tails),
         "warm load max ms": max((t["loads"]["max_ms"] for t in tails), default=0),
     }

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["STALL_MS", "TailWatch"]
+__all__ = ["STALL_MS", "TailWatch", "stall_cause"]
 
 STALL_MS = 2.0  # a probe that wakes this much late found the loop held (epoll adds up to 1 ms)
 TICK = 0.005
@@ -32,6 +33,36 @@ class _Counter:
         return {"n": self.n, "total_ms": round(self.total_ms, 3), "max_ms": round(self.max_ms, 3)}
 
 
+def stall_cause(late_ms: float, ran_ms: float, waited_ms: float) -> str:
+    """``held``, ``preempted`` or ``blocked``: whichever of running, waiting for a core and
+    neither (blocked) took the largest share of a stall."""
+    blocked_ms = max(0.0, late_ms - ran_ms - waited_ms)
+    shares = {"held": ran_ms, "preempted": waited_ms, "blocked": blocked_ms}
+    return max(shares, key=shares.__getitem__)
+
+
+class _Schedstat:
+    """This thread's (CPU ns, run-queue wait ns) from /proc/thread-self/schedstat; where that
+    is missing, (thread CPU time, 0): stalls that did not run then count as blocked."""
+
+    def __init__(self) -> None:
+        try:
+            self.fd: int | None = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        except OSError:
+            self.fd = None
+
+    def read(self) -> tuple[int, int]:
+        if self.fd is None:
+            return time.thread_time_ns(), 0
+        ran, waited, _ = os.pread(self.fd, 128, 0).split()
+        return int(ran), int(waited)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 class TailWatch:
     """Counters of GC pauses (by generation), loop stalls and cache loads since the last reset."""
 
@@ -43,6 +74,9 @@ class TailWatch:
     def reset(self) -> None:
         self.gc = {g: _Counter() for g in (0, 1, 2)}
         self.stalls = _Counter()
+        self.held = _Counter()  # stalls during which the loop's thread ran
+        self.preempted = _Counter()  # stalls during which it waited for a core
+        self.blocked = _Counter()  # stalls during which it neither ran nor waited: blocked
         self.loads = _Counter()
         self.since = time.time()
 
@@ -55,12 +89,25 @@ class TailWatch:
 
     # --- loop stalls --------------------------------------------------------------------------
     async def _probe(self) -> None:
-        while True:
-            t0 = time.perf_counter()
-            await asyncio.sleep(TICK)
-            late_ms = (time.perf_counter() - t0 - TICK) * 1e3
-            if late_ms > STALL_MS:
-                self.stalls.add(late_ms)
+        """Each stall by what the loop's thread did meanwhile (Linux ``schedstat``: its CPU
+        time and its time waiting in a run queue): *held* when it mostly ran (code on the loop
+        kept it), *preempted* when it mostly waited for a core (the machine, not the
+        service), *blocked* otherwise (a blocking call on the loop: sleep, sync I/O)."""
+        stat = _Schedstat()
+        try:
+            while True:
+                t0, (run0, wait0) = time.perf_counter(), stat.read()
+                await asyncio.sleep(TICK)
+                late_ms = (time.perf_counter() - t0 - TICK) * 1e3
+                if late_ms > STALL_MS:
+                    run1, wait1 = stat.read()
+                    self.stalls.add(late_ms)
+                    self._kind(late_ms, (run1 - run0) / 1e6, (wait1 - wait0) / 1e6).add(late_ms)
+        finally:
+            stat.close()
+
+    def _kind(self, late_ms: float, ran_ms: float, waited_ms: float) -> _Counter:
+        return getattr(self, stall_cause(late_ms, ran_ms, waited_ms))
 
     def start(self) -> None:
         gc.callbacks.append(self._on_gc)
@@ -89,6 +136,12 @@ class TailWatch:
         return {
             "seconds": round(time.time() - self.since, 3),
             "gc": {str(g): c.as_dict() for g, c in self.gc.items()},
-            "stalls": {**self.stalls.as_dict(), "threshold_ms": STALL_MS},
+            "stalls": {
+                **self.stalls.as_dict(),
+                "threshold_ms": STALL_MS,
+                "held": self.held.as_dict(),
+                "preempted": self.preempted.as_dict(),
+                "blocked": self.blocked.as_dict(),
+            },
             "loads": self.loads.as_dict(),
         }
