@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 
+import numpy as np
 from loadgen import aiohttp_loop, ours, wrk
 
 from perflab import servers
+from perflab.bench import stats
 from perflab.service import (
     ENDPOINTS,
     api_table,
@@ -43,16 +45,32 @@ def main() -> None:
     a = p.parse_args()
     with running_service("quick") as base:
         url = f"{base}/health"
-        for rep in range(a.reps):
-            w = wrk(url, a.connections, 8)
-            o_rate, o_cpu, gen = ours(url, a.connections, 8)
-            h_rate, h_cpu = aiohttp_loop(url, a.connections, 8)
+        rates: dict[str, list[float]] = {"wrk": [], "perflab": [], "aiohttp": []}
+        for rep in range(a.reps):  # the order rotates: a slow spell falls on each in turn
+            got: dict = {}
+            names = ["wrk", "perflab", "aiohttp"]
+            for name in names[rep % 3 :] + names[: rep % 3]:
+                if name == "wrk":
+                    got["wrk"] = wrk(url, a.connections, 8)
+                elif name == "perflab":
+                    got["perflab"] = ours(url, a.connections, 8)
+                else:
+                    got["aiohttp"] = aiohttp_loop(url, a.connections, 8)
+            w, (o_rate, o_cpu, gen), (h_rate, h_cpu) = got["wrk"], got["perflab"], got["aiohttp"]
+            rates["wrk"].append(w or float("nan"))
+            rates["perflab"].append(o_rate)
+            rates["aiohttp"].append(h_rate)
             show(target="ceiling /health", rep=rep, connections=a.connections, wrk_req_s=w,
                  perflab_req_s=o_rate, perflab_cpu_us=o_cpu,
                  perflab_vs_wrk=o_rate / w if w else None,
                  perflab_saturated=gen["saturated"], perflab_reason=gen["reason"],
                  perflab_loop_lag_p99_ms=gen["loop_lag_p99_ms"],
                  aiohttp_req_s=h_rate, aiohttp_cpu_us=h_cpu)  # fmt: skip
+        if a.reps >= 2 and all(x == x for x in rates["wrk"]):
+            for name in ("perflab", "aiohttp"):
+                r = stats.replicate_ratio(np.array(rates["wrk"]), np.array(rates[name]))
+                show(target=f"{name} / wrk req/s", ratio=r.ratio, ci=(r.ci_low, r.ci_high),
+                     reps=a.reps)  # fmt: skip
         r = run_load(f"{base}/ping", rate=a.rate, concurrency=32, duration=8, warmup=1)
         show(target=f"open loop {a.rate:g}/s /ping", **r.params["generator"],
              statuses=r.params["statuses"], p99_ms=r.summary()["p99"] / 1e6)  # fmt: skip

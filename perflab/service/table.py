@@ -265,6 +265,7 @@ def capacity_curve(
     explode: float = 10.0,
     method: str = "GET",
     json_body: object = None,
+    warmup: float = 0.3,
 ) -> pd.DataFrame:
     """Throughput and p99 as closed-loop concurrency rises; stops once p99 exceeds ``explode``
     times its value at the first level, or errors appear."""
@@ -276,7 +277,7 @@ def capacity_curve(
             json_body=json_body,
             concurrency=level,
             duration=duration,
-            warmup=0.3,
+            warmup=warmup,
         )
         s = r.summary()
         failures = sum(r.params["errors"].values()) + _non_2xx(r)

@@ -52,9 +52,9 @@ def _ceiling(base: str, seconds: float, warmup: float, connections: int) -> dict
     return {"checks": out, "result": ours}
 
 
-def _lateness(base: str, rate: float, seconds: float) -> dict:
+def _lateness(base: str, rate: float, seconds: float, warmup: float) -> dict:
     """The open-loop schedule's accuracy at ``rate`` req/s on /ping (no dependencies)."""
-    r = run_load(f"{base}/ping", rate=rate, concurrency=32, duration=seconds, warmup=0.5,
+    r = run_load(f"{base}/ping", rate=rate, concurrency=32, duration=seconds, warmup=warmup,
                  progress=False)  # fmt: skip
     gen = r.params["generator"]
     return {
@@ -75,17 +75,20 @@ def _lateness(base: str, rate: float, seconds: float) -> dict:
     processes=1,  # the service is a process of its own; its rounds interleave the arms
 )
 def api(quick: bool) -> SuiteRun:
-    duration, warmup = (0.9, 0.3) if quick else (8.0, 1.0)
+    duration, warmup = (0.6, 0.2) if quick else (8.0, 1.0)
     levels = (1, 2, 4, 8) if quick else (1, 2, 4, 8, 16, 32, 64)
     with running_service("quick") as base:
         table, results = api_table(
             base, concurrency=8, duration=duration, warmup=warmup, rounds=3 if quick else 6
         )
         curve = capacity_curve(
-            f"{base}/optimized/signals?symbol=S0001", levels=levels, duration=0.5 if quick else 3.0
+            f"{base}/optimized/signals?symbol=S0001",
+            levels=levels,
+            duration=0.3 if quick else 3.0,
+            warmup=0.1 if quick else 0.3,
         )
         ceiling = _ceiling(base, max(duration, 1.0), warmup, 16)
-        late = _lateness(base, 300.0 if quick else 1000.0, 1.0 if quick else 8.0)
+        late = _lateness(base, 300.0 if quick else 1000.0, 0.8 if quick else 8.0, warmup)
     checks: dict = {}
     for endpoint, row in table.iterrows():
         key = endpoint.split(" ", 1)[1].strip("/").replace("/", "_")
