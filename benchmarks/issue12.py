@@ -47,7 +47,8 @@ def main() -> None:
     with running_service("quick") as base:
         url = f"{base}/health"
         rates: dict[str, list[float]] = {"wrk": [], "perflab": [], "aiohttp": []}
-        for rep in range(0 if a.only_signals else a.reps):  # the order rotates: a slow spell falls on each in turn
+        # the order rotates: a slow spell falls on each in turn
+        for rep in range(0 if a.only_signals else a.reps):
             got: dict = {}
             names = ["wrk", "perflab", "aiohttp"]
             for name in names[rep % 3 :] + names[: rep % 3]:
@@ -85,7 +86,8 @@ def main() -> None:
             "optimized warm max ms", "optimized cold p50 ms", "speedup p50 warm",
             "speedup warm 95% CI", "warm GC pauses", "warm GC max ms", "warm loop stalls",
             "warm stall max ms", "warm stalls held", "warm stalls preempted",
-            "warm stalls blocked", "warm held stall max ms", "warm cache loads", "warm load max ms", "generator saturated")},
+            "warm stalls blocked", "warm held stall max ms", "warm cache loads",
+            "warm load max ms", "generator saturated")},
             p99_over_p50=row["optimized warm p99 ms"] / row["optimized warm p50 ms"])  # fmt: skip
     if not a.skip_capacity:
         frame = capacity_claims(servers.start(resolve()).database_url, users=(1_000, 10_000),
