@@ -79,7 +79,7 @@ def api(quick: bool) -> SuiteRun:
     levels = (1, 2, 4, 8) if quick else (1, 2, 4, 8, 16, 32, 64)
     with running_service("quick") as base:
         table, results = api_table(
-            base, concurrency=8, duration=duration, warmup=warmup, rounds=3 if quick else 6
+            base, concurrency=8, duration=duration, warmup=warmup, rounds=2 if quick else 6
         )
         curve = capacity_curve(
             f"{base}/optimized/signals?symbol=S0001",
