@@ -189,3 +189,21 @@ def test_load_cli_names_a_bad_scheduler_or_process_count_in_one_line():
         assert done.returncode == 2, done.stderr
         [line] = done.stderr.strip().splitlines()
         assert line.startswith("perflab: error:") and culprit in line
+
+
+def test_capacity_claims_measure_both_variants_in_fresh_services():
+    from perflab import servers
+    from perflab.service import capacity_claims, summarise_capacity
+    from perflab.settings import resolve
+
+    url = servers.start(resolve()).database_url
+    frame = capacity_claims(url, users=(20,), per_user_rate=1.0, duration=1.0, warmup=0.3,
+                            replicates=2)  # fmt: skip
+    assert sorted(frame["variant"]) == ["baseline", "baseline", "optimized", "optimized"]
+    assert (frame["failed"] == 0).all() and (frame["requests"] == 20).all()
+    assert (frame["peak_rss_mb"] > 0).all() and (frame["peak_db_connections"] >= 1).all()
+    figures = summarise_capacity(frame)
+    assert figures["users_served/baseline"] == figures["users_served/optimized"] == 20
+    assert figures["users_served_ratio"] == 1.0
+    ratio, low, high = figures["rss_ratio"]
+    assert low <= ratio <= high
