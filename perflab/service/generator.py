@@ -283,14 +283,14 @@ async def _connect_all(conns: list[Connection], at_once: int = 256) -> None:
 def loop_factory(
     connections: int, *, open_loop: bool, loop: str = "auto"
 ) -> Callable[[], asyncio.AbstractEventLoop]:
-    """The event loop a part runs on. ``auto``: an open loop with few connections gets a
-    select() loop (microsecond timers: requests leave on time; select() stops at 1,024
-    descriptors); anything else uvloop when installed (about half the loop's CPU per request)
-    or asyncio's epoll loop. ``uvloop``, ``select``, ``asyncio`` force one."""
+    """The event loop a part runs on. ``auto``: uvloop when installed (measured at 1,000 req/s
+    open loop, 32 connections: 89 µs of client CPU per request and p99 send lateness 4–5 ms
+    on a loaded machine, where a select() loop took 135–165 µs and 5–7 ms); without it, a
+    select() loop for an open loop with few connections (asyncio's epoll timers round up to
+    whole milliseconds; select() takes microseconds but stops at 1,024 descriptors), asyncio's
+    epoll loop otherwise. ``uvloop``, ``select``, ``asyncio`` force one."""
     if loop not in ("auto", "uvloop", "select", "asyncio"):
         raise ConfigurationError(f"loop must be auto, uvloop, select or asyncio, got {loop!r}")
-    if loop == "select" or (loop == "auto" and open_loop and connections <= SELECT_MAX):
-        return lambda: asyncio.SelectorEventLoop(selectors.SelectSelector())
     if loop in ("auto", "uvloop"):
         try:
             import uvloop
@@ -301,6 +301,8 @@ def loop_factory(
                 ) from None
         else:
             return uvloop.new_event_loop
+    if loop == "select" or (open_loop and connections <= SELECT_MAX):
+        return lambda: asyncio.SelectorEventLoop(selectors.SelectSelector())
     return asyncio.new_event_loop
 
 
