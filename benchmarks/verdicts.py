@@ -9,7 +9,9 @@
 
 Run: ``.venv/bin/python benchmarks/verdicts.py [--load] [--runs 6] [--file-runs 10]``;
 ``--load`` keeps one other CPU-bound process spinning throughout (``python -c "while True:
-pass"``), as on a busy CI runner. Figures go to ``outputs/benchmarks/verdicts-*.json``.
+pass"``), as on a busy CI runner. Figures go to ``outputs/benchmarks/verdicts-*.json``, the
+runs themselves beside them (``verdicts-*-runs/``); ``--rejudge DIR`` judges saved runs again
+with and without the stray-replicate rule (``stats.STRAY``), side by side on the same data.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -47,29 +48,60 @@ def _bench(args: list[str], out: Path, env: dict | None = None) -> float:
     return time.perf_counter() - t0
 
 
+PROCESSES: list[str] = []  # ["--processes", "N"] when given on the command line
+
+
+RUN_NOISE: dict[str, tuple[float, int]] = {}  # name -> (sd, runs), as a history would know it
+
+
 def _verdicts(a: Path, b: Path) -> list[str]:
     from perflab.bench import compare
     from perflab.suites import load_results
 
     base = {r.name: r for r in load_results(a)}
-    return [compare(base[r.name], r).verdict for r in load_results(b) if r.name in base]
+    return [
+        compare(base[r.name], r, run_noise=RUN_NOISE.get(r.name)).verdict
+        for r in load_results(b)
+        if r.name in base
+    ]
+
+
+def _learn_run_noise(files: list[Path]) -> None:
+    """What ``History.run_noise`` would know had these runs been saved with ``--save``."""
+    from perflab.bench import changepoint
+    from perflab.suites import load_results
+
+    figures: dict[str, list[float]] = collections.defaultdict(list)
+    for f in files:
+        for r in load_results(f):
+            figures[r.name].append(r.figure)
+    RUN_NOISE.update({k: (changepoint.noise_floor(v), len(v)) for k, v in figures.items()})
+
+
+def _tally(pairs: list[tuple[Path, Path]]) -> collections.Counter:
+    counts: collections.Counter = collections.Counter()
+    for a, b in pairs:
+        counts.update(_verdicts(a, b))
+    return counts
 
 
 def separate_data_runs(tmp: Path, runs: int) -> dict:
     files, seconds = [], []
     for i in range(runs):
         files.append(tmp / f"data-{i}.json")
-        seconds.append(_bench(["data", "--quick"], files[-1]))
-    counts: collections.Counter = collections.Counter()
-    for a, b in itertools.combinations(files, 2):
-        counts.update(_verdicts(a, b))
+        seconds.append(_bench(["data", "--quick", *PROCESSES], files[-1]))
+    return {"seconds_per_run": sorted(seconds), **judge_data(files)}
+
+
+def judge_data(files: list[Path]) -> dict:
+    runs = len(files)
+    counts = _tally(list(itertools.combinations(files, 2)))
     return {
         "runs": runs,
         "pairs": runs * (runs - 1) // 2,
         "verdicts": dict(counts),
         "false": counts["faster"] + counts["slower"],
         "total": sum(counts.values()),
-        "seconds_per_run": sorted(seconds),
     }
 
 
@@ -79,19 +111,18 @@ def separate_file_runs(tmp: Path, runs: int) -> dict:
     base, slow = [], []
     for i in range(runs):
         base.append(tmp / f"work-a-{i}.json")
-        _bench([str(path), "--quick"], base[-1], {"WORK": "20000"})
+        _bench([str(path), "--quick", *PROCESSES], base[-1], {"WORK": "20000"})
         slow.append(tmp / f"work-b-{i}.json")
-        _bench([str(path), "--quick"], slow[-1], {"WORK": "22000"})
-    aa: collections.Counter = collections.Counter()
-    for a, b in itertools.combinations(base, 2):
-        aa.update(_verdicts(a, b))
-    ten: collections.Counter = collections.Counter()
-    for a, b in zip(base, slow, strict=True):
-        ten.update(_verdicts(a, b))
-    for a, b in zip(base[1:] + base[:1], slow, strict=True):  # other pairings, same runs
-        ten.update(_verdicts(a, b))
+        _bench([str(path), "--quick", *PROCESSES], slow[-1], {"WORK": "22000"})
+    return judge_file(base, slow)
+
+
+def judge_file(base: list[Path], slow: list[Path]) -> dict:
+    aa = _tally(list(itertools.combinations(base, 2)))
+    # each slow run against the baseline run next to it, and against another one
+    ten = _tally([*zip(base, slow, strict=True), *zip(base[1:] + base[:1], slow, strict=True)])
     return {
-        "runs_per_side": runs,
+        "runs_per_side": len(base),
         "aa_verdicts": dict(aa),
         "aa_false": aa["faster"] + aa["slower"],
         "aa_total": sum(aa.values()),
@@ -119,6 +150,32 @@ def notebook_pairs(pairs: int) -> dict:
     return {"pairs": pairs, "aa_verdicts": dict(aa), "slower_10pct_verdicts": dict(ten)}
 
 
+def rejudge(folder: Path) -> dict:
+    """The saved runs of an earlier invocation, judged with and without the stray rule, and
+    with the run-to-run noise a history of the baseline runs would have learnt."""
+    from perflab.bench import stats
+
+    data = sorted(folder.glob("data-*.json"))
+    base, slow = sorted(folder.glob("work-a-*.json")), sorted(folder.glob("work-b-*.json"))
+    out: dict = {}
+    stray_default = stats.STRAY
+    for label, stray in (("with_stray_rule", stats.STRAY), ("without_stray_rule", None)):
+        stats.STRAY = stray
+        out[label] = {
+            **({"data": judge_data(data)} if len(data) > 1 else {}),
+            **({"file": judge_file(base, slow)} if base and len(base) == len(slow) else {}),
+        }
+    stats.STRAY = stray_default
+    _learn_run_noise(data + base)
+    out["with_run_noise_from_history"] = {
+        **({"data": judge_data(data)} if len(data) > 1 else {}),
+        **({"file": judge_file(base, slow)} if base and len(base) == len(slow) else {}),
+        "run_noise": {k: [round(v[0], 4), v[1]] for k, v in RUN_NOISE.items()},
+    }
+    RUN_NOISE.clear()
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--load", action="store_true", help="one CPU-bound process beside")
@@ -126,29 +183,37 @@ def main() -> None:
     p.add_argument("--file-runs", type=int, default=10, help="separate FILE.py runs per side")
     p.add_argument("--pairs", type=int, default=20, help="notebook pairs")
     p.add_argument("--only", choices=["data", "file", "notebook"], action="append")
+    p.add_argument("--processes", type=int, help="worker processes per run (suite default)")
+    p.add_argument("--rejudge", type=Path, help="judge the saved runs in this folder again")
     args = p.parse_args()
+    if args.rejudge:
+        print(json.dumps(rejudge(args.rejudge), indent=2))
+        return
+    if args.processes:
+        PROCESSES.extend(["--processes", str(args.processes)])
     only = set(args.only or ["data", "file", "notebook"])
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.load else None
     figures: dict = {"load": "one CPU-bound process" if args.load else "quiet"}
+    figures["processes"] = args.processes or "suite default"
+    out = ROOT / "outputs" / "benchmarks"
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    path = out / f"verdicts-{'load' if args.load else 'quiet'}-{stamp}.json"
+    runs = path.with_name(path.stem + "-runs")
+    runs.mkdir(parents=True, exist_ok=True)
     try:
-        with tempfile.TemporaryDirectory(prefix="perflab-verdicts-") as tmp:
-            if "data" in only:
-                figures["data_quick_separate_runs"] = separate_data_runs(Path(tmp), args.runs)
-                print(json.dumps(figures["data_quick_separate_runs"]), flush=True)
-            if "file" in only:
-                figures["file_separate_runs"] = separate_file_runs(Path(tmp), args.file_runs)
-                print(json.dumps(figures["file_separate_runs"]), flush=True)
-            if "notebook" in only:
-                figures["notebook_sequential_runs"] = notebook_pairs(args.pairs)
-                print(json.dumps(figures["notebook_sequential_runs"]), flush=True)
+        if "data" in only:
+            figures["data_quick_separate_runs"] = separate_data_runs(runs, args.runs)
+            print(json.dumps(figures["data_quick_separate_runs"]), flush=True)
+        if "file" in only:
+            figures["file_separate_runs"] = separate_file_runs(runs, args.file_runs)
+            print(json.dumps(figures["file_separate_runs"]), flush=True)
+        if "notebook" in only:
+            figures["notebook_sequential_runs"] = notebook_pairs(args.pairs)
+            print(json.dumps(figures["notebook_sequential_runs"]), flush=True)
     finally:
         if spinner is not None:
             spinner.kill()
             spinner.wait()
-    out = ROOT / "outputs" / "benchmarks"
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    path = out / f"verdicts-{'load' if args.load else 'quiet'}-{stamp}.json"
     path.write_text(json.dumps(figures, indent=2))
     print(f"saved {path}")
 

@@ -19,6 +19,7 @@ __all__ = [
     "db",
     "errors",
     "notebooks",
+    "probe",
     "report",
     "servers",
     "service",

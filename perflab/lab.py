@@ -14,10 +14,11 @@ from typing import Any
 
 import perflab
 from perflab import claims, servers, suites
-from perflab.bench import History
+from perflab.bench import History, environment
 from perflab.errors import ConfigurationError, NotebookError
 from perflab.notebooks import NotebookRun, read_parameters, run_notebook
-from perflab.report import index_page
+from perflab.numbers import number
+from perflab.report import RUN_TAG, headline_rows, index_page, with_trends
 from perflab.settings import Settings, resolve
 
 __all__ = ["ReportRun", "lab_notebooks", "report", "suite_header"]
@@ -49,9 +50,15 @@ def suite_header(name: str, *, quick: bool) -> tuple[suites.SuiteRun, dict, Any]
 
 
 def lab_notebooks(settings: Settings | None = None) -> list[Path]:
-    """The lab's notebooks, in order: ``NN-name.ipynb`` in the notebooks folder."""
+    """The lab's notebooks, in order: ``NN-name.ipynb`` in the notebooks folder, except those
+    whose metadata says ``"perflab": {"report": false}`` (07-09 need a system of the user's to
+    point at, so a report does not run them)."""
     settings = settings or resolve()
-    found = sorted(settings.notebooks_dir.glob("[0-9][0-9]-*.ipynb"))
+    found = [
+        path
+        for path in sorted(settings.notebooks_dir.glob("[0-9][0-9]-*.ipynb"))
+        if _read(path).get("metadata", {}).get("perflab", {}).get("report", True)
+    ]
     if not found:
         raise ConfigurationError(
             f"no lab notebooks (NN-name.ipynb) in {settings.notebooks_dir}; "
@@ -111,7 +118,9 @@ def report(
 
     started = time.time()
     runs: list[NotebookRun] = []
+    published_by: dict[str, list[str]] = {}  # notebook -> the suites it published
     for path in notebooks:
+        before = _published_files(settings.results_dir)
         params = {"quick": True} if quick and "quick" in read_parameters(_read(path)) else {}
         t0 = time.monotonic()
         try:
@@ -130,6 +139,7 @@ def report(
                 cell_index=err.cell_index,
             )
         runs.append(run)
+        published_by[path.stem] = sorted(_published_files(settings.results_dir) - before)
         if on_done:
             on_done(run)
 
@@ -155,26 +165,130 @@ def report(
         for r in runs
     ]
     produced = suites.published(settings.results_dir)
-    summary = claims.audit(produced).to_dict(orient="records") if produced else []
-    store = History(settings.history_url or settings.outputs_dir / "history.sqlite")
-    for run in produced.values():
-        for result in run.results:
-            store.save(result, tags=["report", meta["mode"]])
-    # judged only against earlier reports of the same mode: quick and full runs differ by design
-    regressions = store.regressions(tag=meta["mode"]) if check_history else None
-    store.close()
-    index = out / "index.html"
-    index.write_text(
-        index_page(title="perflab report", notebooks=entries, meta=meta, summary=summary),
-        encoding="utf-8",
+    index, regressions, summary = write_index(
+        out,
+        entries=entries,
+        meta=meta,
+        produced=produced,
+        published_by=published_by,
+        history=History(settings.history_url or settings.outputs_dir / "history.sqlite"),
     )
     doc = {"format": 1, "meta": meta, "notebooks": entries, "claims": summary}
-    if regressions is not None:
+    if check_history:
         doc["regressions"] = regressions.to_dict(orient="records")
     (out / "run.json").write_text(json.dumps(doc, indent=2, default=str))
     if default_out:
         _point_latest(settings.outputs_dir / "latest", out)
-    return ReportRun(out_dir=out, index=index, runs=tuple(runs), regressions=regressions)
+    return ReportRun(
+        out_dir=out,
+        index=index,
+        runs=tuple(runs),
+        regressions=regressions if check_history else None,
+    )
+
+
+def write_index(
+    out: Path,
+    *,
+    entries: list[dict[str, Any]],
+    meta: dict[str, Any],
+    produced: dict[str, suites.SuiteRun],
+    published_by: dict[str, list[str]],
+    history: History,
+) -> tuple[Path, Any, list[dict[str, Any]]]:
+    """Save this run's results into ``history`` (tagged with the mode and ``run:<folder>``),
+    then write ``out/index.html``: headlines per notebook with their trends, the regressions
+    of this mode, the claims audit, the notebooks, the environment. Returns the index path,
+    the regressions frame and the claims-audit rows. Closes ``history``."""
+    import pandas as pd
+
+    mode, run_name = meta["mode"], out.name
+    try:
+        for run in produced.values():
+            for result in run.results:
+                history.save(result, tags=["report", mode, f"{RUN_TAG}{run_name}"])
+        # judged only against earlier reports of the same mode: quick and full runs differ
+        regressions = history.regressions(tag=mode)
+        past = history.frame()
+    finally:
+        history.close()
+    past = past[past["tags"].map(lambda tags: mode in tags and "report" in tags)]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    shown: set[str] = set()
+    for notebook, names in [*published_by.items(), ("other suites", sorted(produced))]:
+        rows = []
+        for suite in names:
+            if suite in produced and suite not in shown:
+                shown.add(suite)
+                rows += headline_rows(suite, produced[suite].results)
+        if rows:
+            groups[notebook] = with_trends(rows, past, run=run_name)
+    summary = claims.audit(produced).to_dict(orient="records") if produced else []
+    judges = {c.text: c.judge for c in claims.CLAIMS}
+    for row in summary:
+        row["judge"] = judges.get(row["claim"])
+    env, noise = _fingerprint(produced, meta)
+    index = out / "index.html"
+    index.write_text(
+        index_page(
+            title="perflab report",
+            notebooks=entries,
+            meta=meta,
+            summary=summary,
+            headlines=groups,
+            regressions=pd.DataFrame(regressions).to_dict(orient="records"),
+            environment=env,
+            noise=noise,
+        ),
+        encoding="utf-8",
+    )
+    return index, regressions, summary
+
+
+def _published_files(folder: Path) -> set[str]:
+    return {p.stem for p in folder.glob("*.json")}
+
+
+def _fingerprint(produced: dict[str, suites.SuiteRun], meta: dict[str, Any]) -> tuple[dict, list]:
+    """Where this ran (versions, CPU, commit) and how busy the machine was while it measured:
+    the load average now and the most CPU other processes took during any measurement."""
+    env = environment()
+    signs = [
+        r.meta["noise"]
+        for run in produced.values()
+        for r in run.results
+        if isinstance(r.meta.get("noise"), dict)
+    ]
+    others = [s["other_cores"] for s in signs if isinstance(s.get("other_cores"), int | float)]
+    busy = sum(o >= 0.3 for o in others)
+    load = env.get("loadavg") or []
+    facts = {
+        "commit": meta.get("commit") or env.get("git") or "unknown",
+        "perflab": env["perflab"],
+        "python": f"{env['python']} ({env['implementation']})",
+        "platform": env["platform"],
+        "CPU": f"{env['cpu']} × {env['cpus']}",
+        "load average (1, 5, 15 min)": ", ".join(number(v) for v in load) or "unknown",
+        "other processes' CPU while measuring": (
+            f"median {number(sorted(others)[len(others) // 2])} cores, worst "
+            f"{number(max(others))} cores over {len(others)} measurements"
+            if others
+            else "not recorded"
+        ),
+        "libraries": ", ".join(f"{k} {v}" for k, v in env.get("libraries", {}).items()),
+    }
+    noise = []
+    if others and busy:
+        noise.append(
+            f"The machine was busy: in {busy} of {len(others)} measurements other processes used "
+            "0.3 CPU cores or more. Ratios measured side by side hold up; absolute times and "
+            "run-to-run trends are less reliable."
+        )
+    if load and env.get("cpus") and load[0] > env["cpus"]:
+        noise.append(
+            f"The 1-minute load average ({number(load[0])}) exceeds the {env['cpus']} CPUs."
+        )
+    return facts, noise
 
 
 def _read(path: Path):

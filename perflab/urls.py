@@ -22,6 +22,7 @@ __all__ = [
     "is_postgres",
     "libpq_url",
     "redact",
+    "redact_value",
     "sqlalchemy_url",
     "sqlite_path",
 ]
@@ -85,6 +86,14 @@ def redact(url: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return parts._replace(netloc=netloc).geturl()
     return url
+
+
+def redact_value(value: object) -> object:
+    """``value`` with any password in it replaced when it is a URL string (a notebook parameter,
+    a table cell); anything else as it is."""
+    if isinstance(value, str) and "://" in value:
+        return _redact_safe(value)
+    return value
 
 
 def is_postgres(url: str) -> bool:

@@ -99,6 +99,17 @@ def write_notebook(path: Path, *cells: str, params: str = "n: int = 1") -> Path:
     return path
 
 
+CHROMIUM_FLAGS = (  # headless and offline: nothing fetched, no first-run work
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+
 def chromium() -> str:
     """Path of Chromium; skip where it is missing, except on CI, which must have it."""
     found = os.environ.get("PERFLAB_CHROMIUM") or shutil.which("chromium")
@@ -115,13 +126,7 @@ def screenshot(html: Path, out: Path, *, size: str = "1200,1600") -> Path:
     subprocess.run(
         [
             chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={profile}",
             f"--window-size={size}",
             f"--screenshot={out}",

@@ -18,6 +18,7 @@ MODULES = [
     "perflab.servers",
     "perflab.embedded",
     "perflab.urls",
+    "perflab.numbers",
     "perflab.sql",
     "perflab.notebooks",
     "perflab.report",
@@ -47,6 +48,7 @@ MODULES = [
     "perflab.service",
     "perflab.claims",
     "perflab.sweep",
+    "perflab.probe",
 ]
 
 

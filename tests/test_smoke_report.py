@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from matplotlib.image import imread
 
 from .conftest import perflab_cli, screenshot, write_notebook
+from .pages import assert_not_blank, assert_page_renders
 
 pytestmark = [pytest.mark.servers, pytest.mark.notebook]
 
@@ -23,14 +23,6 @@ def assert_one_file_without_code(html: str) -> None:
     # no code cell input: neither the editor markup nor the notebook's own code
     assert re.search(r'class="[^"]*(jp-InputArea-editor|jp-CodeMirrorEditor)', html) is None
     assert "smoke.roundtrips(" not in html and "from perflab import" not in html
-
-
-def assert_not_blank(png: Path) -> None:
-    pixels = imread(png)[..., :3]
-    assert pixels.shape[0] > 100 and pixels.shape[1] > 100
-    non_white = np.mean(pixels.min(axis=2) < 0.9)
-    assert non_white > 0.02, f"screenshot {png} is blank ({non_white:.2%} non-white)"
-    assert len(np.unique(pixels.reshape(-1, 3).round(2), axis=0)) > 20  # text and a plot
 
 
 def test_smoke_notebook_runs_and_renders(tmp_path):
@@ -55,6 +47,7 @@ LAB = [
     "03-data-and-concurrency",
     "04-api",
     "05-claims-audit",
+    "06-before-after",
 ]
 
 
@@ -72,11 +65,16 @@ def test_report_runs_every_lab_notebook_and_each_page_renders(tmp_path):
         assert f'href="{name}.html"' in index
         html = (out / f"{name}.html").read_text()
         assert re.search(r"<script[^>]+src=", html) is None and "Traceback" not in html
-        assert_not_blank(
-            screenshot(out / f"{name}.html", tmp_path / f"{name}.png", size="1100,1400")
-        )
+        assert "e+0" not in re.sub(r"data:image/png;base64,[^\"]+", "", html)  # no 1e+03
+        assert_page_renders(out / f"{name}.html", tmp_path / f"{name}.png", size="1100,1400")
     assert "confirmed" in (out / "05-claims-audit.html").read_text()
-    assert_not_blank(screenshot(out / "index.html", tmp_path / "index.png", size="900,500"))
+    assert "n &lt; 100" in (out / "03-data-and-concurrency.html").read_text()
+    assert "<svg" in (out / "03-data-and-concurrency.html").read_text()  # the flame graph
+    # the index is the report: headlines with CIs, the claims as a forest plot, the machine
+    assert "Headlines" in index and "95 % CI" in index and "PK fetch" in index
+    assert "measured ÷ claimed" in index and "Environment and noise" in index
+    assert "Regressions against earlier quick reports" in index
+    assert_page_renders(out / "index.html", tmp_path / "index.png", size="1200,1400")
 
 
 def test_report_default_folder_and_latest_link(tmp_path, settings):

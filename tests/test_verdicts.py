@@ -4,6 +4,7 @@ claims audit judged by confidence intervals. Synthetic replicate data, no timing
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 import uuid
@@ -327,3 +328,87 @@ def test_separate_runs_in_one_process_are_one_replicate_each_but_ab_rounds_count
     # the same rounds from one interleaved run (bench.ab) are replicates
     paired = bench.compare(rounds_of(1000, 1, "x"), rounds_of(1300, 2, "x"))
     assert paired.verdict == "slower" and paired.replicates == (10, 10)
+
+
+def test_a_mild_stray_replicate_is_set_aside_with_enough_replicates():
+    # one process at 1.27x (under the 1.3x lower-quartile cut) widened the interval so far that
+    # a true 10 % slowdown went unseen; over 1.15x the median it is set aside
+    base = _levels([1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0, 1.27])
+    slower = _levels([1.1, 1.11, 1.09, 1.1, 1.12, 1.08, 1.1, 1.1])
+    c = bench.compare(base, slower)
+    assert c.verdict == "slower" and any("1.15x the median" in n for n in c.notes)
+    kept, aside = stats.set_aside_contended(np.array([1.0, 1.01, 0.99, 1.0, 1.27]))
+    assert aside == 1 and kept.max() < 1.1
+    # fewer than five replicates: no median to trust, only the quartile cut applies
+    assert stats.set_aside_contended(np.array([1.0, 1.01, 1.27]))[1] == 0
+    # a real slowdown moves a whole side and keeps every replicate
+    assert stats.set_aside_contended(np.array([1.1, 1.11, 1.09, 1.1, 1.12]))[1] == 0
+
+
+def test_run_noise_from_history_widens_separate_runs_but_not_interleaved_ones(tmp_path):
+    # two separate runs, tight inside each, 6 % apart as wholes (the machine drifted)
+    base = _levels([1.0, 1.01, 0.99, 1.0, 1.0, 1.01])
+    drift = _levels([1.06, 1.07, 1.05, 1.06, 1.06, 1.07])
+    assert bench.compare(base, drift).verdict == "slower"  # replicates alone: a false verdict
+    # the history of this benchmark says whole runs differ by ~4 %
+    store = bench.History(tmp_path / "h.sqlite")
+    _series(store, "b", _noisy(12, 1000, 11, sd=0.04))
+    noise = store.run_noise("b")
+    assert noise is not None and noise[1] == 12 and 0.01 < noise[0] < 0.1
+    judged = bench.compare(base, drift, run_noise=noise)
+    assert judged.verdict == "inconclusive" and judged.ci_low < 1.0
+    assert any("its history, 12 runs" in n for n in judged.notes)
+    # a large change still shows through the run-to-run spread
+    assert bench.compare(base, _levels([1.5] * 6), run_noise=noise).verdict == "slower"
+    # one interleaved run shares every spell: no run term
+    pair = [dataclasses.replace(r, meta={"interleaved": "x"}) for r in (base, drift)]
+    assert bench.compare(*pair, run_noise=noise).verdict == "slower"
+    # too short a history knows nothing yet
+    assert store.run_noise("unknown") is None
+
+
+def test_compare_cli_learns_run_noise_from_a_history_and_checks_the_path(tmp_path):
+    base, drift = tmp_path / "a.json", tmp_path / "b.json"
+    suites.save_results(base, suites.SuiteRun("s", [_levels([1.0, 1.01, 0.99, 1.0, 1.0, 1.01])]))
+    suites.save_results(
+        drift, suites.SuiteRun("s", [_levels([1.06, 1.07, 1.05, 1.06, 1.06, 1.07])])
+    )
+    store = bench.History(tmp_path / "h.sqlite")
+    _series(store, "b", _noisy(12, 1000, 11, sd=0.04))
+    alone = perflab_cli("compare", str(base), str(drift), "--history", "none")
+    assert alone.returncode == 1 and "slower" in alone.stdout
+    learnt = perflab_cli("compare", str(base), str(drift), "--history", str(tmp_path / "h.sqlite"))
+    assert learnt.returncode == 0 and "inconclusive" in learnt.stdout
+    assert "its history, 12 runs" in learnt.stdout
+    missing = perflab_cli("compare", str(base), str(drift), "--history", str(tmp_path / "no.db"))
+    assert missing.returncode == 2 and "no.db" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def _paired_runs(store: bench.History, levels: list[tuple[float, float]], seed: int) -> None:
+    """Runs of one interleaved pair (the raw driver, perflab's wrapper), saved as a report does."""
+    rng = np.random.default_rng(seed)
+    for raw, ours in levels:
+        meta = {"interleaved": uuid.uuid4().hex}
+        common = rng.lognormal(0, 0.03)  # the machine's luck in this run: both arms share it
+        for name, level in (("l2-get raw", raw), ("l2-get perflab", ours)):
+            samples = rng.normal(level * common, level * 0.002, 50)
+            store.save(bench.Result(name=name, samples=samples, meta=meta), keep_samples=False)
+
+
+def test_a_step_shared_with_the_interleaved_peer_is_the_environment_not_the_code(tmp_path):
+    store = bench.History(tmp_path / "h.sqlite")
+    # the Redis server got 2.3x slower: the raw driver and the wrapper moved together
+    _paired_runs(store, [(100, 120)] * 8 + [(230, 276)] * 3, seed=1)
+    assert store.regressions().empty
+    moved = store.changes(only="slower").set_index("name")
+    assert set(moved.index) == {"l2-get raw", "l2-get perflab"}
+    assert moved.loc["l2-get perflab", "cause"] == "environment"
+    assert moved.loc["l2-get perflab", "peer"] == "l2-get raw"
+    cli = perflab_cli("history", "--check", "--path", str(tmp_path / "h.sqlite"))
+    assert cli.returncode == 0 and "moved with its peer" in cli.stdout
+    # the wrapper alone got 30 % slower: its ratio to the raw driver stepped, a regression
+    other = bench.History(tmp_path / "h2.sqlite")
+    _paired_runs(other, [(100, 120)] * 8 + [(100, 156)] * 3, seed=2)
+    found = other.regressions()
+    assert list(found["name"]) == ["l2-get perflab"] and found["cause"].iloc[0] == "code"

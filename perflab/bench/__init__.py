@@ -13,7 +13,15 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load lazil
     from perflab.bench.comparison import VERDICTS, Comparison, compare
     from perflab.bench.core import Budget
     from perflab.bench.history import History
-    from perflab.bench.profiling import MemoryUsage, memory, profile
+    from perflab.bench.profiling import (
+        CpuProfile,
+        MemoryTimeline,
+        MemoryUsage,
+        cpu_profile,
+        memory,
+        memory_timeline,
+        profile,
+    )
     from perflab.bench.result import Result, environment
     from perflab.bench.runner import ab, run
 
@@ -21,13 +29,17 @@ __all__ = [
     "VERDICTS",
     "Budget",
     "Comparison",
+    "CpuProfile",
     "History",
+    "MemoryTimeline",
     "MemoryUsage",
     "Result",
     "ab",
     "compare",
+    "cpu_profile",
     "environment",
     "memory",
+    "memory_timeline",
     "profile",
     "run",
 ]
@@ -39,6 +51,10 @@ _WHERE = {
     "Budget": "core",
     "History": "history",
     "MemoryUsage": "profiling",
+    "CpuProfile": "profiling",
+    "MemoryTimeline": "profiling",
+    "cpu_profile": "profiling",
+    "memory_timeline": "profiling",
     "memory": "profiling",
     "profile": "profiling",
     "Result": "result",

@@ -123,7 +123,7 @@ def _times(ratio: float) -> str:
 
 
 def _limit(c: Comparison) -> str:
-    if c.replicates == (1, 1):
+    if c.replicates == (1, 1) and not math.isfinite(c.detectable):
         return (
             "each side is a single run, so there is no spread between runs to judge by "
             "(rounds of separate runs in one process cannot see it); interleave the two "
@@ -168,13 +168,20 @@ def compare(
     threshold: float = THRESHOLD,
     confidence: float = CONFIDENCE,
     match_names: bool = True,
+    run_noise: tuple[float, int] | None = None,
 ) -> Comparison:
     """Is ``candidate`` faster, slower, the same as ``baseline``, or can the data not tell?
 
     The ratio is of the results' figures — the geometric mean over replicates of each
     replicate's floor (lower decile) for calibrated loops, of its median for per-operation
     latencies (:attr:`Result.statistic`) — and its interval comes from the spread between
-    replicates on each side."""
+    replicates on each side.
+
+    ``run_noise`` = (sd, runs): how much separate runs of this benchmark differ as a whole, in
+    log units, learnt from ``runs`` runs of its history (:meth:`History.run_noise`). Replicates
+    inside a run cannot see a slow spell that covers the whole run; for two separate runs the
+    interval then counts that spread too (one interleaved ``bench.ab`` call needs no such
+    term: both sides shared every spell)."""
     if not isinstance(baseline, Result) or not isinstance(candidate, Result):
         raise BenchmarkError("compare takes two bench.Result objects")
     if match_names and baseline.name != candidate.name:
@@ -202,13 +209,14 @@ def compare(
     aside = (0, 0)
     if base.statistic == cand.statistic == "floor":
         (a, da), (b, db) = (
-            stats.set_aside_contended(base.replicate_figures),
-            stats.set_aside_contended(cand.replicate_figures),
+            stats.set_aside_contended(base.replicate_figures, stray=stats.STRAY),
+            stats.set_aside_contended(cand.replicate_figures, stray=stats.STRAY),
         )
         aside = (da, db)
     else:
         a, b = base.replicate_medians, cand.replicate_medians
-    r = stats.replicate_ratio(a, b, confidence=confidence)
+    between = run_noise if run_noise and not _interleaved(baseline, candidate) else None
+    r = stats.replicate_ratio(a, b, confidence=confidence, between=between)
     notes = tuple(
         note
         for note in (
@@ -216,6 +224,7 @@ def compare(
             busy_note("candidate", candidate.meta),
             _different_machines(baseline, candidate),
             _aside_note(aside, baseline.n_replicates, candidate.n_replicates),
+            _between_note(between),
         )
         if note
     )
@@ -236,12 +245,27 @@ def compare(
     )
 
 
+def _interleaved(a: Result, b: Result) -> bool:
+    """Both sides come from one interleaved run (``bench.ab``, the API table)."""
+    together = (a.meta or {}).get("interleaved")
+    return together is not None and together == (b.meta or {}).get("interleaved")
+
+
 def _separate_rounds(a: Result, b: Result) -> bool:
     """Both sides' replicates are rounds, and not of one interleaved run (``bench.ab``)."""
     if a.replicate_level != "round" or b.replicate_level != "round":
         return False
-    together = (a.meta or {}).get("interleaved")
-    return together is None or together != (b.meta or {}).get("interleaved")
+    return not _interleaved(a, b)
+
+
+def _between_note(between: tuple[float, int] | None) -> str | None:
+    if not between:
+        return None
+    sd, runs = between
+    return (
+        f"separate runs of this benchmark differ by about {math.expm1(sd):.1%} as a whole "
+        f"(its history, {runs} runs); the interval counts that too"
+    )
 
 
 def _one_replicate(r: Result) -> Result:
@@ -252,7 +276,9 @@ def _aside_note(aside: tuple[int, int], na: int, nb: int) -> str | None:
     if not any(aside):
         return None
     return (
-        f"set aside as contended (over {stats.CONTENDED:g}x the lower quartile): "
+        f"set aside as contended (over {stats.CONTENDED:g}x the lower quartile"
+        + (f" or {stats.STRAY:g}x the median" if stats.STRAY else "")
+        + "): "
         f"{aside[0]} of {na} baseline and {aside[1]} of {nb} candidate replicates"
     )
 

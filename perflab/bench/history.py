@@ -68,6 +68,8 @@ def _tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("replicates", sa.Text),  # JSON list of replicate medians
         sa.Column("unit", sa.Text),
         sa.Column("host", sa.Text),
+        # the id both arms of one interleaved run share (bench.ab): each arm's peer
+        sa.Column("pair", sa.Text),
         sa.Index("results_name", "name", "id"),
     )
     accepted = sa.Table(
@@ -140,7 +142,7 @@ class History:
             c["name"] for c in sa.inspect(conn).get_columns("results", schema=self._meta.schema)
         }
         table = self._results.fullname
-        for column in ("center", "figure", "replicates", "unit", "host"):
+        for column in ("center", "figure", "replicates", "unit", "host", "pair"):
             if column not in have:
                 kind = "REAL" if column in ("center", "figure") else "TEXT"
                 conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
@@ -188,6 +190,7 @@ class History:
                     "replicates": json.dumps([round(float(v), 6) for v in r.replicate_medians]),
                     "unit": r.unit,
                     "host": r.meta.get("cpu"),
+                    "pair": r.meta.get("interleaved"),
                     "payload": r.to_json() if keep_samples else None,
                 }
                 cur = conn.execute(sa.insert(self._results).values(**row))
@@ -244,12 +247,26 @@ class History:
             rows = conn.execute(query.order_by(t.c.id)).all()
         return [Result.from_json(payload) for (payload,) in rows]
 
+    def tagged(self, tag: str) -> list[Result]:
+        """The full results saved with ``tag`` (e.g. one report run's ``run:NAME``), oldest
+        first; a name saved twice under the tag keeps its newest result."""
+        t = self._results
+        query = (
+            sa.select(t.c.name, t.c.payload, t.c.tags)
+            .where(t.c.tags.contains(json.dumps(tag)), t.c.payload.isnot(None))
+            .order_by(t.c.id)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        newest = {name: payload for name, payload, tags in rows if tag in json.loads(tags)}
+        return [Result.from_json(payload) for payload in newest.values()]
+
     def _series(self, name: str | None = None, tag: str | None = None) -> pd.DataFrame:
         """Run-level figures only (never the samples), after each name's accepted baseline;
         with ``tag``, only results saved with that tag."""
         t, a = self._results, self._accepted
         query = (
-            sa.select(t.c.id, t.c.name, t.c.saved, t.c.git, t.c.figure.label("center"))
+            sa.select(t.c.id, t.c.name, t.c.saved, t.c.git, t.c.figure.label("center"), t.c.pair)
             .select_from(t.outerjoin(a, a.c.name == t.c.name))
             .where(sa.or_(a.c.from_id.is_(None), t.c.id >= a.c.from_id))
             .where(t.c.figure > 0)
@@ -261,7 +278,16 @@ class History:
             query = query.where(t.c.tags.contains(json.dumps(tag)))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return pd.DataFrame(rows, columns=["id", "name", "saved", "git", "center"])
+        return pd.DataFrame(rows, columns=["id", "name", "saved", "git", "center", "pair"])
+
+    def run_noise(self, name: str, *, tag: str | None = None) -> tuple[float, int] | None:
+        """How much separate runs of ``name`` differ as a whole: (robust sd of the log run
+        figures, runs), after its accepted baseline — the term :func:`compare` adds for two
+        separate runs. None until the history holds ``MIN_RUNS + 1`` runs of it."""
+        centres = self._series(name, tag)["center"].to_numpy(dtype=float)
+        if centres.size < MIN_RUNS + 1:
+            return None
+        return changepoint.noise_floor(centres), int(centres.size)
 
     def regressions(
         self,
@@ -273,10 +299,15 @@ class History:
     ) -> pd.DataFrame:
         """Benchmarks whose newest change made them slower: name, at (row id of the first
         slower run), git and saved of that run, before/after centres, ratio and its CI, how
-        many runs on each side, and the noise floor (run-to-run spread) of the history."""
-        return self.changes(
+        many runs on each side, and the noise floor (run-to-run spread) of the history.
+
+        A benchmark timed interleaved with a peer (the raw-driver arm of a ``bench.ab``) that
+        moved with it — their ratio did not step — is not listed: the server or the machine
+        changed, not the code (:meth:`changes` keeps it, with ``cause`` "environment")."""
+        found = self.changes(
             name, threshold=threshold, confidence=confidence, tag=tag, only="slower"
         )
+        return found[found["cause"] != "environment"].reset_index(drop=True)
 
     def changes(
         self,
@@ -288,13 +319,50 @@ class History:
         only: str | None = None,
     ) -> pd.DataFrame:
         """Like :meth:`regressions`, with a ``verdict`` column, for every benchmark whose
-        newest change could be judged (``only`` keeps one verdict)."""
+        newest change could be judged (``only`` keeps one verdict). ``peer`` names the
+        interleaved peer and ``cause`` says "environment" when the two moved together (their
+        ratio held within the threshold), "code" when the ratio stepped too, "unclear" when the
+        ratio cannot tell, None without a peer to tell by."""
+        everything = self._series(None, tag)
         rows = []
-        for bench_name, series in self._series(name, tag).groupby("name", sort=True):
+        selected = everything if name is None else everything[everything["name"] == name]
+        for bench_name, series in selected.groupby("name", sort=True):
             row = _judge(series, threshold=threshold, confidence=confidence)
             if row is not None and (only is None or row["verdict"] == only):
-                rows.append({"name": bench_name, **row})
-        return pd.DataFrame(rows, columns=[*_COLUMNS, "verdict"])
+                peer, cause = _cause(series, everything, row, threshold, confidence)
+                rows.append({"name": bench_name, **row, "peer": peer, "cause": cause})
+        return pd.DataFrame(rows, columns=[*_COLUMNS, "verdict", "peer", "cause"])
+
+
+def _cause(
+    series: pd.DataFrame,
+    everything: pd.DataFrame,
+    row: dict[str, Any],
+    threshold: float,
+    confidence: float,
+) -> tuple[str | None, str | None]:
+    """(peer name, cause) of a judged change: judge the ratio to the interleaved peer too."""
+    if row["verdict"] not in ("slower", "faster"):
+        return None, None
+    paired = series.dropna(subset=["pair"])
+    if paired.empty:
+        return None, None
+    others = everything[
+        everything["pair"].isin(paired["pair"]) & (everything["name"] != series["name"].iloc[0])
+    ]
+    if others.empty:
+        return None, None
+    peer = str(others["name"].value_counts().index[0])
+    mine = paired.set_index("pair")
+    theirs = others[others["name"] == peer].set_index("pair")["center"]
+    both = mine.join(theirs.rename("peer_center"), how="inner").sort_values("id")
+    ratio = both.assign(center=both["center"] / both["peer_center"]).reset_index()
+    judged = _judge(ratio, threshold=threshold, confidence=confidence)
+    if judged is None:
+        return peer, None
+    # "environment" only when the ratio provably held: an inconclusive ratio hides nothing
+    causes = {row["verdict"]: "code", "same": "environment"}
+    return peer, causes.get(judged["verdict"], "unclear")
 
 
 def _judge(series: pd.DataFrame, *, threshold: float, confidence: float) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy import stats as _scipy
+from scipy import special as _special
 
 __all__ = [
     "PERCENTILES",
@@ -29,6 +29,11 @@ __all__ = [
 ]
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+def _t_quantile(q: float, df: float) -> float:
+    """Student's t quantile (scipy.special's, the function scipy.stats.t.ppf calls)."""
+    return float(_special.stdtrit(df, q))
 
 
 def _array(samples: np.ndarray | list[float]) -> np.ndarray:
@@ -61,6 +66,8 @@ def median_ci(samples: np.ndarray, confidence: float = 0.95) -> tuple[float, flo
     if n < 6:
         return float(data[0]), float(data[-1])
     alpha = 1.0 - confidence
+    from scipy import stats as _scipy  # here, not at import: scipy.stats costs workers ~1.5 s
+
     lo = int(_scipy.binom.ppf(alpha / 2, n, 0.5))
     hi = int(_scipy.binom.isf(alpha / 2, n, 0.5))
     lo = max(lo - 1, 0)  # ppf gives a 1-based rank; order statistic index is rank - 1
@@ -73,6 +80,8 @@ def mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float:
     x, y = _array(a), _array(b)
     if np.all(x == x[0]) and np.all(y == y[0]):
         return 1.0 if x[0] == y[0] else 0.0
+    from scipy import stats as _scipy
+
     return float(_scipy.mannwhitneyu(x, y, alternative="two-sided").pvalue)
 
 
@@ -122,9 +131,12 @@ def replicate_quantiles(
 
 
 CONTENDED = 1.3  # a replicate's floor this far above its side's lower quartile: contended
+STRAY = 1.15  # ... or this far above its side's median (with enough replicates to have one)
 
 
-def set_aside_contended(floors: np.ndarray, cut: float = CONTENDED) -> tuple[np.ndarray, int]:
+def set_aside_contended(
+    floors: np.ndarray, cut: float = CONTENDED, stray: float | None = STRAY
+) -> tuple[np.ndarray, int]:
     """The replicate floors that did not run on a contended core, and how many did.
 
     Interference only adds time; on this kind of VM it comes in spells that cover whole
@@ -132,11 +144,19 @@ def set_aside_contended(floors: np.ndarray, cut: float = CONTENDED) -> tuple[np.
     neighbour, not the code: one whose floor lies over ``cut`` times the lower quartile of its
     side's floors is set aside (the lower quartile itself always stays). Measured on 16 runs x 8
     processes of one function: A/A false verdicts 24/120 with medians, 3/120 with floors and
-    this rule; a 10 % slowdown called slower in 167/240 pairs instead of 63/240, never faster."""
+    this rule; a 10 % slowdown called slower in 167/240 pairs instead of 63/240, never faster.
+
+    Milder spells (1.2-1.3x) stay under that cut yet, one in eight, widen the interval so far
+    that a 10 % change goes unseen; with five or more replicates a floor over ``stray`` times
+    the side's median is set aside too. The median itself always stays, so at most half go,
+    and a real slowdown moves every replicate of its side alike and keeps them all."""
     data = _array(floors)
     if data.size < 3:
         return data, 0
-    keep = data <= cut * float(np.percentile(data, 25))
+    limit = cut * float(np.percentile(data, 25))
+    if stray is not None and data.size >= 5:
+        limit = min(limit, stray * float(np.median(data)))
+    keep = data <= limit
     return data[keep], int(data.size - keep.sum())
 
 
@@ -157,7 +177,11 @@ class ReplicateRatio:
 
 
 def replicate_ratio(
-    baseline: np.ndarray, candidate: np.ndarray, *, confidence: float = 0.95
+    baseline: np.ndarray,
+    candidate: np.ndarray,
+    *,
+    confidence: float = 0.95,
+    between: tuple[float, int] | None = None,
 ) -> ReplicateRatio:
     """Welch's t on the logs of replicate figures: the uncertainty comes from how much whole
     replicates differ, never from how many samples each holds.
@@ -168,7 +192,12 @@ def replicate_ratio(
     percentile bootstrap is too narrow, while the t interval keeps its coverage; logs make the
     interval one of ratios. With one replicate on a side its spread is borrowed from the other
     side (assumed alike); with one on each there is no spread to see, and the interval is
-    unbounded."""
+    unbounded.
+
+    ``between`` = (sd, runs): the spread of a whole run's figure between separate runs (log
+    units, from ``runs`` runs of history), which replicates inside each run cannot see — a run
+    can sit in a slow spell of the machine as a whole. When given, each side's mean carries it
+    as well, and the degrees of freedom come from Welch-Satterthwaite over all three terms."""
     a = np.log(_array(baseline))
     b = np.log(_array(candidate))
     ka, kb = a.size, b.size
@@ -176,23 +205,30 @@ def replicate_ratio(
     ratio = math.exp(diff)
     va = float(a.var(ddof=1)) if ka > 1 else math.nan
     vb = float(b.var(ddof=1)) if kb > 1 else math.nan
-    if ka == 1 and kb == 1:
+    run_var, run_df = (2.0 * between[0] ** 2, between[1] - 1) if between else (0.0, 0)
+    if ka == 1 and kb == 1 and not (run_var > 0 and run_df > 0):
         return ReplicateRatio(ratio, 0.0, math.inf, math.nan, math.nan, (ka, kb))
-    if ka == 1:
-        va, df = vb, float(kb - 1)
+    # (variance of the mean, its degrees of freedom) per term
+    if ka == 1 and kb == 1:
+        terms = [(run_var, run_df)]
+    elif ka == 1:
+        terms = [(vb / ka + vb / kb, kb - 1)]
     elif kb == 1:
-        vb, df = va, float(ka - 1)
+        terms = [(va / ka + va / kb, ka - 1)]
     else:
-        num = (va / ka + vb / kb) ** 2
-        den = (va / ka) ** 2 / (ka - 1) + (vb / kb) ** 2 / (kb - 1)
-        df = num / den if den > 0 else float(ka + kb - 2)
-    se = math.sqrt(va / ka + vb / kb)
+        terms = [(va / ka, ka - 1), (vb / kb, kb - 1)]
+    if run_var > 0 and run_df > 0 and not (ka == 1 and kb == 1):
+        terms.append((run_var, run_df))
+    total = sum(v for v, _ in terms)
+    den = sum(v**2 / d for v, d in terms if d > 0)
+    df = total**2 / den if den > 0 else float(max(ka + kb - 2, 1))
+    se = math.sqrt(total)
     if se == 0.0:
         p = 1.0 if diff == 0.0 else 0.0
         return ReplicateRatio(ratio, ratio, ratio, p, 0.0, (ka, kb))
-    t_crit = float(_scipy.t.ppf(0.5 + confidence / 2, df))
-    p = float(2 * _scipy.t.sf(abs(diff) / se, df))
-    power = float(_scipy.t.ppf(0.8, df))
+    t_crit = _t_quantile(0.5 + confidence / 2, df)
+    p = float(2 * _special.stdtr(df, -abs(diff) / se))
+    power = _t_quantile(0.8, df)
     return ReplicateRatio(
         ratio=ratio,
         ci_low=math.exp(diff - t_crit * se),
@@ -214,7 +250,7 @@ def geometric_interval(
         centre = float(data.mean())
         if data.size < 2:
             return centre, math.nan, math.nan
-        half = float(_scipy.t.ppf(0.5 + confidence / 2, data.size - 1)) * float(
+        half = _t_quantile(0.5 + confidence / 2, data.size - 1) * float(
             data.std(ddof=1) / math.sqrt(data.size)
         )
         return centre, centre - half, centre + half
@@ -222,7 +258,7 @@ def geometric_interval(
     centre = float(logs.mean())
     if data.size < 2:
         return math.exp(centre), math.nan, math.nan
-    half = float(_scipy.t.ppf(0.5 + confidence / 2, data.size - 1)) * float(
+    half = _t_quantile(0.5 + confidence / 2, data.size - 1) * float(
         logs.std(ddof=1) / math.sqrt(data.size)
     )
     return math.exp(centre), math.exp(centre - half), math.exp(centre + half)

@@ -133,6 +133,14 @@ class DatabaseTier(GuardedTier):
             row = self._select(conn, key)
         return None if row is None else unpack(self.serializer, key, bytes(row[0]))
 
+    def driver_connection(self) -> Any:
+        """The DBAPI connection the hit path keeps (psycopg / sqlite3), for a raw peer timed
+        over the same connection and server process (one thread, between the tier's calls).
+        Two connections would measure where the scheduler put two backends: here a round
+        trip to a backend on the client's vCPU took ~20 µs, on the other 120–150 µs."""
+        with self._kept.connection() as conn:
+            return conn.driver_connection
+
     def _select(self, conn: Any, key: str) -> Any:
         if self._postgres:
             return conn.driver_connection.execute(self._get_sql, (key,), prepare=True).fetchone()

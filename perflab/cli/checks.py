@@ -111,6 +111,14 @@ def regression_line(row) -> str:  # a row of History.regressions()
     )
 
 
+def environment_line(row) -> str:  # a row of History.changes() with cause "environment"
+    return (
+        f"moved with its peer: {row.name} {row.ratio:.3f}x slower from result #{row.at}, and "
+        f"its interleaved peer {row.peer} by as much (their ratio held): the server or the "
+        "machine changed, not the code; not counted as a regression"
+    )
+
+
 def figure(value: object) -> str:
     from perflab.suites import figure_parts
 

@@ -13,6 +13,7 @@ from perflab.cli.checks import (
     check_output_file,
     check_port,
     check_timeout,
+    environment_line,
     figure,
     ns,
     regression_line,
@@ -344,7 +345,10 @@ def history_command(args: argparse.Namespace) -> int:
             return 0
         print(frame.drop(columns=["tags"]).to_string(index=False))
         return 0
-    found = store.regressions(args.name, threshold=threshold(args.threshold))
+    slower = store.changes(args.name, threshold=threshold(args.threshold), only="slower")
+    for row in slower[slower["cause"] == "environment"].itertuples():
+        print(environment_line(row))
+    found = slower[slower["cause"] != "environment"]
     if found.empty:
         print("no regressions")
         return 0
@@ -353,23 +357,54 @@ def history_command(args: argparse.Namespace) -> int:
     return 1
 
 
+def _run_noise(location: str | None):
+    """name -> (sd, runs) of separate runs from the history, or None; a missing default
+    history is no history (it is not created), a history the user named must open."""
+    from perflab.bench import History
+    from perflab.settings import resolve
+
+    if location == "none":
+        return lambda name: None
+    if location is None:
+        settings = resolve()
+        location = settings.history_url or str(settings.outputs_dir / "history.sqlite")
+        if "://" not in location and not Path(location).is_file():
+            return lambda name: None
+    elif "://" not in location and not Path(location).is_file():
+        raise ConfigurationError(
+            f"--history {location}: no such history file; give the file `perflab bench --save` "
+            "wrote, a postgresql:// URL, or 'none'",
+            name="--history",
+        )
+    store = History(location)
+    return store.run_noise
+
+
 def compare_command(args: argparse.Namespace) -> int:
     from perflab.bench import compare
-    from perflab.suites import load_results
+    from perflab.report import compare_page, load_side
 
     limit = threshold(args.threshold)
-    base = {r.name: r for r in load_results(args.baseline)}
-    cand = {r.name: r for r in load_results(args.candidate)}
+    if args.html:
+        check_output_file(Path(args.html), "--html")
+    before, after = load_side(args.baseline), load_side(args.candidate)
+    base = {r.name: r for r in before.results}
+    cand = {r.name: r for r in after.results}
     common = [name for name in base if name in cand]
     if not common:
         raise ConfigurationError(
             f"{args.baseline} and {args.candidate} share no benchmark names; nothing to compare"
         )
+    noise = _run_noise(args.history)
+    if args.html:
+        page = compare_page(before, after, threshold=limit, title="Before / after", run_noise=noise)
+        Path(args.html).write_text(page, encoding="utf-8")
+        print(f"wrote {args.html}")
     slower = 0
     notes: list[str] = []
     print(f"{'benchmark':<34} {'ratio':>7} {'95% CI':>17} {'reps':>7}  verdict")
     for name in common:
-        c = compare(base[name], cand[name], threshold=limit)
+        c = compare(base[name], cand[name], threshold=limit, run_noise=noise(name))
         slower += c.verdict == "slower"
         ci = f"[{c.ci_low:.3f}, {c.ci_high:.3f}]"
         reps = f"{c.replicates[0]}v{c.replicates[1]}"

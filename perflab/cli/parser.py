@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="run the suite in N fresh worker processes, one after another; each process is "
-        "one replicate of every benchmark (default 4, or the suite's own: 1 for harness and "
+        "one replicate of every benchmark (default 8, or the suite's own: 1 for harness and "
         "api; 1 runs in this process, with rounds as replicates)",
     )
     ben.add_argument("-q", "--quiet", action="store_true", help="print only where results went")
@@ -119,15 +119,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     cmp = sub.add_parser(
-        "compare", help="compare two results files; exit 1 on a significant regression"
+        "compare",
+        help="compare two results files (or folders, or history:latest/previous/run:NAME); "
+        "exit 1 on a significant regression",
     )
-    cmp.add_argument("baseline", metavar="A.json")
-    cmp.add_argument("candidate", metavar="B.json")
+    side = (
+        "results file (perflab bench --out), folder of them (a report's results/), or "
+        "history:latest | history:previous | history:latest:quick | history:run:NAME"
+    )
+    cmp.add_argument("baseline", metavar="A", help=f"the baseline: {side}")
+    cmp.add_argument("candidate", metavar="B", help="the candidate, the same kinds")
+    cmp.add_argument(
+        "--html",
+        metavar="OUT.html",
+        help="also write a self-contained before/after page: per benchmark an ECDF overlay, "
+        "the ratio with its CI and verdict, both runs' metadata",
+    )
     cmp.add_argument(
         "--threshold",
         default="5%",
         metavar="PCT",
         help="smallest change that counts, e.g. 5%% or 0.05 (default 5%%)",
+    )
+    cmp.add_argument(
+        "--history",
+        metavar="PATH|URL",
+        help="learn how much separate runs differ from this history (default: PERFLAB_HISTORY_URL "
+        "or outputs/history.sqlite when it exists); 'none' to judge by replicates alone",
     )
 
     srv = sub.add_parser("serve", help="run the demo service (baseline and optimized endpoints)")

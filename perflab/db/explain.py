@@ -38,6 +38,9 @@ class PlanNode:
     filter: str | None = None
     index: str | None = None
     detail: str = ""
+    plan_rows: float | None = None  # the planner's estimate of the rows this node returns
+    total_cost: float | None = None  # the planner's cost, in its own units
+    schema: str | None = None
     children: list[PlanNode] = dataclasses.field(default_factory=list)
 
     def walk(self):
@@ -81,6 +84,8 @@ class Plan:
                     if node.actual_rows is None
                     else node.actual_rows * (node.loops or 1),
                     "rows_removed_by_filter": node.rows_removed_by_filter,
+                    "plan_rows": node.plan_rows,
+                    "total_cost": node.total_cost,
                     "time_ms": node.time_ms,
                     "filter": node.filter,
                 }
@@ -106,6 +111,9 @@ def from_postgres(doc: Any, sql: str, params: dict | None) -> Plan:
             time_ms=d.get("Actual Total Time"),
             filter=d.get("Filter"),
             index=d.get("Index Name"),
+            plan_rows=d.get("Plan Rows"),
+            total_cost=d.get("Total Cost"),
+            schema=d.get("Schema"),
             children=[node(c) for c in d.get("Plans", [])],
         )
 
@@ -186,14 +194,32 @@ def _where(sql: str) -> str:
     return match.group(1) if match else ""
 
 
-def advise(plan: Plan, *, min_discard: float = 0.5) -> list[IndexSuggestion]:
+def advise(
+    plan: Plan, *, min_discard: float = 0.5, table_rows: dict[str, float] | None = None
+) -> list[IndexSuggestion]:
     """Seq Scans that throw away most of the rows they read through a filter → an index on the
-    filter's columns, equality columns first, then range columns."""
+    filter's columns, equality columns first, then range columns.
+
+    A PostgreSQL plan without ANALYZE has no actual rows: with ``table_rows`` (rows per table,
+    e.g. ``pg_class.reltuples``, keyed like the suggestion's table), the planner's estimate of
+    the rows kept stands in for them. A VERBOSE plan names each scan's schema: the suggested
+    index is then on ``schema.table``."""
     suggestions = []
     for node in plan.seq_scans:
         if node.relation is None:
             continue
-        if plan.dialect == "postgresql":
+        table = f"{node.schema}.{node.relation}" if node.schema else node.relation
+        if plan.dialect == "postgresql" and node.actual_rows is None:
+            total = (table_rows or {}).get(table)
+            kept = node.plan_rows or 0
+            if not node.filter or not total or total - kept <= min_discard * total:
+                continue
+            text = node.filter
+            reason = (
+                f"Seq Scan on {node.relation} reads ~{total:.0f} rows to keep ~{kept:.0f} "
+                f"(planner estimate) through the filter {node.filter}"
+            )
+        elif plan.dialect == "postgresql":
             kept = (node.actual_rows or 0) * (node.loops or 1)
             removed = (node.rows_removed_by_filter or 0) * (node.loops or 1)
             if not node.filter or removed <= min_discard * (kept + removed) or removed == 0:
@@ -210,10 +236,9 @@ def advise(plan: Plan, *, min_discard: float = 0.5) -> list[IndexSuggestion]:
             reason = f"full scan of {node.relation} ({node.detail}) for WHERE{text.rstrip()}"
         eq, rng = _columns(text)
         columns = tuple(eq + rng[:1])  # a B-tree can use one range column, after the equalities
-        if not columns or not all(map(is_identifier, (node.relation, *columns))):
+        names = (node.relation, *columns, *((node.schema,) if node.schema else ()))
+        if not columns or not all(map(is_identifier, names)):
             continue  # no index that could be created safely from these names
-        ddl = index_ddl(node.relation, columns)
-        suggestions.append(
-            IndexSuggestion(node.relation, columns, ddl, reason, plan.sql, plan.params)
-        )
+        ddl = index_ddl(table, columns)
+        suggestions.append(IndexSuggestion(table, columns, ddl, reason, plan.sql, plan.params))
     return suggestions

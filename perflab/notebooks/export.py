@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from perflab.urls import redact_value
+
 if TYPE_CHECKING:
     import nbformat
 
@@ -79,7 +81,7 @@ def export_html(
     nb = nbformat.from_dict(nb)  # a copy: the caller's notebook keeps its cells
     if parameters:
         rows = "".join(
-            f"<tr><td><code>{html.escape(k)}</code></td><td><code>{html.escape(repr(v))}</code></td></tr>"
+            f"<tr><td><code>{html.escape(k)}</code></td><td><code>{html.escape(repr(redact_value(v)))}</code></td></tr>"
             for k, v in parameters.items()
         )
         nb.cells.insert(

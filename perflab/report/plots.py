@@ -11,8 +11,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from perflab.errors import ConfigurationError
+from perflab.numbers import number, times
 
 __all__ = [
     "BASELINE",
@@ -20,6 +22,7 @@ __all__ = [
     "capacity_plot",
     "ecdf_plot",
     "latency_histogram",
+    "memory_plot",
     "percentile_plot",
     "ratio_chart",
 ]
@@ -46,6 +49,14 @@ def _series(
             name="latencies",
         )
     return out
+
+
+def _plain_log(axis: object, suffix: str = "") -> None:
+    """Ticks at 1, 2, 5 × 10^k labelled as plain numbers (``0.5``, ``20``, ``1,000``), never
+    as powers of ten."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{number(v)}{suffix}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _unit(max_ns: float) -> tuple[str, float]:
@@ -81,10 +92,12 @@ def latency_histogram(
     for i, (label, values) in enumerate(series.items()):
         v = values / scale
         colour = _colour(i, label)
-        name = f"{label} (n={v.size}, p50={np.median(v):.3g} {unit}, max={v.max():.3g} {unit})"
+        p50, top = number(np.median(v)), number(v.max())
+        name = f"{label} (n={v.size:,}, p50={p50} {unit}, max={top} {unit})"
         ax.hist(v, bins=bins, histtype="stepfilled", alpha=0.45, color=colour, label=name)
         ax.axvline(v.max(), linestyle=":", linewidth=1, color=colour)
     ax.set_xscale("log")
+    _plain_log(ax.xaxis)
     ax.set_xlabel(f"latency per operation ({unit}, log scale)")
     ax.set_ylabel("operations")
     ax.set_title(title)
@@ -110,6 +123,7 @@ def ecdf_plot(
             v, np.arange(1, v.size + 1) / v.size, where="post", color=_colour(i, label), label=label
         )
     ax.set_xscale("log")
+    _plain_log(ax.xaxis)
     ax.set_xlabel(f"latency ({unit}, log scale)")
     ax.set_ylabel("fraction of operations at or below")
     ax.set_ylim(0, 1.01)
@@ -141,7 +155,7 @@ def percentile_plot(
         p = (np.arange(1, n + 1) - 0.5) / n  # plotting positions: never exactly 1
         x = 1.0 / (1.0 - p)
         colour = _colour(i, label)
-        ax.plot(x, v, color=colour, label=f"{label} (max {v[-1]:.3g} {unit})")
+        ax.plot(x, v, color=colour, label=f"{label} (max {number(v[-1])} {unit})")
         ax.plot([x[-1]], [v[-1]], marker="o", color=colour)
         longest = max(longest, x[-1])
     ax.set_xscale("log")
@@ -182,11 +196,12 @@ def ratio_chart(
     colours = [OPTIMIZED if s >= 1 else BASELINE for s in frame["speedup"]]
     ax.barh(y, frame["speedup"], xerr=np.abs(errors), color=colours, capsize=4)
     for yi, s in zip(y, frame["speedup"], strict=True):
-        ax.text(s, yi, f"  {s:.3g}x", va="center")
+        ax.text(s, yi, f"  {times(s)}", va="center")
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_yticks(y, frame["name"])
     ax.set_ylabel("benchmark")
     ax.set_xscale("log")
+    _plain_log(ax.xaxis, suffix="x")
     ax.set_xlabel("speedup (× faster; 1 = no change, log scale)")
     ax.set_title(title)
     return fig
@@ -204,8 +219,37 @@ def capacity_plot(curves: Mapping[str, pd.DataFrame], *, title: str = "Capacity"
             ax.annotate(f"c={row.concurrency}", (row.throughput, row.p99_ms), fontsize="x-small",
                         textcoords="offset points", xytext=(4, 4))  # fmt: skip
     ax.set_yscale("log")
+    _plain_log(ax.yaxis)
     ax.set_xlabel("throughput (requests/s)")
     ax.set_ylabel("p99 latency (ms, log scale)")
     ax.set_title(title)
     ax.legend(fontsize="small")
+    return fig
+
+
+def memory_plot(timeline: object, *, title: str = "Resident memory over time") -> Figure:
+    """RSS (MiB) against time of a ``bench.MemoryTimeline``, the peak marked and labelled."""
+    seconds = np.asarray(getattr(timeline, "seconds", ()), dtype=float)
+    mib = np.asarray(getattr(timeline, "mib", ()), dtype=float)
+    if seconds.size == 0 or seconds.size != mib.size:
+        raise ConfigurationError(
+            "memory_plot needs a bench.MemoryTimeline with readings", name="timeline"
+        )
+    fig = Figure(figsize=(8, 3), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(seconds, mib, color=BASELINE, marker="." if seconds.size < 40 else None)
+    k = int(np.argmax(mib))
+    ax.plot([seconds[k]], [mib[k]], marker="o", color=OPTIMIZED)
+    ax.annotate(
+        f"peak {mib[k]:,.1f} MiB (+{mib[k] - mib[0]:,.1f} MiB) at {seconds[k]:.2f} s",
+        (seconds[k], mib[k]), textcoords="offset points", xytext=(6, -14), fontsize="small",
+    )  # fmt: skip
+    ax.axhline(mib[0], color="#999", linewidth=1, linestyle=":")
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    low, high = float(mib.min()), float(mib.max())
+    if high - low < 4:  # a flat line: show it as flat, not as noise blown up
+        ax.set_ylim(low - 2, high + 2)
+    ax.set_xlabel("time since the work started (s)")
+    ax.set_ylabel("resident memory (MiB)")
+    ax.set_title(title)
     return fig

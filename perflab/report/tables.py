@@ -1,25 +1,121 @@
-"""Tables over results: DataFrames shaped for reading."""
+"""Tables over results, shaped for reading: every cell a figure with its unit (through
+:mod:`perflab.numbers`), labels on the left, and a plain sentence where the data cannot
+support a figure (too few samples for a percentile)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import pandas as pd
 
-__all__ = ["latency_table"]
+from perflab.numbers import DASH, duration, interval, is_missing, quantity, times
+
+__all__ = [
+    "MIN_SAMPLES",
+    "claims_table",
+    "comparisons_table",
+    "figures_table",
+    "latency_table",
+    "styled",
+]
+
+# fewest samples for which a percentile means something: below these, the cell says so
+MIN_SAMPLES = {"p50": 3, "p90": 10, "p99": 100}
+_LEFT = [{"selector": "th, td", "props": [("text-align", "left")]}]
+
+
+def styled(frame: pd.DataFrame, *, numeric: Sequence[str] = ()) -> Any:
+    """A Styler: every cell HTML-escaped (a Styler does not escape unless asked), no index,
+    text left-aligned, the ``numeric`` columns right-aligned."""
+    style = frame.style.format(escape="html").hide(axis="index").set_table_styles(_LEFT)
+    cols = [c for c in numeric if c in frame.columns]
+    if cols:
+        style = style.set_properties(
+            subset=cols, **{"text-align": "right", "white-space": "nowrap"}
+        )
+    return style
 
 
 def latency_table(frame: pd.DataFrame, *, value: str = "ns", by: str | None = None) -> pd.DataFrame:
-    """Count, mean, p50, p90, p99 and max of latencies in ``value`` (ns), shown in µs."""
-    micro = frame.assign(**{value: frame[value] / 1e3})
-    grouped = micro.groupby(by)[value] if by else micro[value]
-    table = grouped.agg(
-        n="count",
-        mean="mean",
-        p50="median",
-        p90=lambda s: s.quantile(0.90),
-        p99=lambda s: s.quantile(0.99),
-        max="max",
-    )
-    if by is None:
-        table = table.to_frame().T
-    table.columns = ["n"] + [f"{c} (µs)" for c in table.columns[1:]]
-    return table.round(1).astype({"n": int})
+    """n, mean, p50, p90, p99 and max of latencies in ``value`` (ns), each in the unit that
+    reads best; a percentile with fewer samples than :data:`MIN_SAMPLES` says "n too small"."""
+    groups = frame.groupby(by, sort=False)[value] if by else [(value, frame[value])]
+    rows = {}
+    for label, series in groups:
+        n = int(series.count())
+        row: dict[str, str] = {"n": f"{n:,}", "mean": duration(series.mean())}
+        for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+            row[name] = (
+                duration(series.quantile(q))
+                if n >= MIN_SAMPLES[name]
+                else f"n < {MIN_SAMPLES[name]}"
+            )
+        row["max"] = duration(series.max())
+        rows[str(label)] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = by or "series"
+    return table
+
+
+def figures_table(
+    rows: Sequence[Mapping[str, Any]] | pd.DataFrame, *, title: str = "measure"
+) -> pd.DataFrame:
+    """Labelled figures: one row per ``{label, value, ci_low, ci_high, unit, note}``, shown as
+    ``measure | value | 95 % CI | note`` with units (a value that is not a number is shown as
+    it is; no CI is a dash)."""
+    items = rows.to_dict(orient="records") if isinstance(rows, pd.DataFrame) else list(rows)
+    out = []
+    for r in items:
+        unit = str(r.get("unit") or "")
+        value = r.get("value")
+        shown = str(value) if is_missing(value) and value is not None else quantity(value, unit)
+        out.append(
+            {
+                title: str(r.get("label", "")),
+                "value": shown,
+                "95 % CI": interval(r.get("ci_low"), r.get("ci_high"), unit),
+                "note": str(r.get("note") or ""),
+            }
+        )
+    return pd.DataFrame(out, columns=[title, "value", "95 % CI", "note"])
+
+
+def comparisons_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Headline comparisons (rows of ``report.headline_rows``): comparison, baseline →
+    optimised, speedup with its 95 % CI, replicates, verdict."""
+    out = []
+    for r in rows:
+        reps = r.get("replicates") or ("?", "?")
+        out.append(
+            {
+                "comparison": str(r["label"]),
+                "baseline": str(r["baseline"]),
+                "optimised": str(r["candidate"]),
+                "speedup": times(r["speedup"]),
+                "95 % CI": interval(r.get("ci_low"), r.get("ci_high"), "x"),
+                "replicates": f"{reps[0]} vs {reps[1]}",
+                "verdict": str(r.get("verdict", DASH)),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def claims_table(rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """The claims audit for reading: claim, claimed, measured, 95 % CI (each with its unit),
+    verdict, conditions."""
+    items = rows.to_dict(orient="records") if isinstance(rows, pd.DataFrame) else list(rows)
+    out = []
+    for r in items:
+        unit = str(r.get("unit") or "")
+        out.append(
+            {
+                "claim": str(r.get("claim", "")),
+                "claimed": quantity(r.get("claimed"), unit),
+                "measured": quantity(r.get("measured"), unit),
+                "95 % CI": interval(r.get("ci_low"), r.get("ci_high"), unit),
+                "verdict": str(r.get("verdict", "")),
+                "conditions": str(r.get("conditions", "")),
+            }
+        )
+    return pd.DataFrame(out)

@@ -120,6 +120,7 @@ def harness(quick: bool) -> SuiteRun:
         "sorted_loaded_vs_quiet": loaded.median / quiet.median,
         "seconds_per_default_run": default_seconds,
         **honesty(6 if quick else 20, 0.2 if quick else 0.3),
-        **selfcheck.cross_run(pairs=5 if quick else 20, per_run=3 if quick else 4),
+        # full: runs of 8 processes, as `perflab bench` makes them; quick: 3, to stay short
+        **selfcheck.cross_run(pairs=5 if quick else 20, per_run=3 if quick else 8),
     }
     return SuiteRun(suite="harness", results=results, checks=checks)

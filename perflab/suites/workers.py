@@ -15,9 +15,11 @@ from perflab.suites import SuiteRun, load_run, merge_runs
 
 __all__ = ["DEFAULT_PROCESSES", "run_in_processes"]
 
-# Four processes keep `perflab bench data --quick` near 30 s on a 2-core machine and give the
-# t interval 6 degrees of freedom; pass more for smaller detectable changes.
-DEFAULT_PROCESSES = 4
+# Eight processes: with four, one slow-luck process widened the interval so far that a true 10 %
+# slowdown between separate `perflab bench FILE.py` runs was called slower 5 times in 20; with
+# eight, 20 in 20 and no A/A false verdict in 45 pairs (benchmarks/verdicts.py, quiet machine).
+# Workers import no scipy.stats (~1.5 s each), so `perflab bench data --quick` stays near 30 s.
+DEFAULT_PROCESSES = 8
 
 
 def run_in_processes(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
-from perflab.db import QueryRunner, quote_identifier
+if TYPE_CHECKING:  # perflab.db (SQLAlchemy, psycopg) costs each data-suite worker ~0.4 s
+    from perflab.db import QueryRunner
 
 __all__ = ["load"]
 
@@ -12,6 +15,8 @@ __all__ = ["load"]
 def load(db: QueryRunner, bars: pd.DataFrame, table: str = "bars", *, replace: bool = True) -> int:
     """Create ``table`` (primary key (symbol, ts), which also serves symbol + time-range reads)
     and COPY the bars in. Timestamps are stored as epoch milliseconds (portable to SQLite)."""
+    from perflab.db import quote_identifier
+
     name = quote_identifier(table, "table")
     if replace:
         db.execute(f"DROP TABLE IF EXISTS {name}")
