@@ -138,7 +138,8 @@ def api_table(
                     run_load(f"{base}/{variant}{path}", method=method, json_body=body,
                              concurrency=concurrency, duration=duration / rounds,
                              warmup=warmup if i == 0 else 0.0, rounds=1,
-                             headers=COLD if arm == "optimized cold" else None)
+                             headers=COLD if arm == "optimized cold" else None,
+                             progress=False)  # the "generator saturated" column says it
                 )  # fmt: skip
                 if arm == "optimized warm":
                     tails.append(_tail(base))
@@ -278,6 +279,7 @@ def capacity_curve(
             concurrency=level,
             duration=duration,
             warmup=warmup,
+            progress=False,  # the "generator saturated" column says it
         )
         s = r.summary()
         failures = sum(r.params["errors"].values()) + _non_2xx(r)
@@ -289,6 +291,7 @@ def capacity_curve(
                 "p99_ms": s["p99"] / 1e6,
                 "max_ms": s["max"] / 1e6,
                 "failures": failures,
+                "generator saturated": r.params["generator"]["saturated"],
             }
         )
         first_p99 = first_p99 or s["p99"]
