@@ -13,8 +13,8 @@ import pytest
 
 from perflab.errors import BenchmarkError
 from perflab.service import run_load, running_service
-from perflab.service.app import MAX_BODY, MAX_ECHO
 from perflab.service.load import failures
+from perflab.service.requests import MAX_BODY, MAX_ECHO
 
 from .conftest import perflab_cli
 

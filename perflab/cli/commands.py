@@ -20,6 +20,7 @@ from perflab.cli.checks import (
     threshold,
 )
 from perflab.cli.child import run_child
+from perflab.cli.serving import load_command, serve_command
 from perflab.errors import ConfigurationError
 
 __all__ = [
@@ -204,69 +205,6 @@ def bench_command(args: argparse.Namespace) -> int:
             store.save(r, tags=[suite.name])
         print(f"history: {store.location}")
     return 0
-
-
-def serve_command(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from perflab import servers
-    from perflab.workload import PRESETS
-
-    if args.preset not in PRESETS:
-        raise ConfigurationError(f"unknown preset {args.preset!r}; use one of {', '.join(PRESETS)}")
-    if args.workers < 1:
-        raise ConfigurationError(
-            f"--workers must be at least 1, got {args.workers}", name="--workers"
-        )
-    check_port(args.port)
-    servers.start()  # an unreachable URL is a one-line error before uvicorn starts
-    os.environ["PERFLAB_SERVICE_PRESET"] = args.preset
-    uvicorn.run(
-        "perflab.service.app:app_from_env",
-        factory=True,
-        host="127.0.0.1",
-        port=args.port,
-        workers=args.workers,
-        log_level="warning",
-    )
-    return 0
-
-
-def load_command(args: argparse.Namespace) -> int:
-    from perflab import suites
-    from perflab.service import preflight, run_load
-
-    for option, value in (
-        ("--duration", args.duration),
-        ("--rate", args.rate),
-        ("--concurrency", args.concurrency),
-        ("--workers", args.workers),
-    ):
-        if value is not None and not value > 0:
-            raise ConfigurationError(f"{option} must be positive, got {value}", name=option)
-    if args.out:  # before any load: a bad path must not cost a whole run
-        check_output_file(Path(args.out), "--out")
-    for url in args.urls:  # a closed port is a mistake in what was asked: exit 2, no load
-        preflight(url)
-    results, code = [], 0
-    for url in args.urls:
-        concurrency = args.workers if args.rate else args.concurrency
-        r = run_load(url, rate=args.rate, concurrency=concurrency, duration=args.duration)
-        s = r.summary()
-        failed = r.params["failures"]
-        print(
-            f"{url}  {int(s['n'])} requests  {s['throughput']:.0f} req/s  p50 {ns(s['p50'])}  "
-            f"p99 {ns(s['p99'])}  max {ns(s['max'])}  statuses {r.params['statuses']}"
-        )
-        if failed:
-            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(failed.items()))
-            print(f"{url}  FAILED {r.params['failed']:.0%} of requests: {kinds}")
-        if r.params["failed"] > 0.5:  # the work ran and mostly failed
-            code = 1
-        results.append(r)
-    if args.out:
-        print(f"saved {suites.save_results(args.out, suites.SuiteRun('load', results))}")
-    return code
 
 
 def sweep_command(args: argparse.Namespace) -> int:

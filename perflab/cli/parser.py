@@ -160,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--concurrency", type=int, default=8, help="closed loop: clients (default 8)")
     lod.add_argument("--workers", type=int, default=8, help="open loop: concurrent senders")
     lod.add_argument("--duration", type=float, default=10.0, help="seconds per URL (default 10)")
+    lod.add_argument(
+        "--processes", type=int, metavar="N",
+        help="generator processes sharing the connections and the schedule "
+        "(default: half the cores, at least 1)",
+    )  # fmt: skip
+    lod.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="run the generator processes as tasks on this Dask scheduler's workers",
+    )  # fmt: skip
     lod.add_argument("--out", metavar="FILE.json", help="results file (harness format)")
 
     swp = sub.add_parser("sweep", help="run a notebook over a parameter grid on Dask")

@@ -1,13 +1,20 @@
 """The demo trading-signals service, in two variants under one app.
 
-``/baseline/...`` does what the seed's "before" did: a new database connection and a fresh
-computation (per-row loops, one query per symbol) on every request. ``/optimized/...`` uses the
-pooled runner with prepared statements, set-based SQL, vectorised computation and a
-``TieredCache`` (L1 memory + L2 Redis, refresh-ahead). Both return the same answers.
+``/baseline/...`` does what the seed's "before" did: sync endpoints (run in the thread pool),
+a new database connection and a fresh computation (per-row loops, one query per symbol) on
+every request. ``/optimized/...`` is async end to end: ``async def`` endpoints on the cache's
+async path (``aget_or_load``: L1 memory + L2 Redis, refresh-ahead), database reads that do not
+block the loop (:mod:`perflab.service.adb`), set-based SQL, vectorised computation, and whole
+JSON responses cached as text. Both return the same answers.
+
+``/health`` reports each dependency (Redis, the database, pool use) and answers 503 when one
+is down; ``POST /benchmark/{suite}`` runs a named in-process micro-suite
+(:mod:`perflab.service.microbench`) when ``PERFLAB_SERVICE_BENCH_TOKEN`` is set.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -22,110 +29,41 @@ import pandas as pd
 import psycopg
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field, field_validator
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from perflab import servers
 from perflab.cache import MemoryTier, RedisTier, TieredCache
 from perflab.db import QueryRunner
 from perflab.errors import QueryError
+from perflab.service.adb import make_reader
+from perflab.service.limits import raise_file_limit
+from perflab.service.ops import add_ops_routes
+from perflab.service.requests import (
+    MAX_BATCH,
+    MAX_BODY,
+    BatchRequest,
+    BodyLimit,
+    PortfolioRequest,
+    echo,
+    validation_errors,
+)
+from perflab.service.tail import TailWatch
 from perflab.settings import Settings, resolve
 from perflab.workload import bars, load, portfolio, signals
 
 __all__ = ["MAX_BATCH", "MAX_BODY", "app_from_env", "create_app"]
 
 log = logging.getLogger("perflab.service")
-MAX_BATCH = 50
-MAX_BODY = 64 * 1024  # bytes of request body; a 50-symbol request is about 1 KB
-MAX_ECHO = 64  # characters of a client's value echoed back in an error
+MAX_CLIENTS = 16_384  # keep-alive connections the service makes room for (file descriptors)
 # bigint: what the ts column holds; a larger bound would reach PostgreSQL and fail there
 Ts = Annotated[int | None, Query(ge=-(2**63), le=2**63 - 1)]
 TABLE = "service_bars"
 _BARS_SQL = f"SELECT symbol, ts, open, high, low, close, volume FROM {TABLE} WHERE symbol = :symbol AND ts BETWEEN :start AND :end ORDER BY ts"  # noqa: E501
 _MANY_SQL = f"SELECT symbol, ts, open, high, low, close, volume FROM {TABLE} WHERE symbol IN ({{marks}}) ORDER BY symbol, ts"  # noqa: E501
+_COUNT_SQL = f"SELECT count(*) FROM {TABLE}"
 COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume"]
-
-
-class PortfolioRequest(BaseModel):
-    symbols: list[str] = Field(min_length=2, max_length=MAX_BATCH)
-    # allow_inf_nan=False: NaN, Infinity and 1e400 (inf once parsed) are rejected by the model
-    risk_free: float = Field(default=0.0, ge=-0.01, le=0.01, allow_inf_nan=False)
-
-    @field_validator("symbols")
-    @classmethod
-    def distinct(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("symbols must be distinct")
-        return value
-
-
-class BatchRequest(BaseModel):
-    symbols: list[str] = Field(min_length=1, max_length=MAX_BATCH)
-
-
-def _echo(value: Any) -> Any:
-    """A client's value as it may appear in an error body: JSON-safe (a NaN or Infinity would
-    make the error itself unserialisable) and at most MAX_ECHO characters (never a 10 MB
-    symbol back)."""
-    if value is None or (isinstance(value, bool | int) and abs(value) < 10**15):
-        return value
-    if isinstance(value, float) and np.isfinite(value):
-        return value
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= MAX_ECHO else f"{text[:MAX_ECHO]}… ({len(text)} characters)"
-
-
-def _validation_errors(errors: Any) -> list[dict[str, Any]]:
-    """FastAPI's validation errors with every echoed input and context made safe (_echo)."""
-    out = []
-    for e in errors:
-        item = {"type": e.get("type"), "loc": [_echo(p) for p in e.get("loc", ())]}
-        item["msg"] = _echo(str(e.get("msg", "")))
-        if "input" in e:
-            item["input"] = _echo(e["input"])
-        if e.get("ctx"):
-            item["ctx"] = {str(k): _echo(v if isinstance(v, str | int | float) else str(v))
-                           for k, v in e["ctx"].items()}  # fmt: skip
-        out.append(item)
-    return out
-
-
-class BodyLimit:
-    """Refuses request bodies over ``limit`` bytes with 413, whether announced by
-    Content-Length or streamed without one, before the app reads them whole."""
-
-    def __init__(self, app: Any, limit: int = MAX_BODY) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > self.limit:
-            await JSONResponse(self._detail(declared.decode("latin-1")), 413)(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited() -> dict:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:  # FastAPI passes an HTTPException from here through as is
-                raise HTTPException(413, detail=self._detail(f"over {seen}"))
-            return message
-
-        await self.app(scope, limited, send)
-
-    def _detail(self, size: str) -> dict:
-        return {
-            "detail": {
-                "field": "body",
-                "error": f"request body of {_echo(size)} bytes is over the {self.limit}-byte "
-                "limit; send fewer symbols per request",
-            }
-        }
 
 
 def _frame(rows: list) -> pd.DataFrame:
@@ -155,20 +93,17 @@ class Backend:
             load(self.db, bars(preset), table=TABLE)
         self.symbols = {r[0] for r in self.db.fetch(f"SELECT DISTINCT symbol FROM {TABLE}")}
         self.span = self.db.fetch(f"SELECT min(ts), max(ts) FROM {TABLE}")[0]
-        self.cache = TieredCache(
-            [
-                MemoryTier(2_000),
-                RedisTier(endpoints.redis_url, prefix=f"{settings.key_prefix}svc:"),
-            ],
-            default_ttl=30,
-            refresh_ahead=0.8,
-        )
+        self.redis = RedisTier(endpoints.redis_url, prefix=f"{settings.key_prefix}svc:")
+        self.cache = TieredCache([MemoryTier(2_000), self.redis], default_ttl=30, refresh_ahead=0.8)
+        self.reader = make_reader(self.db)
+        self.bench_busy = False
+        self.tail = TailWatch()
 
     def check_symbols(self, symbols: list[str], field: str = "symbol") -> None:
         unknown = [s for s in symbols if s not in self.symbols]
         if unknown:
             raise HTTPException(
-                404, detail={"field": field, "error": f"unknown symbol {_echo(unknown[0])!r}"}
+                404, detail={"field": field, "error": f"unknown symbol {echo(unknown[0])!r}"}
             )
 
     def range(self, start: int | None, end: int | None) -> tuple[int, int]:
@@ -200,13 +135,51 @@ class Backend:
         ).fetchall()
         return _frame(rows)
 
-    # --- optimised: pool, prepared statements, cache -----------------------------------------
-    def optimized_bars(self, symbol: str, start: int, end: int) -> pd.DataFrame:
-        rows = self.db.fetch(_BARS_SQL, {"symbol": symbol, "start": start, "end": end})
+    # --- optimised: async reads (prepared statements), cache --------------------------------
+    async def optimized_bars(self, symbol: str, start: int, end: int) -> pd.DataFrame:
+        rows = await self.reader.fetch(_BARS_SQL, {"symbol": symbol, "start": start, "end": end})
         return _frame(rows)
 
-    def close(self) -> None:
-        self.cache.close()
+    async def many_bars(self, symbols: list[str]) -> pd.DataFrame:
+        return _frame(
+            await self.reader.fetch(_MANY_SQL.format(marks=_marks(symbols)), _params(symbols))
+        )
+
+    async def cached(self, request: Request, key: str, load: Any) -> Any:
+        """``aget_or_load``; a request with ``Cache-Control: no-cache`` skips the lookup (a
+        cold-cache request: loaded fresh, then stored)."""
+        load = self.tail.timed(load)
+        if "no-cache" in request.headers.get("cache-control", ""):
+            value = await load()
+            await self.cache.aset(key, value)
+            return value
+        return await self.cache.aget_or_load(key, load)
+
+    async def dependencies(self) -> dict[str, dict[str, Any]]:
+        """Each dependency's state: Redis (PING), the database (a count), pool use."""
+        out: dict[str, dict[str, Any]] = {}
+        t0 = time.perf_counter()
+        try:
+            await asyncio.wait_for(self.redis.aclient.ping(), 1.0)
+            out["redis"] = {"ok": True, "ms": round((time.perf_counter() - t0) * 1e3, 3)}
+        except (RedisError, OSError, TimeoutError) as err:
+            out["redis"] = {"ok": False, "error": echo(f"{type(err).__name__}: {err}")}
+        t0 = time.perf_counter()
+        try:
+            rows = await asyncio.wait_for(self.reader.fetch(_COUNT_SQL, {}), 2.0)
+            out["database"] = {
+                "ok": True,
+                "rows": rows[0][0],
+                "ms": round((time.perf_counter() - t0) * 1e3, 3),
+            }
+        except (QueryError, OSError, TimeoutError) as err:
+            out["database"] = {"ok": False, "error": echo(f"{type(err).__name__}: {err}")}
+        out["pool"] = {"ok": True, "optimized": self.reader.pool()}
+        return out
+
+    async def aclose(self) -> None:
+        await self.reader.aclose()
+        await self.cache.aclose()
         self.db.close()
 
 
@@ -218,8 +191,10 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state["backend"] = await run_in_threadpool(Backend, settings, preset)
+        state["backend"].tail.start()
         yield
-        state.pop("backend").close()
+        state["backend"].tail.stop()
+        await state.pop("backend").aclose()
 
     app = FastAPI(title="perflab demo service", lifespan=lifespan)
     app.add_middleware(BodyLimit, limit=MAX_BODY)
@@ -236,23 +211,9 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler echoes the input whole: NaN makes it unserialisable (a 500)
-        return JSONResponse({"detail": _validation_errors(exc.errors())}, status_code=422)
+        return JSONResponse({"detail": validation_errors(exc.errors())}, status_code=422)
 
-    @app.get("/health")
-    def health() -> dict:
-        b = backend()
-        return {
-            "status": "ok",
-            "symbols": len(b.symbols),
-            "rows": b.db.fetch(f"SELECT count(*) FROM {TABLE}")[0][0],
-        }
-
-    @app.get("/metrics")
-    def metrics() -> dict:
-        b = backend()
-        cache = b.cache.stats().reset_index().replace({np.nan: None}).to_dict(orient="records")
-        pools = b.db.stats().reset_index().to_dict(orient="records")
-        return {"cache": cache, "pools": pools}
+    add_ops_routes(app, backend)
 
     # --- GET /signals -----------------------------------------------------------------------
     @app.get("/baseline/signals")
@@ -265,14 +226,18 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         return _records(signals.baseline(frame))
 
     @app.get("/optimized/signals")
-    def optimized_signals(symbol: str, start: Ts = None, end: Ts = None) -> list[dict]:
+    async def optimized_signals(
+        request: Request, symbol: str, start: Ts = None, end: Ts = None
+    ) -> Response:
         b = backend()
         b.check_symbols([symbol])
         lo, hi = b.range(start, end)
-        return b.cache.get_or_load(
-            f"signals:{symbol}:{lo}:{hi}",
-            lambda: _records(signals.optimized(b.optimized_bars(symbol, lo, hi))),
-        )
+
+        async def load() -> str:
+            return _json(_records(signals.optimized(await b.optimized_bars(symbol, lo, hi))))
+
+        text = await b.cached(request, f"signals.json:{symbol}:{lo}:{hi}", load)
+        return Response(text, media_type="application/json")
 
     # --- GET /market-data/stream (NDJSON) ----------------------------------------------------
     @app.get("/baseline/market-data/stream")
@@ -287,19 +252,18 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         return StreamingResponse(iter(lines), media_type="application/x-ndjson")
 
     @app.get("/optimized/market-data/stream")
-    def optimized_stream(
-        symbol: str, limit: int = Query(1000, ge=1, le=100_000)
-    ) -> StreamingResponse:
+    async def optimized_stream(
+        request: Request, symbol: str, limit: int = Query(1000, ge=1, le=100_000)
+    ) -> Response:
         b = backend()
         b.check_symbols([symbol])
-        body = b.cache.get_or_load(
-            f"stream:{symbol}:{limit}",
-            lambda: "".join(
-                json.dumps(r) + "\n"
-                for r in _records(b.optimized_bars(symbol, *b.span).head(limit))
-            ),
-        )
-        return StreamingResponse(iter([body]), media_type="application/x-ndjson")
+
+        async def load() -> str:
+            frame = (await b.optimized_bars(symbol, *b.span)).head(limit)
+            return "".join(json.dumps(r) + "\n" for r in _records(frame))
+
+        body = await b.cached(request, f"stream:{symbol}:{limit}", load)
+        return Response(body, media_type="application/x-ndjson")
 
     # --- POST /portfolio/optimize --------------------------------------------------------------
     @app.post("/baseline/portfolio/optimize")
@@ -312,21 +276,19 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         return _allocation(portfolio.baseline(returns, symbols, request.risk_free))
 
     @app.post("/optimized/portfolio/optimize")
-    def optimized_portfolio(request: PortfolioRequest) -> dict:
+    async def optimized_portfolio(http: Request, request: PortfolioRequest) -> JSONResponse:
         b = backend()
         b.check_symbols(request.symbols, "symbols")
         key = "returns:" + ",".join(request.symbols)
 
-        def returns() -> list:
-            frame = _frame(
-                b.db.fetch(
-                    _MANY_SQL.format(marks=_marks(request.symbols)), _params(request.symbols)
-                )
-            )
+        async def returns() -> list:
+            frame = await b.many_bars(request.symbols)
             return portfolio.returns_matrix(frame, request.symbols)[1].tolist()
 
-        matrix = np.asarray(b.cache.get_or_load(key, returns), dtype=float)
-        return _allocation(portfolio.optimized(matrix, request.symbols, request.risk_free))
+        matrix = np.asarray(await b.cached(http, key, returns), dtype=float)
+        return JSONResponse(
+            _allocation(portfolio.optimized(matrix, request.symbols, request.risk_free))
+        )
 
     # --- POST /batch/signals ------------------------------------------------------------------
     @app.post("/baseline/batch/signals")
@@ -341,32 +303,24 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         return out
 
     @app.post("/optimized/batch/signals")
-    def optimized_batch(request: BatchRequest) -> dict:
+    async def optimized_batch(http: Request, request: BatchRequest) -> JSONResponse:
         b = backend()
         b.check_symbols(request.symbols, "symbols")
         wanted = sorted(set(request.symbols))
 
-        def latest() -> dict:
-            frame = _frame(b.db.fetch(_MANY_SQL.format(marks=_marks(wanted)), _params(wanted)))
-            last = signals.optimized(frame).groupby("symbol", sort=False).tail(1)
-            return {r["symbol"]: r for r in _records(last)}
+        async def latest() -> dict:
+            last = signals.optimized(await b.many_bars(wanted)).groupby("symbol", sort=False)
+            return {r["symbol"]: r for r in _records(last.tail(1))}
 
-        found = b.cache.get_or_load("batch:" + ",".join(wanted), latest)
-        return {s: found[s] for s in request.symbols}
-
-    if os.environ.get("PERFLAB_SERVICE_DEBUG") == "1":
-        stalls = {"n": 0}
-
-        @app.get("/debug/stall")
-        async def stall(every: int = 100, ms: float = 50.0) -> dict:
-            """Every ``every``-th request takes ``ms`` longer, blocking the whole event loop:
-            for checking that the load generator counts the requests queued behind it."""
-            stalls["n"] += 1
-            if stalls["n"] % every == 0:
-                time.sleep(ms / 1000)  # deliberately blocking
-            return {"n": stalls["n"]}
+        found = await b.cached(http, "batch:" + ",".join(wanted), latest)
+        return JSONResponse({s: found[s] for s in request.symbols})
 
     return app
+
+
+def _json(value: Any) -> str:
+    """JSON text as Starlette's JSONResponse writes it (compact, no NaN)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def _marks(symbols: list[str]) -> str:
@@ -388,5 +342,7 @@ def _allocation(a: portfolio.Allocation) -> dict:
 
 
 def app_from_env() -> FastAPI:
-    """The app for ``uvicorn --factory`` (``perflab serve``): preset from PERFLAB_SERVICE_PRESET."""
+    """The app for ``uvicorn --factory`` (``perflab serve``): preset from PERFLAB_SERVICE_PRESET.
+    The open-file limit goes up as far as allowed: every keep-alive client holds a socket."""
+    raise_file_limit(MAX_CLIENTS, strict=False)
     return create_app(preset=os.environ.get("PERFLAB_SERVICE_PRESET", "quick"))

@@ -1,5 +1,7 @@
-"""The API table and the capacity curve on the quick preset, and the load generator's own
-ceiling beside wrk (Debian's package) on a trivial endpoint, in the same run."""
+"""The API table (baseline, optimised cold and warm), the capacity curve, the load
+generator's own ceiling beside wrk (Debian's package) on the same endpoint and connection
+count in the same run, its open-loop send lateness, and (full runs) the seed's capacity
+claims: concurrent keep-alive users, peak database connections and peak service RSS."""
 
 from __future__ import annotations
 
@@ -7,8 +9,19 @@ import re
 import shutil
 import subprocess
 
-from perflab.service import api_table, capacity_curve, run_load, running_service
+from perflab import servers
+from perflab.service import (
+    api_table,
+    capacity_claims,
+    capacity_curve,
+    run_load,
+    running_service,
+    summarise_capacity,
+)
+from perflab.settings import resolve
 from perflab.suites import SuiteRun, figure, register
+
+WRK_MISSING = "wrk not installed: apt-get install wrk (Debian/Ubuntu) or brew install wrk"
 
 
 def _wrk(url: str, seconds: int, connections: int) -> float | None:
@@ -22,42 +35,92 @@ def _wrk(url: str, seconds: int, connections: int) -> float | None:
     return float(found.group(1)) if found else None
 
 
+def _ceiling(base: str, seconds: float, warmup: float, connections: int) -> dict:
+    """perflab's generator and wrk on /health, one after the other, same connections."""
+    url = f"{base}/health"
+    ours = run_load(url, concurrency=connections, duration=seconds, warmup=warmup, progress=False)
+    theirs = _wrk(url, max(int(seconds), 1), connections)
+    gen = ours.params["generator"]
+    out = {
+        "loadgen_health_req_s": ours.throughput,
+        "loadgen_cpu_us_per_request": gen["cpu_us_per_request"],
+        "loadgen_saturated": gen["saturated"],
+        "wrk_health_req_s": theirs if theirs is not None else WRK_MISSING,
+    }
+    if theirs:
+        out["loadgen_vs_wrk"] = ours.throughput / theirs
+    return {"checks": out, "result": ours}
+
+
+def _lateness(base: str, rate: float, seconds: float, warmup: float) -> dict:
+    """The open-loop schedule's accuracy at ``rate`` req/s on /ping (no dependencies)."""
+    r = run_load(f"{base}/ping", rate=rate, concurrency=32, duration=seconds, warmup=warmup,
+                 progress=False)  # fmt: skip
+    gen = r.params["generator"]
+    return {
+        "checks": {
+            f"open_loop_{rate:g}/send_lateness_p99_ms": gen["send_lateness_p99_ms"],
+            f"open_loop_{rate:g}/own_lateness_p99_ms": gen["own_lateness_p99_ms"],
+            f"open_loop_{rate:g}/cpu_us_per_request": gen["cpu_us_per_request"],
+            f"open_loop_{rate:g}/saturated": gen["saturated"],
+        },
+        "result": r,
+    }
+
+
 @register(
     "api",
-    "baseline vs optimized endpoints (the seed's table), capacity, load-generator ceiling",
-    processes=1,  # the service is a process of its own; its rounds interleave A and B
+    "baseline vs optimized endpoints cold and warm (the seed's table), capacity, concurrent "
+    "users, DB connections, RSS, load-generator ceiling beside wrk",
+    processes=1,  # the service is a process of its own; its rounds interleave the arms
 )
 def api(quick: bool) -> SuiteRun:
-    duration, warmup = (0.7, 0.3) if quick else (8.0, 1.0)
+    duration, warmup = (0.6, 0.2) if quick else (8.0, 1.0)
     levels = (1, 2, 4, 8) if quick else (1, 2, 4, 8, 16, 32, 64)
     with running_service("quick") as base:
         table, results = api_table(
-            base, concurrency=8, duration=duration, warmup=warmup, rounds=4 if quick else 6
+            base, concurrency=8, duration=duration, warmup=warmup, rounds=2 if quick else 6
         )
         curve = capacity_curve(
-            f"{base}/optimized/signals?symbol=S0001", levels=levels, duration=0.5 if quick else 3.0
+            f"{base}/optimized/signals?symbol=S0001",
+            levels=levels,
+            duration=0.3 if quick else 3.0,
+            warmup=0.1 if quick else 0.3,
         )
-        ours = run_load(
-            f"{base}/health", concurrency=16, duration=max(duration, 1.0), warmup=warmup
-        )
-        theirs = _wrk(f"{base}/health", max(int(duration), 1), 16)
+        ceiling = _ceiling(base, max(duration, 1.0), warmup, 16)
+        late = _lateness(base, 300.0 if quick else 1000.0, 0.8 if quick else 8.0, warmup)
     checks: dict = {}
     for endpoint, row in table.iterrows():
         key = endpoint.split(" ", 1)[1].strip("/").replace("/", "_")
         checks[f"{key}/speedup_p50"] = figure(row["speedup p50"], *row["speedup 95% CI"])
+        checks[f"{key}/speedup_p50_cold"] = figure(
+            row["speedup p50 cold"], *row["speedup cold 95% CI"]
+        )
         checks[f"{key}/throughput_ratio"] = figure(
             row["throughput ratio"], *row["throughput ratio 95% CI"]
         )
         checks[f"{key}/baseline_p50_ms"] = row["baseline p50 ms"]
-        checks[f"{key}/optimized_p50_ms"] = figure(
-            row["optimized p50 ms"], *row["optimized p50 95% CI"]
+        for arm in ("optimized warm", "optimized cold"):
+            tag = arm.replace(" ", "_").replace("optimized_", "")
+            for q in ("p50", "p99", "max"):
+                checks[f"{key}/optimized_{tag}_{q}_ms"] = figure(
+                    row[f"{arm} {q} ms"], *row[f"{arm} {q} 95% CI"]
+                )
+        checks[f"{key}/optimized_p50_ms"] = checks[f"{key}/optimized_warm_p50_ms"]
+        checks[f"{key}/optimized_p99_over_p50"] = (
+            row["optimized warm p99 ms"] / row["optimized warm p50 ms"]
         )
     for row in curve.itertuples():
         checks[f"capacity/c{row.concurrency}/req_s"] = row.throughput
         checks[f"capacity/c{row.concurrency}/p99_ms"] = row.p99_ms
-    checks["loadgen_health_req_s"] = ours.summary()["throughput"]
-    checks["wrk_health_req_s"] = theirs if theirs is not None else "wrk not installed"
-    if theirs:
-        checks["loadgen_vs_wrk"] = checks["loadgen_health_req_s"] / theirs
+    checks.update(ceiling["checks"])
+    checks.update(late["checks"])
     tables = {"api": table.reset_index(), "capacity": curve}
-    return SuiteRun(suite="api", results=[*results, ours], checks=checks, tables=tables)
+    if not quick:  # minutes: fresh service processes per variant and replicate
+        database_url = servers.start(resolve()).database_url
+        users = capacity_claims(database_url, users=(1_000, 10_000), duration=30.0)
+        tables["users"] = users
+        for name, value in summarise_capacity(users).items():
+            checks[f"capacity/{name}"] = figure(*value) if isinstance(value, tuple) else value
+    runs = [*results, ceiling["result"], late["result"]]
+    return SuiteRun(suite="api", results=runs, checks=checks, tables=tables)
