@@ -269,3 +269,19 @@ def test_a_notebook_without_kernelspec_runs_on_the_perflab_kernel_with_parameter
     assert done.returncode == 0, done.stderr
     executed = nbformat.read(tmp_path / "o" / "bare.ipynb", as_version=4)
     assert "n=5" in json.dumps(executed.cells[-1].outputs)
+
+
+def test_a_password_in_a_url_parameter_reaches_the_kernel_but_no_saved_file(tmp_path):
+    url = "postgresql://analyst:s3cr3t-pw@db.example:5432/shop"
+    nb = write_notebook(
+        tmp_path / "url.ipynb",
+        "print('kernel saw the password:', 'cr3t-p' in database_url)",
+        params='database_url: str = ""',
+    )
+    out = tmp_path / "out"
+    done = perflab_cli("run", str(nb), "--no-servers", "-p", "database_url", url, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    saved = (out / "url.ipynb").read_text()
+    assert "kernel saw the password: True" in saved  # the run itself had the real URL
+    assert "s3cr3t-pw" not in saved and "analyst" in saved and "db.example" in saved
+    assert "s3cr3t-pw" not in (out / "url.html").read_text()

@@ -24,6 +24,7 @@ from perflab.notebooks.kernel import (
 from perflab.notebooks.parameters import coerce_parameters, read_parameters
 from perflab.paths import probe_writable
 from perflab.settings import Settings, resolve
+from perflab.urls import redact_value
 
 if TYPE_CHECKING:
     import nbformat
@@ -260,6 +261,8 @@ def run_notebook(
             interrupted = RunInterrupted(message, signum=signum)
     seconds = time.monotonic() - started
     executed = nbformat.read(ipynb, as_version=4)
+    if _redact_parameters(executed, values):
+        nbformat.write(executed, ipynb)  # the saved notebook keeps no password either
     export_html(executed, html_path, title=path.stem, parameters=effective)
     if interrupted is not None:
         raise interrupted
@@ -268,6 +271,24 @@ def run_notebook(
     return NotebookRun(
         notebook=path, ipynb=ipynb, html=html_path, parameters=values, seconds=seconds
     )
+
+
+def _redact_parameters(executed: Any, values: dict[str, Any]) -> bool:
+    """Passwords in URL parameters out of the executed notebook: papermill writes every value
+    into the injected-parameters cell and the notebook's metadata. True when one was found."""
+    secret = {k: v for k, v in values.items() if redact_value(v) != v}
+    if not secret:
+        return False
+    for cell in executed.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            for value in secret.values():
+                cell.source = cell.source.replace(repr(value), repr(redact_value(value)))
+                cell.source = cell.source.replace(str(value), str(redact_value(value)))
+    recorded = executed.metadata.get("papermill", {}).get("parameters", {})
+    for key in secret:
+        if key in recorded:
+            recorded[key] = redact_value(recorded[key])
+    return True
 
 
 def _one_line(text: str) -> str:
