@@ -75,7 +75,7 @@ def _learn_run_noise(files: list[Path]) -> None:
     for f in files:
         for r in load_results(f):
             figures[r.name].append(r.figure)
-    RUN_NOISE.update({k: (changepoint.noise_floor(v), len(v)) for k, v in figures.items()})
+    RUN_NOISE.update({k: (changepoint.run_spread(v), len(v)) for k, v in figures.items()})
 
 
 def _tally(pairs: list[tuple[Path, Path]]) -> collections.Counter:

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from perflab.bench import changepoint
 from perflab.bench.changepoint import change_points, last_change, noise_floor
 from perflab.errors import BenchmarkError, PerflabError
 
@@ -153,3 +154,13 @@ def test_invalid_arguments_name_the_parameter():
         change_points(x, penalty=0.0)
     with pytest.raises(BenchmarkError, match="min_noise"):
         change_points(x, min_noise=-1.0)
+
+
+def test_run_spread_sees_a_slow_drift_that_successive_differences_cancel():
+    # a machine whose speed wanders over minutes: neighbours agree, runs further apart do not
+    drift = np.array([233.0, 256, 263, 266, 268, 254, 253, 255, 253, 261])
+    assert changepoint.noise_floor(drift) < 0.02 < changepoint.run_spread(drift)
+    # a real step stays out of the spread: only the newest level counts
+    step = np.array([100.0, 101, 99, 100, 101, 130, 131, 129, 130])
+    assert changepoint.run_spread(step) < 0.02
+    assert changepoint.run_spread(np.array([5.0])) == 0.0

@@ -52,7 +52,7 @@ import ruptures as rpt
 
 from perflab.errors import BenchmarkError
 
-__all__ = ["MIN_NOISE", "PENALTY", "change_points", "last_change", "noise_floor"]
+__all__ = ["MIN_NOISE", "PENALTY", "change_points", "last_change", "noise_floor", "run_spread"]
 
 #: Penalty per change point, in units of ``noise_floor * log(n)`` (L1 cost, log values).
 #: 2 kept false alarms on A/A series at ~2 % (3 gave ~1 % but lost a fifth of the +20 % steps).
@@ -96,6 +96,23 @@ def noise_floor(values: np.ndarray) -> float:
     log values| / sqrt(2). Steps and single outlier runs barely move it, unlike a plain sd.
     0.0 for fewer than 2 values."""
     return _noise(_log_values(values))
+
+
+def run_spread(values: np.ndarray) -> float:
+    """How much two runs of the newest level may differ as wholes, in log units: the larger of
+    :func:`noise_floor` and the robust sd (1.4826 x MAD) of the runs since the last change point.
+
+    Why both: successive differences cancel a slow drift, so on a machine whose speed wanders
+    over minutes (runs 233, 256, 263, 266, 268, 254 µs here under one CPU-bound neighbour) they
+    report ~1 % while runs further apart differ by 15 %; the spread about the level's median
+    sees the drift, and the change points keep a real step out of it."""
+    x = _log_values(values)
+    if x.size < 2:
+        return 0.0
+    points = change_points(values)
+    level = x[points[-1] :] if points and x.size - points[-1] >= 3 else x
+    spread = float(_MAD_TO_SD * np.median(np.abs(level - np.median(level))))
+    return max(_noise(x), spread)
 
 
 def _l1(segment: np.ndarray) -> float:

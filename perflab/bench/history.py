@@ -282,12 +282,13 @@ class History:
 
     def run_noise(self, name: str, *, tag: str | None = None) -> tuple[float, int] | None:
         """How much separate runs of ``name`` differ as a whole: (robust sd of the log run
-        figures, runs), after its accepted baseline — the term :func:`compare` adds for two
-        separate runs. None until the history holds ``MIN_RUNS + 1`` runs of it."""
+        figures, :func:`changepoint.run_spread`; runs), after its accepted baseline — the term
+        :func:`compare` adds for two separate runs. None until the history holds
+        ``MIN_RUNS + 1`` runs of it."""
         centres = self._series(name, tag)["center"].to_numpy(dtype=float)
         if centres.size < MIN_RUNS + 1:
             return None
-        return changepoint.noise_floor(centres), int(centres.size)
+        return changepoint.run_spread(centres), int(centres.size)
 
     def regressions(
         self,
