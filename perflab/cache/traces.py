@@ -250,7 +250,8 @@ def monitor_keys(
                     entry = monitor.next_command()
                 except redis.TimeoutError:
                     continue  # a quiet server: look at the clock again
-                for key in _monitored((entry or {}).get("command", "")):
+                # an MGET touches several keys: the bound is on keys, so stop mid-command
+                for key in _monitored((entry or {}).get("command", ""))[: max_requests - len(ids)]:
                     ids.append(hash(key))
                 if len(ids) >= max_requests:
                     ended_by = "keys"
