@@ -83,10 +83,14 @@ def _report(tree: Path, history: Path, out: Path) -> dict:
         for line in (done.stdout + done.stderr).splitlines()
         if line.startswith("REGRESSION ")
     ]
+    run = out / "run.json"
+    rechecks = (json.loads(run.read_text()).get("rechecks") or {}) if run.exists() else {}
     return {
         "exit": done.returncode,
         "seconds": round(time.perf_counter() - t0, 1),
         "regressions": named,
+        # the suspects the report re-ran before judging, and what the re-runs measured
+        "rechecked": {k: [round(v) for v in f] for k, f in rechecks.get("figures", {}).items()},
         "tail": done.stderr.strip().splitlines()[-1:] if done.returncode not in (0, 1) else [],
         "judged": _judged(history),
     }

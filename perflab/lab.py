@@ -8,7 +8,7 @@ import json
 import platform
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from perflab.bench import History, environment
 from perflab.errors import ConfigurationError, NotebookError
 from perflab.notebooks import NotebookRun, read_parameters, run_notebook
 from perflab.numbers import number
+from perflab.recheck import Recheck, rerun_suspects
 from perflab.report import RUN_TAG, headline_rows, index_page, with_trends
 from perflab.settings import Settings, resolve
 
@@ -121,7 +122,7 @@ def report(
     published_by: dict[str, list[str]] = {}  # notebook -> the suites it published
     for path in notebooks:
         before = _published_files(settings.results_dir)
-        params = {"quick": True} if quick and "quick" in read_parameters(_read(path)) else {}
+        params = _parameters(path, quick)
         t0 = time.monotonic()
         try:
             run = run_notebook(
@@ -165,6 +166,24 @@ def report(
         for r in runs
     ]
     produced = suites.published(settings.results_dir)
+    rechecked: list[Recheck] = []
+
+    def recheck(names: list[str]) -> dict[str, list[float]]:
+        # the notebooks that measured a suspect run again before the check fails on it
+        found = rerun_suspects(
+            names,
+            notebooks={path.stem: path for path in notebooks},
+            produced=produced,
+            published_by=published_by,
+            parameters=lambda path: _parameters(path, quick),
+            out=out,
+            settings=settings,
+            timeout=timeout,
+            on_done=on_done,
+        )
+        rechecked.append(found)
+        return found.figures
+
     index, regressions, summary = write_index(
         out,
         entries=entries,
@@ -172,10 +191,12 @@ def report(
         produced=produced,
         published_by=published_by,
         history=History(settings.history_url or settings.outputs_dir / "history.sqlite"),
+        recheck=recheck if check_history else None,
     )
     doc = {"format": 1, "meta": meta, "notebooks": entries, "claims": summary}
     if check_history:
         doc["regressions"] = regressions.to_dict(orient="records")
+        doc["rechecks"] = rechecked[0].to_dict() if rechecked else None
     (out / "run.json").write_text(json.dumps(doc, indent=2, default=str))
     if default_out:
         _point_latest(settings.outputs_dir / "latest", out)
@@ -195,11 +216,14 @@ def write_index(
     produced: dict[str, suites.SuiteRun],
     published_by: dict[str, list[str]],
     history: History,
+    recheck: Callable[[list[str]], Mapping[str, Sequence[float]]] | None = None,
 ) -> tuple[Path, Any, list[dict[str, Any]]]:
-    """Save this run's results into ``history`` (tagged with the mode and ``run:<folder>``),
-    then write ``out/index.html``: headlines per notebook with their trends, the regressions
-    of this mode, the claims audit, the notebooks, the environment. Returns the index path,
-    the regressions frame and the claims-audit rows. Closes ``history``."""
+    """Save this run's results into ``history`` (tagged with the mode and ``run:<folder>``);
+    with ``recheck``, hand it the names that look slower (``History.suspects``) and judge them
+    with the figures of its re-runs as well (:mod:`perflab.recheck`); then write
+    ``out/index.html``: headlines per notebook with their trends, the regressions of this mode,
+    the claims audit, the notebooks, the environment. Returns the index path, the regressions
+    frame and the claims-audit rows. Closes ``history``."""
     import pandas as pd
 
     mode, run_name = meta["mode"], out.name
@@ -208,7 +232,11 @@ def write_index(
             for result in run.results:
                 history.save(result, tags=["report", mode, f"{RUN_TAG}{run_name}"])
         # judged only against earlier reports of the same mode: quick and full runs differ
-        regressions = history.regressions(tag=mode)
+        reruns = {}
+        if recheck is not None:
+            suspects = history.suspects(tag=mode)
+            reruns = dict(recheck(suspects)) if suspects else {}
+        regressions = history.regressions(tag=mode, reruns=reruns)
         past = history.frame()
     finally:
         history.close()
@@ -243,6 +271,10 @@ def write_index(
         encoding="utf-8",
     )
     return index, regressions, summary
+
+
+def _parameters(path: Path, quick: bool) -> dict[str, Any]:
+    return {"quick": True} if quick and "quick" in read_parameters(_read(path)) else {}
 
 
 def _published_files(folder: Path) -> set[str]:

@@ -112,21 +112,29 @@ def test_report_fails_naming_the_notebook_and_cell(tmp_path):
     ).exists()
 
 
-def test_report_check_history_flags_a_regression(tmp_path, settings):
-
-    from perflab import bench
-
-    notebooks = tmp_path / "nbs"
-    notebooks.mkdir()
+def _mini_notebook(notebooks: Path, counter: Path) -> None:
+    """A notebook publishing one benchmark, mini/op: 2000 ns on its first run, and on later
+    runs (the re-runs) what ``counter``'s file says: slow (2000, a real change) or 1000 (the
+    first run was a slow spell of the machine)."""
     write_notebook(
         notebooks / "01-mini.ipynb",
         "import numpy as np\n"
+        "from pathlib import Path\n"
         "from perflab import bench, suites\n"
-        "samples = np.random.default_rng(1).normal(2000, 20, 200)\n"
+        f"state = Path({str(counter)!r})\n"
+        "runs, later = state.read_text().split()\n"
+        "state.write_text(f'{int(runs) + 1} {later}')\n"
+        "level = 2000 if runs == '0' else float(later)\n"
+        "samples = np.random.default_rng(int(runs)).normal(level, 20, 200)\n"
         "r = bench.Result(name='mini/op', samples=samples, replicates=(20,) * 10)\n"
         "suites.publish(suites.SuiteRun('mini', [r]))",
         params="quick: bool = False",
     )
+
+
+def _earlier_quick_reports(settings) -> None:
+    from perflab import bench
+
     store = bench.History(settings.outputs_dir / "history.sqlite")
     rng = np.random.default_rng(0)
     for _ in range(4):  # earlier quick reports: twice as fast
@@ -135,12 +143,50 @@ def test_report_check_history_flags_a_regression(tmp_path, settings):
         store.save(bench.Result(name="mini/op", samples=samples), tags=["report", "quick"])
     for _ in range(4):  # full reports are judged apart and never mix with quick ones
         store.save(bench.Result(name="mini/op", samples=rng.normal(4000, 10, 200)), tags=["full"])
+    store.close()
+
+
+def test_report_check_history_reruns_and_flags_a_regression(tmp_path, settings):
+    notebooks = tmp_path / "nbs"
+    notebooks.mkdir()
+    counter = tmp_path / "counter"
+    counter.write_text("0 2000")
+    _mini_notebook(notebooks, counter)
+    _earlier_quick_reports(settings)
     env = {"PERFLAB_NOTEBOOKS": str(notebooks)}
     plain = perflab_cli("report", "--quick", "--out", str(tmp_path / "a"), env=env)
     assert plain.returncode == 0, plain.stdout + plain.stderr  # without the check: fine
+    assert counter.read_text().split()[0] == "1"  # and nothing re-ran
     checked = perflab_cli(
         "report", "--quick", "--check-history", "--out", str(tmp_path / "b"), env=env
     )
     assert checked.returncode == 1 and "REGRESSION mini/op" in checked.stdout
+    assert "2 re-runs" in checked.stdout
     run = json.loads((tmp_path / "b" / "run.json").read_text())
-    assert run["regressions"][0]["name"] == "mini/op"
+    assert run["regressions"][0]["name"] == "mini/op" and run["regressions"][0]["reruns"] == 2
+    figures = run["rechecks"]["figures"]["mini/op"]
+    assert len(figures) == 2 and all(f > 1500 for f in figures)
+    assert (tmp_path / "b" / "rechecks" / "2" / "01-mini.html").exists()
+
+
+def test_report_check_history_lets_a_slow_spell_pass_when_reruns_are_back(tmp_path, settings):
+    notebooks = tmp_path / "nbs"
+    notebooks.mkdir()
+    counter = tmp_path / "counter"
+    counter.write_text("0 1000")  # re-runs measure the old level: the first run was unlucky
+    _mini_notebook(notebooks, counter)
+    _earlier_quick_reports(settings)
+    checked = perflab_cli(
+        "report",
+        "--quick",
+        "--check-history",
+        "--out",
+        str(tmp_path / "b"),
+        env={"PERFLAB_NOTEBOOKS": str(notebooks)},
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "REGRESSION" not in checked.stdout
+    assert counter.read_text().split()[0] == "3"  # the report's run and two re-runs
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert run["regressions"] == []
+    assert len(run["rechecks"]["figures"]["mini/op"]) == 2

@@ -14,7 +14,7 @@ import pytest
 
 from perflab import bench, claims, suites
 from perflab.bench import noise, stats
-from perflab.errors import ConfigurationError
+from perflab.errors import BenchmarkError, ConfigurationError
 
 from .conftest import perflab_cli
 
@@ -412,3 +412,65 @@ def test_a_step_shared_with_the_interleaved_peer_is_the_environment_not_the_code
     _paired_runs(other, [(100, 120)] * 8 + [(100, 156)] * 3, seed=2)
     found = other.regressions()
     assert list(found["name"]) == ["l2-get perflab"] and found["cause"].iloc[0] == "code"
+
+
+# --- re-running what looks slower ----------
+
+# five earlier report runs ~4 % apart, as whole quick reports differ here
+_REPORTS = [1000.0, 960.0, 1030.0, 1050.0, 975.0]
+
+
+def test_pooled_ratio_matches_students_t_interval():
+    from scipy import stats as sps
+
+    before, after = np.array(_REPORTS), np.array([1210.0, 1190.0, 1225.0])
+    r = stats.replicate_ratio(before, after, confidence=0.99, pooled=True)
+    a, b = np.log(before), np.log(after)
+    t = sps.ttest_ind(b, a, equal_var=True)
+    low, high = t.confidence_interval(0.99)
+    assert r.ci_low == pytest.approx(np.exp(low)) and r.ci_high == pytest.approx(np.exp(high))
+    assert r.p_value == pytest.approx(t.pvalue)
+    welch = stats.replicate_ratio(before, after, confidence=0.99)
+    # three re-runs close together: their small spread must not narrow the interval
+    assert r.ci_high - r.ci_low > welch.ci_high - welch.ci_low
+
+
+def test_a_single_slow_report_is_a_suspect_and_its_reruns_decide(tmp_path):
+    store = bench.History(tmp_path / "h.sqlite")
+    _series(store, "step", [*_REPORTS, 1200.0])
+    _series(store, "flat", [*_REPORTS, 1005.0])
+    _series(store, "quicker", [*_REPORTS, 800.0])
+    # one run of a 20 % step cannot be told from an outlier run at 99 %
+    assert store.regressions().empty
+    assert store.suspects() == ["step"]
+    confirmed = store.regressions(reruns={"step": [1190.0, 1215.0]})
+    assert list(confirmed["name"]) == ["step"]
+    row = confirmed.iloc[0]
+    assert row["reruns"] == 2 and row["runs_after"] == 3 and row["ci_low"] > 1.0
+    # the re-runs are back at the old level: the newest run was a slow spell
+    assert store.regressions(reruns={"step": [1010.0, 985.0]}).empty
+    # re-runs are judged, never saved
+    assert len(store.frame("step")) == 6
+
+
+def test_rerun_figures_must_be_positive_and_name_the_benchmark(tmp_path):
+    store = bench.History(tmp_path / "h.sqlite")
+    _series(store, "step", [*_REPORTS, 1200.0])
+    with pytest.raises(BenchmarkError, match="'step'"):
+        store.regressions(reruns={"step": [0.0]})
+
+
+def test_recheck_finds_the_notebooks_that_measured_the_suspects():
+    from perflab import recheck
+
+    produced = {
+        "data": suites.SuiteRun("data", [bench.Result(name="data/sma-loop", samples=[1.0, 2])]),
+        "cache": suites.SuiteRun("cache", [bench.Result(name="cache/l1", samples=[1.0, 2])]),
+    }
+    published_by = {"01-cache": ["cache"], "03-data": ["data"], "05-claims": []}
+    assert recheck.owners(["data/sma-loop"], produced, published_by) == ["03-data"]
+    assert recheck.owners(["cache/l1", "data/sma-loop"], produced, published_by) == [
+        "01-cache",
+        "03-data",
+    ]
+    assert recheck.owners(["gone/name"], produced, published_by) == []

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ _COLUMNS = [
     "ci_high",
     "runs_before",
     "runs_after",
+    "reruns",
     "noise",
 ]
 
@@ -297,18 +298,49 @@ class History:
         threshold: float = THRESHOLD,
         confidence: float = CONFIDENCE,
         tag: str | None = None,
+        reruns: Mapping[str, Sequence[float]] | None = None,
     ) -> pd.DataFrame:
         """Benchmarks whose newest change made them slower: name, at (row id of the first
         slower run), git and saved of that run, before/after centres, ratio and its CI, how
-        many runs on each side, and the noise floor (run-to-run spread) of the history.
+        many runs on each side (``reruns`` of them re-runs), and the noise floor (run-to-run
+        spread) of the history.
 
         A benchmark timed interleaved with a peer (the raw-driver arm of a ``bench.ab``) that
         moved with it — their ratio did not step — is not listed: the server or the machine
-        changed, not the code (:meth:`changes` keeps it, with ``cause`` "environment")."""
+        changed, not the code (:meth:`changes` keeps it, with ``cause`` "environment").
+
+        ``reruns`` maps a name to the figures of extra runs of the newest code taken just now
+        (see :meth:`suspects`): they join the newest run's side and are not saved."""
         found = self.changes(
-            name, threshold=threshold, confidence=confidence, tag=tag, only="slower"
+            name,
+            threshold=threshold,
+            confidence=confidence,
+            tag=tag,
+            only="slower",
+            reruns=reruns,
         )
         return found[found["cause"] != "environment"].reset_index(drop=True)
+
+    def suspects(
+        self,
+        *,
+        threshold: float = THRESHOLD,
+        confidence: float = CONFIDENCE,
+        tag: str | None = None,
+    ) -> list[str]:
+        """Names a re-run could settle: the newest change is a slowdown by at least the
+        threshold that is called ``slower`` or ``inconclusive`` (and not explained by the
+        environment). A nightly check re-runs these before it fails: one report is one run, and
+        a single run of a new level cannot be told from an outlier run on a noisy machine
+        (5 unchanged quick reports here differed by ~4 % sd, so a 20 % step after one run read
+        1.12x, 99 % CI 0.89-1.41)."""
+        found = self.changes(threshold=threshold, confidence=confidence, tag=tag)
+        keep = (
+            found["verdict"].isin(["slower", "inconclusive"])
+            & (found["ratio"] >= 1.0 + threshold)
+            & (found["cause"] != "environment")
+        )
+        return [str(n) for n in found.loc[keep, "name"]]
 
     def changes(
         self,
@@ -318,6 +350,7 @@ class History:
         confidence: float = CONFIDENCE,
         tag: str | None = None,
         only: str | None = None,
+        reruns: Mapping[str, Sequence[float]] | None = None,
     ) -> pd.DataFrame:
         """Like :meth:`regressions`, with a ``verdict`` column, for every benchmark whose
         newest change could be judged (``only`` keeps one verdict). ``peer`` names the
@@ -327,12 +360,27 @@ class History:
         everything = self._series(None, tag)
         rows = []
         selected = everything if name is None else everything[everything["name"] == name]
+        extra = {k: _positive(k, v) for k, v in (reruns or {}).items()}
         for bench_name, series in selected.groupby("name", sort=True):
-            row = _judge(series, threshold=threshold, confidence=confidence)
+            row = _judge(
+                series,
+                threshold=threshold,
+                confidence=confidence,
+                reruns=extra.get(str(bench_name), ()),
+            )
             if row is not None and (only is None or row["verdict"] == only):
                 peer, cause = _cause(series, everything, row, threshold, confidence)
                 rows.append({"name": bench_name, **row, "peer": peer, "cause": cause})
         return pd.DataFrame(rows, columns=[*_COLUMNS, "verdict", "peer", "cause"])
+
+
+def _positive(name: str, figures: Sequence[float]) -> tuple[float, ...]:
+    values = tuple(float(v) for v in figures)
+    if not all(np.isfinite(v) and v > 0 for v in values):
+        raise BenchmarkError(
+            f"re-run figures for {name!r} must be positive finite numbers, got {list(figures)}"
+        )
+    return values
 
 
 def _cause(
@@ -366,19 +414,31 @@ def _cause(
     return peer, causes.get(judged["verdict"], "unclear")
 
 
-def _judge(series: pd.DataFrame, *, threshold: float, confidence: float) -> dict[str, Any] | None:
-    """The newest change of one benchmark's series, judged; None when too short to judge."""
-    centres = series["center"].to_numpy(dtype=float)
-    values = np.log(centres)
-    if values.size < MIN_RUNS + 1:
+def _judge(
+    series: pd.DataFrame,
+    *,
+    threshold: float,
+    confidence: float,
+    reruns: Sequence[float] = (),
+) -> dict[str, Any] | None:
+    """The newest change of one benchmark's series, judged; None when too short to judge.
+    ``reruns`` are further runs of the newest code: they extend the newest run's level."""
+    saved = series["center"].to_numpy(dtype=float)
+    if saved.size < MIN_RUNS + 1:
         return None
-    points = changepoint.change_points(centres)
-    k = points[-1] if points else values.size - 1  # no change found: judge the newest run
+    centres = np.concatenate([saved, np.asarray(reruns, dtype=float)])
+    values = np.log(centres)
+    newest = saved.size - 1
+    # a change point inside the re-runs is noise between runs of one code: the re-runs belong
+    # to the newest run's side whatever the segmentation says
+    points = [p for p in changepoint.change_points(centres) if p <= newest]
+    k = points[-1] if points else newest  # no change found: judge the newest run
     start = points[-2] if len(points) > 1 else 0
     before, after = values[start:k], values[k:]
     if before.size < MIN_RUNS:
         return None
-    r = stats.replicate_ratio(np.exp(before), np.exp(after), confidence=confidence)
+    # runs on both sides share the benchmark's run-to-run noise: one pooled variance
+    r = stats.replicate_ratio(np.exp(before), np.exp(after), confidence=confidence, pooled=True)
     first = series.iloc[k]
     return {
         "at": int(first["id"]),
@@ -391,6 +451,7 @@ def _judge(series: pd.DataFrame, *, threshold: float, confidence: float) -> dict
         "ci_high": r.ci_high,
         "runs_before": int(before.size),
         "runs_after": int(after.size),
+        "reruns": len(reruns),
         "noise": changepoint.noise_floor(centres),
         "verdict": verdict(r.ratio, r.ci_low, r.ci_high, threshold=threshold),
     }

@@ -182,6 +182,7 @@ def replicate_ratio(
     *,
     confidence: float = 0.95,
     between: tuple[float, int] | None = None,
+    pooled: bool = False,
 ) -> ReplicateRatio:
     """Welch's t on the logs of replicate figures: the uncertainty comes from how much whole
     replicates differ, never from how many samples each holds.
@@ -197,7 +198,13 @@ def replicate_ratio(
     ``between`` = (sd, runs): the spread of a whole run's figure between separate runs (log
     units, from ``runs`` runs of history), which replicates inside each run cannot see — a run
     can sit in a slow spell of the machine as a whole. When given, each side's mean carries it
-    as well, and the degrees of freedom come from Welch-Satterthwaite over all three terms."""
+    as well, and the degrees of freedom come from Welch-Satterthwaite over all three terms.
+
+    ``pooled=True``: Student's t with one variance pooled over both sides (df = ka + kb - 2),
+    for replicates known to share one noise — the runs of one benchmark's history before and
+    after a step. Welch's would take the newer side's spread from its own 2-3 runs: runs
+    re-taken minutes apart sit closer together than nights do, and their small spread would
+    narrow the interval; pooling gives them the history's spread instead."""
     a = np.log(_array(baseline))
     b = np.log(_array(candidate))
     ka, kb = a.size, b.size
@@ -209,7 +216,10 @@ def replicate_ratio(
     if ka == 1 and kb == 1 and not (run_var > 0 and run_df > 0):
         return ReplicateRatio(ratio, 0.0, math.inf, math.nan, math.nan, (ka, kb))
     # (variance of the mean, its degrees of freedom) per term
-    if ka == 1 and kb == 1:
+    if pooled and ka + kb > 2:
+        shared = (np.nan_to_num(va) * (ka - 1) + np.nan_to_num(vb) * (kb - 1)) / (ka + kb - 2)
+        terms = [(float(shared) * (1 / ka + 1 / kb), ka + kb - 2)]
+    elif ka == 1 and kb == 1:
         terms = [(run_var, run_df)]
     elif ka == 1:
         terms = [(vb / ka + vb / kb, kb - 1)]

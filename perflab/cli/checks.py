@@ -103,11 +103,15 @@ def ns(value: float) -> str:
 
 
 def regression_line(row) -> str:  # a row of History.regressions()
+    from perflab.bench.history import CONFIDENCE
+
+    reruns = int(getattr(row, "reruns", 0) or 0)
+    again = f" ({reruns} re-run{'s' if reruns != 1 else ''})" if reruns else ""
     return (
-        f"REGRESSION {row.name}: {row.ratio:.3f}x slower (95 % CI {row.ci_low:.3f}-"
+        f"REGRESSION {row.name}: {row.ratio:.3f}x slower ({CONFIDENCE:.0%} CI {row.ci_low:.3f}-"
         f"{row.ci_high:.3f}) from result #{row.at} (commit {row.git or 'unknown'}), "
         f"{ns(row.before)} -> {ns(row.after)} over {row.runs_before}+{row.runs_after} "
-        f"runs; accept a wanted change with: perflab history --accept {row.name}"
+        f"runs{again}; accept a wanted change with: perflab history --accept {row.name}"
     )
 
 

@@ -121,6 +121,11 @@ def _headlines(groups: Mapping[str, Sequence[Mapping[str, Any]]], mode: str) -> 
     return "".join(parts)
 
 
+def _reruns(count: Any) -> str:
+    n = int(count) if isinstance(count, int | float) and count == count else 0
+    return f" (incl. {n} re-run{'s' if n != 1 else ''})" if n else ""
+
+
 def _regressions(rows: Sequence[Mapping[str, Any]] | None, mode: str) -> str:
     if rows is None:
         return ""
@@ -128,7 +133,8 @@ def _regressions(rows: Sequence[Mapping[str, Any]] | None, mode: str) -> str:
     if not rows:
         return head + (
             "<p class=ok>None: no benchmark's newest change made it significantly slower "
-            "(History.regressions, 99 % CI over whole runs).</p>"
+            "(History.regressions, 99 % CI over whole runs; with --check-history, whatever "
+            "looked slower was re-run first).</p>"
         )
     body = "".join(
         f"<tr><td><code>{_E(str(r['name']))}</code></td>"
@@ -136,7 +142,8 @@ def _regressions(rows: Sequence[Mapping[str, Any]] | None, mode: str) -> str:
         f"{_E(quantity(r.get('after'), str(r.get('unit') or 'ns')))}</td>"
         f'<td class="num slower"><b>{_E(times(r.get("ratio")))}</b> '
         f'<span class="ci">CI {_E(interval(r.get("ci_low"), r.get("ci_high"), "x"))}</span></td>'
-        f'<td class="num">{_E(str(r.get("runs_before")))} / {_E(str(r.get("runs_after")))}</td>'
+        f'<td class="num">{_E(str(r.get("runs_before")))} / {_E(str(r.get("runs_after")))}'
+        f"{_E(_reruns(r.get('reruns')))}</td>"
         f"<td>{_E(str(r.get('git') or DASH))}</td></tr>"
         for r in rows
     )
