@@ -6,7 +6,9 @@ more work. Records each report's exit code, wall time and the regressions it nam
 Target (issue 10): no regression on the unchanged runs; the slowed one names
 ``data/sma-loop`` and nothing else.
 
-Run: ``.venv/bin/python benchmarks/report_history.py [--unchanged 5] [--load]``. Figures go to
+Run: ``.venv/bin/python benchmarks/report_history.py [--unchanged 5] [--load]``;
+``--rejudge outputs/benchmarks/report-history-*-runs`` judges a kept sequence again with the
+current rules (the history as it stood after each report, and its re-run figures). Figures go to
 ``outputs/benchmarks/report-history-*.json``, the reports and their history beside it
 (``report-history-*-runs/``), with every benchmark's judged change after each report.
 """
@@ -111,11 +113,62 @@ def _judged(history: Path) -> dict:
     }
 
 
+def rejudge(base: Path) -> list[dict]:
+    """Judge a kept sequence of reports again with today's rules, without re-running them:
+    after each report, the history as it stood then (rows up to that report's) and the
+    figures its re-runs measured (its run.json)."""
+    import sqlite3
+    import tempfile
+
+    from perflab.bench import History
+
+    rows = []
+    reports = sorted(
+        (d for d in base.iterdir() if (d / "run.json").exists()),
+        key=lambda d: (d / "run.json").stat().st_mtime,
+    )
+    for folder in reports:
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / "history.sqlite"
+            shutil.copy(base / "history.sqlite", copy)
+            with sqlite3.connect(copy) as db:
+                (last,) = db.execute(
+                    "SELECT max(id) FROM results WHERE tags LIKE ?", (f'%"run:{folder.name}"%',)
+                ).fetchone()
+                db.execute("DELETE FROM results WHERE id > ?", (last,))
+            rechecks = json.loads((folder / "run.json").read_text()).get("rechecks") or {}
+            store = History(copy)
+            try:
+                found = store.regressions(tag="quick", reruns=rechecks.get("figures", {}))
+                judged = store.changes(tag="quick", reruns=rechecks.get("figures", {}))
+            finally:
+                store.close()
+        sma = judged[judged["name"] == "data/sma-loop"]
+        rows.append(
+            {
+                "report": folder.name,
+                "regressions": list(found["name"]),
+                "sma-loop": [
+                    sma["verdict"].iloc[0],
+                    *(round(float(sma[c].iloc[0]), 3) for c in ("ratio", "ci_low", "ci_high")),
+                ]
+                if not sma.empty
+                else None,
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--unchanged", type=int, default=5, help="unchanged reports before the step")
     p.add_argument("--load", action="store_true", help="one CPU-bound process beside")
+    p.add_argument("--rejudge", metavar="DIR", help="judge a kept *-runs folder again, no runs")
     args = p.parse_args()
+    if args.rejudge:
+        rejudge(Path(args.rejudge))
+        return
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.load else None
     figures: dict = {"load": "one CPU-bound process" if args.load else "quiet", "reports": []}
     out = ROOT / "outputs" / "benchmarks"

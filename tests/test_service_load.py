@@ -207,3 +207,16 @@ def test_capacity_claims_measure_both_variants_in_fresh_services():
     assert figures["users_served_ratio"] == 1.0
     ratio, low, high = figures["rss_ratio"]
     assert low <= ratio <= high
+
+
+def test_api_suite_results_are_named_without_the_services_port(service):
+    """History follows a benchmark by name; the service's port changes every run."""
+    from perflab.suites.api import _ceiling, _lateness
+
+    ceiling = _ceiling(service, 0.4, 0.1, 4)["result"]
+    late = _lateness(service, 100.0, 0.4, 0.1)["result"]
+    port = service.rsplit(":", 1)[1]
+    for r in (ceiling, late):
+        assert port not in r.name and "127.0.0.1" not in r.name, r.name
+    assert ceiling.name == "GET /health (load generator, 4 conn.)"
+    assert late.name == "GET /ping (open loop, 100 req/s)"

@@ -161,7 +161,7 @@ def test_report_check_history_reruns_and_flags_a_regression(tmp_path, settings):
         "report", "--quick", "--check-history", "--out", str(tmp_path / "b"), env=env
     )
     assert checked.returncode == 1 and "REGRESSION mini/op" in checked.stdout
-    assert "2 re-runs" in checked.stdout
+    assert "with 2 re-runs" in checked.stdout
     run = json.loads((tmp_path / "b" / "run.json").read_text())
     assert run["regressions"][0]["name"] == "mini/op" and run["regressions"][0]["reruns"] == 2
     figures = run["rechecks"]["figures"]["mini/op"]

@@ -34,6 +34,11 @@ __all__ = ["CONFIDENCE", "MIN_RUNS", "History"]
 
 CONFIDENCE = 0.99  # per benchmark: a nightly check over dozens of benchmarks must not cry wolf
 MIN_RUNS = 3  # earlier runs needed before a benchmark's noise is known well enough to judge
+#: Degrees of freedom the typical benchmark's run-to-run spread counts for in each benchmark's
+#: judgement (moderated t): four runs' worth. Quick reports here differ by 3-40 % sd per
+#: benchmark (median 12 %), and one benchmark's four runs agreeing to 3 % said little about its
+#: fifth: it read 1.09x "slower" on unchanged code, re-runs and all, before the prior joined.
+PRIOR_DF = 4.0
 
 _COLUMNS = [
     "name",
@@ -112,6 +117,8 @@ class History:
     ``outputs/history.sqlite``). ``location`` is a file path or a SQLAlchemy-style URL;
     ``schema`` places the tables in a PostgreSQL schema of their own."""
 
+    CONFIDENCE = CONFIDENCE  # of the intervals it judges by (per benchmark)
+
     def __init__(self, location: str | Path | None = None, *, schema: str | None = None) -> None:
         if location is None:
             from perflab.settings import resolve
@@ -187,7 +194,7 @@ class History:
                     "tags": json.dumps(sorted(tags)),
                     "median": r.median,
                     "center": r.center,
-                    "figure": r.figure,
+                    "figure": _judged_figure(r),
                     "replicates": json.dumps([round(float(v), 6) for v in r.replicate_medians]),
                     "unit": r.unit,
                     "host": r.meta.get("cpu"),
@@ -361,17 +368,42 @@ class History:
         rows = []
         selected = everything if name is None else everything[everything["name"] == name]
         extra = {k: _positive(k, v) for k, v in (reruns or {}).items()}
+        prior = _typical_spread(everything)
         for bench_name, series in selected.groupby("name", sort=True):
             row = _judge(
                 series,
                 threshold=threshold,
                 confidence=confidence,
                 reruns=extra.get(str(bench_name), ()),
+                prior=prior,
             )
             if row is not None and (only is None or row["verdict"] == only):
                 peer, cause = _cause(series, everything, row, threshold, confidence)
                 rows.append({"name": bench_name, **row, "peer": peer, "cause": cause})
         return pd.DataFrame(rows, columns=[*_COLUMNS, "verdict", "peer", "cause"])
+
+
+def _judged_figure(result: Result) -> float:
+    """The run's figure as ``compare`` judges it: for calibrated loops, the geometric mean of
+    the replicate floors left after contended ones are set aside (``stats.set_aside_contended``:
+    one slow-luck worker process must not move a whole run's figure)."""
+    if result.statistic != "floor":
+        return result.figure
+    kept, _ = stats.set_aside_contended(result.replicate_figures, stray=stats.STRAY)
+    return float(np.exp(np.mean(np.log(np.maximum(kept, 1e-300)))))
+
+
+def _typical_spread(everything: pd.DataFrame) -> tuple[float, float] | None:
+    """(median run-to-run spread over the benchmarks judged together, PRIOR_DF), or None when
+    fewer than three benchmarks have runs enough to tell."""
+    spreads = [
+        changepoint.run_spread(group["center"].to_numpy(dtype=float))
+        for _, group in everything.groupby("name")
+        if len(group) >= MIN_RUNS + 1
+    ]
+    if len(spreads) < 3:
+        return None
+    return float(np.median(spreads)), PRIOR_DF
 
 
 def _positive(name: str, figures: Sequence[float]) -> tuple[float, ...]:
@@ -406,7 +438,7 @@ def _cause(
     theirs = others[others["name"] == peer].set_index("pair")["center"]
     both = mine.join(theirs.rename("peer_center"), how="inner").sort_values("id")
     ratio = both.assign(center=both["center"] / both["peer_center"]).reset_index()
-    judged = _judge(ratio, threshold=threshold, confidence=confidence)
+    judged = _judge(ratio, threshold=threshold, confidence=confidence, prior=None)
     if judged is None:
         return peer, None
     # "environment" only when the ratio provably held: an inconclusive ratio hides nothing
@@ -420,25 +452,33 @@ def _judge(
     threshold: float,
     confidence: float,
     reruns: Sequence[float] = (),
+    prior: tuple[float, float] | None = None,
 ) -> dict[str, Any] | None:
     """The newest change of one benchmark's series, judged; None when too short to judge.
-    ``reruns`` are further runs of the newest code: they extend the newest run's level."""
+
+    ``reruns`` are further runs of the newest code taken just after the newest run. They are
+    not runs of their own: taken minutes apart they share the newest run's spell of the machine,
+    so the newest run and its re-runs count as one run, their median (a slow outlier among three
+    is outvoted; a real step is in all three). ``prior``: the typical run-to-run spread (sd,
+    df) of the benchmarks judged together, moderating this one's own."""
     saved = series["center"].to_numpy(dtype=float)
     if saved.size < MIN_RUNS + 1:
         return None
-    centres = np.concatenate([saved, np.asarray(reruns, dtype=float)])
-    values = np.log(centres)
     newest = saved.size - 1
-    # a change point inside the re-runs is noise between runs of one code: the re-runs belong
-    # to the newest run's side whatever the segmentation says
-    points = [p for p in changepoint.change_points(centres) if p <= newest]
+    centres = saved.copy()
+    if len(reruns):
+        centres[newest] = float(np.median([saved[newest], *reruns]))
+    values = np.log(centres)
+    points = changepoint.change_points(centres)
     k = points[-1] if points else newest  # no change found: judge the newest run
     start = points[-2] if len(points) > 1 else 0
     before, after = values[start:k], values[k:]
     if before.size < MIN_RUNS:
         return None
     # runs on both sides share the benchmark's run-to-run noise: one pooled variance
-    r = stats.replicate_ratio(np.exp(before), np.exp(after), confidence=confidence, pooled=True)
+    r = stats.replicate_ratio(
+        np.exp(before), np.exp(after), confidence=confidence, pooled=True, prior=prior
+    )
     first = series.iloc[k]
     return {
         "at": int(first["id"]),
@@ -452,7 +492,7 @@ def _judge(
         "runs_before": int(before.size),
         "runs_after": int(after.size),
         "reruns": len(reruns),
-        "noise": changepoint.noise_floor(centres),
+        "noise": changepoint.noise_floor(saved),
         "verdict": verdict(r.ratio, r.ci_low, r.ci_high, threshold=threshold),
     }
 

@@ -183,6 +183,7 @@ def replicate_ratio(
     confidence: float = 0.95,
     between: tuple[float, int] | None = None,
     pooled: bool = False,
+    prior: tuple[float, float] | None = None,
 ) -> ReplicateRatio:
     """Welch's t on the logs of replicate figures: the uncertainty comes from how much whole
     replicates differ, never from how many samples each holds.
@@ -202,9 +203,10 @@ def replicate_ratio(
 
     ``pooled=True``: Student's t with one variance pooled over both sides (df = ka + kb - 2),
     for replicates known to share one noise — the runs of one benchmark's history before and
-    after a step. Welch's would take the newer side's spread from its own 2-3 runs: runs
-    re-taken minutes apart sit closer together than nights do, and their small spread would
-    narrow the interval; pooling gives them the history's spread instead."""
+    after a step. ``prior`` = (sd, df), with ``pooled``: a typical spread worth ``df`` degrees
+    of freedom joins the pooled variance (moderated t, as limma does for thousands of genes with
+    three replicates each): a benchmark whose few runs happen to agree closely cannot claim a
+    far smaller noise than its neighbours, and one with typical noise gains degrees of freedom."""
     a = np.log(_array(baseline))
     b = np.log(_array(candidate))
     ka, kb = a.size, b.size
@@ -216,9 +218,12 @@ def replicate_ratio(
     if ka == 1 and kb == 1 and not (run_var > 0 and run_df > 0):
         return ReplicateRatio(ratio, 0.0, math.inf, math.nan, math.nan, (ka, kb))
     # (variance of the mean, its degrees of freedom) per term
-    if pooled and ka + kb > 2:
-        shared = (np.nan_to_num(va) * (ka - 1) + np.nan_to_num(vb) * (kb - 1)) / (ka + kb - 2)
-        terms = [(float(shared) * (1 / ka + 1 / kb), ka + kb - 2)]
+    prior_sd, prior_df = prior if prior is not None else (0.0, 0.0)
+    if pooled and ka + kb + prior_df > 2:
+        df_all = ka + kb - 2 + prior_df
+        squares = np.nan_to_num(va) * (ka - 1) + np.nan_to_num(vb) * (kb - 1)
+        shared = (squares + prior_df * prior_sd**2) / df_all
+        terms = [(float(shared) * (1 / ka + 1 / kb), df_all)]
     elif ka == 1 and kb == 1:
         terms = [(run_var, run_df)]
     elif ka == 1:

@@ -103,12 +103,13 @@ def ns(value: float) -> str:
 
 
 def regression_line(row) -> str:  # a row of History.regressions()
-    from perflab.bench.history import CONFIDENCE
+    from perflab.bench import History
 
     reruns = int(getattr(row, "reruns", 0) or 0)
-    again = f" ({reruns} re-run{'s' if reruns != 1 else ''})" if reruns else ""
+    again = f" (the newest with {reruns} re-run{'s' if reruns != 1 else ''})" if reruns else ""
+    level = f"{History.CONFIDENCE:.0%}"
     return (
-        f"REGRESSION {row.name}: {row.ratio:.3f}x slower ({CONFIDENCE:.0%} CI {row.ci_low:.3f}-"
+        f"REGRESSION {row.name}: {row.ratio:.3f}x slower ({level} CI {row.ci_low:.3f}-"
         f"{row.ci_high:.3f}) from result #{row.at} (commit {row.git or 'unknown'}), "
         f"{ns(row.before)} -> {ns(row.after)} over {row.runs_before}+{row.runs_after} "
         f"runs{again}; accept a wanted change with: perflab history --accept {row.name}"

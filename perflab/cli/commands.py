@@ -173,6 +173,8 @@ def bench_command(args: argparse.Namespace) -> int:
         else resolve().outputs_dir / "bench" / f"{suite.name}-{stamp}.json"
     )
     check_output_file(out, "--out")  # before the suite runs, not after
+    if args.instructions:
+        return _count_instructions(args, suite, out)
     # --quiet: the harness draws progress bars only on a terminal, so the run sees a stderr that
     # is none (its messages still get through); no module state of the harness is changed
     with contextlib.redirect_stderr(_NotATerminal(sys.stderr)) if args.quiet else _nothing():
@@ -203,6 +205,41 @@ def bench_command(args: argparse.Namespace) -> int:
         store = History()
         for r in results:
             store.save(r, tags=[suite.name])
+        print(f"history: {store.location}")
+    return 0
+
+
+def _count_instructions(args: argparse.Namespace, suite, out: Path) -> int:
+    from perflab import suites
+    from perflab.bench import instructions
+
+    if suite.path is None or not suite.functions:
+        raise ConfigurationError(
+            f"--instructions counts the bench_* functions of a .py file; {args.suite!r} "
+            + ("is a built-in suite" if suite.path is None else "has none"),
+            name="--instructions",
+        )
+    if instructions.available() is None:
+        raise ConfigurationError(
+            "--instructions needs valgrind: apt-get install valgrind (Debian/Ubuntu)",
+            name="valgrind",
+        )
+    run = suites.SuiteRun(suite.name, instructions.count_file(suite.path, suite.functions))
+    if not args.quiet:
+        print(f"{'benchmark':<44} {'instructions/call':>18} {'spread':>8} {'seeds':>5}")
+        for r in run.results:
+            low, high = min(r.replicate_figures), max(r.replicate_figures)
+            print(
+                f"{r.name:<44} {r.figure:>18,.0f} {(high - low) / r.figure:>8.2%} "
+                f"{r.n_replicates:>5}"
+            )
+    print(f"saved {suites.save_results(out, run)}")
+    if args.save:
+        from perflab.bench import History
+
+        store = History()
+        for r in run.results:
+            store.save(r, tags=[suite.name, instructions.UNIT])
         print(f"history: {store.location}")
     return 0
 

@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--out", metavar="FILE.json", help="results file (default: outputs/bench/)")
     ben.add_argument("--save", action="store_true", help="also add the results to the history")
     ben.add_argument(
+        "--instructions",
+        action="store_true",
+        help="FILE.py only: count each bench_* function's instructions per call under valgrind "
+        "instead of timing it (CPU-bound code; the count does not move with the machine's load)",
+    )
+    ben.add_argument(
         "--processes",
         type=int,
         default=None,

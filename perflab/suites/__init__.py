@@ -71,6 +71,8 @@ class Suite:
     help: str
     fn: Callable[[bool], list[Result] | SuiteRun]
     processes: int | None = None  # worker processes `perflab bench` uses (None: its default)
+    path: Path | None = None  # a user's benchmark file (``perflab bench FILE.py``)
+    functions: tuple[str, ...] = ()  # its bench_* functions, in file order
 
 
 def register(
@@ -212,7 +214,7 @@ def from_file(path: str | Path) -> Suite:
             checks.update({f"{suite.name}/{k}": v for k, v in inner.checks.items()})
         return SuiteRun(suite=label, results=results, checks=checks)
 
-    return Suite(label, f"benchmarks in {path}", run)
+    return Suite(label, f"benchmarks in {path}", run, path=path, functions=tuple(functions))
 
 
 def publish(run: SuiteRun, results_dir: str | Path | None = None) -> Path:
