@@ -7,7 +7,8 @@
 * In a notebook-like session: two sequential ``bench.run`` of one function, then ``compare``.
 * The wall time of one ``perflab bench data --quick``.
 
-Run: ``.venv/bin/python benchmarks/verdicts.py [--load] [--runs 6] [--file-runs 10]``;
+Run: ``.venv/bin/python benchmarks/verdicts.py [--load] [--runs 6] [--file-runs 10]``
+(``--instructions``: the FILE.py runs count instructions under valgrind instead of timing);
 ``--load`` keeps one other CPU-bound process spinning throughout (``python -c "while True:
 pass"``), as on a busy CI runner. Figures go to ``outputs/benchmarks/verdicts-*.json``, the
 runs themselves beside them (``verdicts-*-runs/``); ``--rejudge DIR`` judges saved runs again
@@ -49,6 +50,7 @@ def _bench(args: list[str], out: Path, env: dict | None = None) -> float:
 
 
 PROCESSES: list[str] = []  # ["--processes", "N"] when given on the command line
+FILE_MODE = ["--quick"]  # ["--instructions"]: count instructions under valgrind instead
 
 
 RUN_NOISE: dict[str, tuple[float, int]] = {}  # name -> (sd, runs), as a history would know it
@@ -111,9 +113,9 @@ def separate_file_runs(tmp: Path, runs: int) -> dict:
     base, slow = [], []
     for i in range(runs):
         base.append(tmp / f"work-a-{i}.json")
-        _bench([str(path), "--quick", *PROCESSES], base[-1], {"WORK": "20000"})
+        _bench([str(path), *FILE_MODE, *PROCESSES], base[-1], {"WORK": "20000"})
         slow.append(tmp / f"work-b-{i}.json")
-        _bench([str(path), "--quick", *PROCESSES], slow[-1], {"WORK": "22000"})
+        _bench([str(path), *FILE_MODE, *PROCESSES], slow[-1], {"WORK": "22000"})
     return judge_file(base, slow)
 
 
@@ -185,19 +187,26 @@ def main() -> None:
     p.add_argument("--only", choices=["data", "file", "notebook"], action="append")
     p.add_argument("--processes", type=int, help="worker processes per run (suite default)")
     p.add_argument("--rejudge", type=Path, help="judge the saved runs in this folder again")
+    p.add_argument(
+        "--instructions", action="store_true", help="FILE.py runs count instructions (valgrind)"
+    )
     args = p.parse_args()
     if args.rejudge:
         print(json.dumps(rejudge(args.rejudge), indent=2))
         return
     if args.processes:
         PROCESSES.extend(["--processes", str(args.processes)])
+    if args.instructions:
+        FILE_MODE[:] = ["--instructions"]
     only = set(args.only or ["data", "file", "notebook"])
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.load else None
     figures: dict = {"load": "one CPU-bound process" if args.load else "quiet"}
     figures["processes"] = args.processes or "suite default"
+    figures["file_mode"] = " ".join(FILE_MODE)
     out = ROOT / "outputs" / "benchmarks"
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    path = out / f"verdicts-{'load' if args.load else 'quiet'}-{stamp}.json"
+    kind = ("load" if args.load else "quiet") + ("-instructions" if args.instructions else "")
+    path = out / f"verdicts-{kind}-{stamp}.json"
     runs = path.with_name(path.stem + "-runs")
     runs.mkdir(parents=True, exist_ok=True)
     try:
