@@ -237,6 +237,7 @@ def write_index(
             suspects = history.suspects(tag=mode)
             reruns = dict(recheck(suspects)) if suspects else {}
         regressions = history.regressions(tag=mode, reruns=reruns)
+        summary = _audit_and_keep(history, produced, mode, run_name) if produced else []
         past = history.frame()
     finally:
         history.close()
@@ -251,7 +252,6 @@ def write_index(
                 rows += headline_rows(suite, produced[suite].results)
         if rows:
             groups[notebook] = with_trends(rows, past, run=run_name)
-    summary = claims.audit(produced).to_dict(orient="records") if produced else []
     judges = {c.text: c.judge for c in claims.CLAIMS}
     for row in summary:
         row["judge"] = judges.get(row["claim"])
@@ -271,6 +271,29 @@ def write_index(
         encoding="utf-8",
     )
     return index, regressions, summary
+
+
+def _audit_and_keep(
+    history: History, produced: dict[str, suites.SuiteRun], mode: str, run_name: str
+) -> list[dict[str, Any]]:
+    """The claims audit with each figure's run-to-run noise from earlier reports of the mode,
+    then this report's figures kept for the next (tagged "claim": never judged as timings)."""
+    from perflab.bench import Result
+
+    names = {c.text: claims.history_name(c) for c in claims.CLAIMS if c.suite and c.check}
+    noise = {
+        text: found[0]
+        for text, name in names.items()
+        if (found := history.run_noise(name, tag=mode)) is not None
+    }
+    rows = claims.audit(produced, run_noise=noise).to_dict(orient="records")
+    for row in rows:
+        value = row["measured"]
+        if row["claim"] in names and isinstance(value, int | float) and value > 0:
+            figure = Result(name=names[row["claim"]], samples=[float(value)], unit=row["unit"])
+            history.save(figure, tags=["report", mode, "claim", f"{RUN_TAG}{run_name}"])
+        row["run_noise"] = noise.get(row["claim"])
+    return rows
 
 
 def _parameters(path: Path, quick: bool) -> dict[str, Any]:

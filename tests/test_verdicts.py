@@ -298,6 +298,35 @@ def test_audit_at_most_claims_and_exact_figures():
     assert hit["verdict"] == "confirmed" and hit["ci_low"] == hit["measured"] == pytest.approx(90)
 
 
+def test_audit_widens_an_interval_by_the_figures_run_noise():
+    """Materialized views read 14.9x (CI 14.1-15.7) in one report and 7.1x in another: with the
+    run-to-run noise the history learnt, a figure near its claim is inconclusive, not both."""
+    text = "Materialized views: 10–100x for aggregations"
+    tight = {"db": {"matview_read_speedup": suites.figure(14.9, 14.1, 15.7)}}
+    alone = claims.audit(tight)
+    noisy = claims.audit(tight, run_noise={text: 0.3})
+    assert alone[alone["claim"] == text].iloc[0]["verdict"] == "confirmed"
+    row = noisy[noisy["claim"] == text].iloc[0]
+    assert row["verdict"] == "inconclusive" and row["ci_low"] < 10 < row["ci_high"]
+    assert row["measured"] == pytest.approx(14.9)
+    # far from the claim, the verdict stands
+    clear = claims.audit({"db": {"matview_read_speedup": suites.figure(60, 55, 65)}},
+                         run_noise={text: 0.3})  # fmt: skip
+    assert clear[clear["claim"] == text].iloc[0]["verdict"] == "confirmed"
+    low, high = claims.with_run_noise(2.0, None, None, 0.1)  # noise alone makes an interval
+    assert low == pytest.approx(2.0 * np.exp(-0.196)) and high == pytest.approx(2.0 * np.exp(0.196))
+
+
+def test_claim_figures_in_the_history_give_noise_but_never_regressions(tmp_path):
+    store = bench.History(tmp_path / "h.sqlite")
+    for value in (14.9, 7.1, 10.5, 13.0, 7.2, 40.0):  # a speedup that grew is no regression
+        r = bench.Result(name="claim/db/matview_read_speedup", samples=[value], unit="x")
+        store.save(r, tags=["report", "quick", "claim"])
+    assert store.regressions(tag="quick").empty and store.changes(tag="quick").empty
+    sd, runs = store.run_noise("claim/db/matview_read_speedup", tag="quick")
+    assert runs == 6 and sd > 0.2
+
+
 def test_contended_replicates_are_set_aside_and_said():
     # eight processes per run; in each run two ran on a contended core (1.7x slower throughout)
     base = _levels([1.0, 1.02, 0.99, 1.01, 1.7, 1.0, 1.72, 0.98])

@@ -39,6 +39,8 @@ MIN_RUNS = 3  # earlier runs needed before a benchmark's noise is known well eno
 #: benchmark (median 12 %), and one benchmark's four runs agreeing to 3 % said little about its
 #: fifth: it read 1.09x "slower" on unchanged code, re-runs and all, before the prior joined.
 PRIOR_DF = 4.0
+#: Rows tagged so are kept and read by name (``run_noise``) but never judged for changes.
+NOT_JUDGED = "claim"
 
 _COLUMNS = [
     "name",
@@ -262,6 +264,7 @@ class History:
         query = (
             sa.select(t.c.name, t.c.payload, t.c.tags)
             .where(t.c.tags.contains(json.dumps(tag)), t.c.payload.isnot(None))
+            .where(sa.not_(t.c.tags.contains(json.dumps(NOT_JUDGED))))
             .order_by(t.c.id)
         )
         with self.engine.connect() as conn:
@@ -282,6 +285,10 @@ class History:
         )
         if name is not None:
             query = query.where(t.c.name == name)
+        else:
+            # figures kept for their run noise only (a report's claim figures): a speedup that
+            # grows is no regression, so they are never judged as timings
+            query = query.where(sa.not_(t.c.tags.contains(json.dumps(NOT_JUDGED))))
         if tag is not None:
             query = query.where(t.c.tags.contains(json.dumps(tag)))
         with self.engine.connect() as conn:
