@@ -20,7 +20,15 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["CLAIMS", "Claim", "audit", "history_name", "judge", "with_run_noise"]
+__all__ = [
+    "CLAIMS",
+    "Claim",
+    "audit",
+    "history_name",
+    "judge",
+    "learned_noise",
+    "with_run_noise",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +98,19 @@ def history_name(claim: Claim) -> str:
     """The name a claim's measured figure is kept under in the history (one value per report),
     from which later reports learn how much the figure moves between whole runs."""
     return f"claim/{claim.suite}/{claim.check}"
+
+
+def learned_noise(history: Any, mode: str) -> dict[str, float]:
+    """Claim text → how much its figure differed between earlier reports of ``mode`` (quick or
+    full), from ``history`` (a ``bench.History``); claims with fewer than four such reports are
+    left out."""
+    found = {}
+    for claim in CLAIMS:
+        if claim.suite and claim.check:
+            noise = history.run_noise(history_name(claim), tag=mode)
+            if noise is not None:
+                found[claim.text] = noise[0]
+    return found
 
 
 def with_run_noise(

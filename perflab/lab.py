@@ -281,11 +281,7 @@ def _audit_and_keep(
     from perflab.bench import Result
 
     names = {c.text: claims.history_name(c) for c in claims.CLAIMS if c.suite and c.check}
-    noise = {
-        text: found[0]
-        for text, name in names.items()
-        if (found := history.run_noise(name, tag=mode)) is not None
-    }
+    noise = claims.learned_noise(history, mode)
     rows = claims.audit(produced, run_noise=noise).to_dict(orient="records")
     for row in rows:
         value = row["measured"]
