@@ -175,6 +175,10 @@ LOOP = (
 )
 
 
+def _deliverable_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_leaves_the_same_honest_marks_as_a_timeout(tmp_path, sig, code):
     marker = tmp_path / "kernel.pid"
@@ -188,6 +192,9 @@ def test_interrupt_leaves_the_same_honest_marks_as_a_timeout(tmp_path, sig, code
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
+        # a shell without job control starts background commands with SIGINT ignored, and the
+        # child would inherit that (as POSIX wants): the test asks for a deliverable SIGINT
+        preexec_fn=_deliverable_sigint,
     )
     try:
         deadline = time.monotonic() + 120
