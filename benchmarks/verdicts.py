@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 PERFLAB = [sys.executable, "-m", "perflab"]
 WORK_FILE = """
@@ -54,6 +56,7 @@ FILE_MODE = ["--quick"]  # ["--instructions"]: count instructions under valgrind
 
 
 RUN_NOISE: dict[str, tuple[float, int]] = {}  # name -> (sd, runs), as a history would know it
+ADJUST = [True]  # [False]: judge without the machine's reference speed (as before format 3)
 
 
 def _verdicts(a: Path, b: Path) -> list[str]:
@@ -62,7 +65,7 @@ def _verdicts(a: Path, b: Path) -> list[str]:
 
     base = {r.name: r for r in load_results(a)}
     return [
-        compare(base[r.name], r, run_noise=RUN_NOISE.get(r.name)).verdict
+        compare(base[r.name], r, run_noise=RUN_NOISE.get(r.name), adjust=ADJUST[0]).verdict
         for r in load_results(b)
         if r.name in base
     ]
@@ -70,14 +73,21 @@ def _verdicts(a: Path, b: Path) -> list[str]:
 
 def _learn_run_noise(files: list[Path]) -> None:
     """What ``History.run_noise`` would know had these runs been saved with ``--save``."""
-    from perflab.bench import changepoint
+    from perflab.bench import changepoint, stats
+    from perflab.bench.history import _judged_figure
     from perflab.suites import load_results
 
     figures: dict[str, list[float]] = collections.defaultdict(list)
+    speeds: dict[str, list[float]] = collections.defaultdict(list)
     for f in files:
         for r in load_results(f):
-            figures[r.name].append(r.figure)
-    RUN_NOISE.update({k: (changepoint.run_spread(v), len(v)) for k, v in figures.items()})
+            figures[r.name].append(_judged_figure(r))
+            ref = r.reference_figures
+            speeds[r.name].append(float(np.exp(np.mean(np.log(ref)))) if ref.size else np.nan)
+    for name, values in figures.items():
+        if ADJUST[0] and np.all(np.isfinite(speeds[name])):
+            values = list(stats.speed_adjusted(values, speeds[name]))
+        RUN_NOISE[name] = (changepoint.run_spread(values), len(values))
 
 
 def _tally(pairs: list[tuple[Path, Path]]) -> collections.Counter:
@@ -87,12 +97,24 @@ def _tally(pairs: list[tuple[Path, Path]]) -> collections.Counter:
     return counts
 
 
+def _both(judge, *args) -> dict:
+    """Judged as ``perflab compare`` does (adjusted for the machine's reference speed), and
+    unadjusted on the same runs, side by side."""
+    adjusted = judge(*args)
+    ADJUST[0] = False
+    try:
+        unadjusted = judge(*args)
+    finally:
+        ADJUST[0] = True
+    return {**adjusted, "unadjusted": unadjusted}
+
+
 def separate_data_runs(tmp: Path, runs: int) -> dict:
     files, seconds = [], []
     for i in range(runs):
         files.append(tmp / f"data-{i}.json")
         seconds.append(_bench(["data", "--quick", *PROCESSES], files[-1]))
-    return {"seconds_per_run": sorted(seconds), **judge_data(files)}
+    return {"seconds_per_run": sorted(seconds), **_both(judge_data, files)}
 
 
 def judge_data(files: list[Path]) -> dict:
@@ -116,7 +138,7 @@ def separate_file_runs(tmp: Path, runs: int) -> dict:
         _bench([str(path), *FILE_MODE, *PROCESSES], base[-1], {"WORK": "20000"})
         slow.append(tmp / f"work-b-{i}.json")
         _bench([str(path), *FILE_MODE, *PROCESSES], slow[-1], {"WORK": "22000"})
-    return judge_file(base, slow)
+    return _both(judge_file, base, slow)
 
 
 def judge_file(base: list[Path], slow: list[Path]) -> dict:
@@ -153,8 +175,9 @@ def notebook_pairs(pairs: int) -> dict:
 
 
 def rejudge(folder: Path) -> dict:
-    """The saved runs of an earlier invocation, judged with and without the stray rule, and
-    with the run-to-run noise a history of the baseline runs would have learnt."""
+    """The saved runs of an earlier invocation, judged with and without the stray rule, with and
+    without the machine's reference speed (runs of format 3), and with the run-to-run noise a
+    history of the baseline runs would have learnt."""
     from perflab.bench import stats
 
     data = sorted(folder.glob("data-*.json"))
@@ -168,13 +191,24 @@ def rejudge(folder: Path) -> dict:
             **({"file": judge_file(base, slow)} if base and len(base) == len(slow) else {}),
         }
     stats.STRAY = stray_default
-    _learn_run_noise(data + base)
-    out["with_run_noise_from_history"] = {
-        **({"data": judge_data(data)} if len(data) > 1 else {}),
-        **({"file": judge_file(base, slow)} if base and len(base) == len(slow) else {}),
-        "run_noise": {k: [round(v[0], 4), v[1]] for k, v in RUN_NOISE.items()},
+    out["adjusted_for_reference_speed"] = {
+        **({"data": _both(judge_data, data)} if len(data) > 1 else {}),
+        **({"file": _both(judge_file, base, slow)} if base and len(base) == len(slow) else {}),
     }
-    RUN_NOISE.clear()
+    for label, adjust in (("with_run_noise_from_history", True), ("unadjusted_run_noise", False)):
+        # the noise a history of these runs would learn: of speed-adjusted run figures when
+        # the comparison adjusts for the speed, of the raw ones when it does not
+        ADJUST[0] = adjust
+        try:
+            _learn_run_noise(data + base)
+            out[label] = {
+                **({"data": judge_data(data)} if len(data) > 1 else {}),
+                **({"file": judge_file(base, slow)} if base and len(base) == len(slow) else {}),
+                "run_noise": {k: [round(v[0], 4), v[1]] for k, v in RUN_NOISE.items()},
+            }
+        finally:
+            ADJUST[0] = True
+            RUN_NOISE.clear()
     return out
 
 

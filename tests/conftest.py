@@ -25,6 +25,15 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN_ID = uuid.uuid4().hex[:8]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Install the ``perflab`` kernelspec once, before any xdist worker starts: workers that
+    install it at the same moment replace each other's half-written directory."""
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        from perflab.notebooks.kernel import ensure_kernelspec
+
+        ensure_kernelspec()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def lab_environment(tmp_path_factory: pytest.TempPathFactory):
     """Point every perflab call in this session (and every subprocess) at test-only places."""

@@ -169,6 +169,7 @@ def compare(
     confidence: float = CONFIDENCE,
     match_names: bool = True,
     run_noise: tuple[float, int] | None = None,
+    adjust: bool = True,
 ) -> Comparison:
     """Is ``candidate`` faster, slower, the same as ``baseline``, or can the data not tell?
 
@@ -181,7 +182,15 @@ def compare(
     log units, learnt from ``runs`` runs of its history (:meth:`History.run_noise`). Replicates
     inside a run cannot see a slow spell that covers the whole run; for two separate runs the
     interval then counts that spread too (one interleaved ``bench.ab`` call needs no such
-    term: both sides shared every spell)."""
+    term: both sides shared every spell).
+
+    ``adjust`` (default): when every replicate of both sides timed the machine's reference
+    speed beside it (:mod:`perflab.bench.reference`; results of ``bench.run`` and ``perflab
+    bench``), separate runs are judged by :func:`stats.adjusted_ratio`, which takes out how much
+    faster or slower the machine itself ran. The spells of a VM's speed that the reference
+    follows are then explained rather than set aside as contended; ``run_noise`` should then
+    be how much runs differ beyond the machine's speed (:meth:`History.run_noise` learns it
+    from speed-adjusted run figures when the history holds each run's speed)."""
     if not isinstance(baseline, Result) or not isinstance(candidate, Result):
         raise BenchmarkError("compare takes two bench.Result objects")
     if match_names and baseline.name != candidate.name:
@@ -207,7 +216,28 @@ def compare(
         # one replicate, and one against one cannot be judged
         base, cand = _one_replicate(baseline), _one_replicate(candidate)
     aside = (0, 0)
-    if base.statistic == cand.statistic == "floor":
+    adjusted = (
+        adjust
+        and base.statistic == cand.statistic == "floor"
+        and base.reference.size > 0
+        and cand.reference.size > 0
+        and min(base.n_replicates, cand.n_replicates) >= 2
+        and not _interleaved(baseline, candidate)
+    )
+    between = run_noise if run_noise and not _interleaved(baseline, candidate) else None
+    if adjusted:
+        r = stats.adjusted_ratio(
+            base.replicate_figures,
+            cand.replicate_figures,
+            base.reference_figures,
+            cand.reference_figures,
+            confidence=confidence,
+            between=between,
+        )
+        adjusted = r.slope is not None
+    if adjusted:
+        pass  # the machine's speed explains the slow processes: none is set aside
+    elif base.statistic == cand.statistic == "floor":
         (a, da), (b, db) = (
             stats.set_aside_contended(base.replicate_figures, stray=stats.STRAY),
             stats.set_aside_contended(cand.replicate_figures, stray=stats.STRAY),
@@ -215,8 +245,8 @@ def compare(
         aside = (da, db)
     else:
         a, b = base.replicate_medians, cand.replicate_medians
-    between = run_noise if run_noise and not _interleaved(baseline, candidate) else None
-    r = stats.replicate_ratio(a, b, confidence=confidence, between=between)
+    if not adjusted:
+        r = stats.replicate_ratio(a, b, confidence=confidence, between=between)
     notes = tuple(
         note
         for note in (
@@ -225,6 +255,7 @@ def compare(
             _different_machines(baseline, candidate),
             _aside_note(aside, baseline.n_replicates, candidate.n_replicates),
             _between_note(between),
+            _speed_note(r),
         )
         if note
     )
@@ -270,6 +301,21 @@ def _between_note(between: tuple[float, int] | None) -> str | None:
 
 def _one_replicate(r: Result) -> Result:
     return dataclasses.replace(r, replicates=(), replicate_level="run", rates=())
+
+
+def _speed_note(r: stats.ReplicateRatio) -> str | None:
+    """What the adjustment for the machine's speed did, when it moved anything worth saying."""
+    if r.slope is None or r.speed is None:
+        return None
+    moved = abs(math.log(r.speed))
+    if moved < math.log(1.02):
+        return None
+    which = "slower" if r.speed > 1 else "faster"
+    return (
+        f"the machine itself ran {max(r.speed, 1 / r.speed):.2f}x {which} in the candidate's "
+        f"run (perflab's reference loop, timed beside every replicate); this benchmark follows "
+        f"it with slope {r.slope:.2f}, and the ratio shown is adjusted for it"
+    )
 
 
 def _aside_note(aside: tuple[int, int], na: int, nb: int) -> str | None:

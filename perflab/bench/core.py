@@ -86,15 +86,25 @@ def calibrate(measure: Measure, *, target_ns: int, max_loops: int = 1 << 32) -> 
 
 
 def collect(
-    measure: Measure, loops: int, *, budget: Budget, clock: Clock, progress: Any = None
+    measure: Measure,
+    loops: int,
+    *,
+    budget: Budget,
+    clock: Clock,
+    progress: Any = None,
+    beside: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """Samples of ``measure(loops)`` in ns (whole samples, not per operation) until the budget
-    says stop: at least ``min_samples`` and ``min_time``, at most ``max_time``."""
+    says stop: at least ``min_samples`` and ``min_time``, at most ``max_time``. ``beside()``,
+    when given, runs after every sample (the machine's reference speed, timed in the same
+    spells as the target: :mod:`perflab.bench.reference`); its time counts in the budget."""
     start = clock()
     min_ns, max_ns = budget.min_time * 1e9, budget.max_time * 1e9
     samples: list[int] = []
     while len(samples) < budget.max_samples:
         samples.append(measure(loops))
+        if beside is not None:
+            beside()
         elapsed = clock() - start
         if progress is not None:
             progress(min(elapsed / min_ns, 1.0))

@@ -78,6 +78,9 @@ def _tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("host", sa.Text),
         # the id both arms of one interleaved run share (bench.ab): each arm's peer
         sa.Column("pair", sa.Text),
+        # the machine's reference speed beside the run (geometric mean of its replicates' ns
+        # per reference call, bench.reference), so a run in a slow spell can be told apart
+        sa.Column("speed", sa.Float),
         sa.Index("results_name", "name", "id"),
     )
     accepted = sa.Table(
@@ -152,9 +155,9 @@ class History:
             c["name"] for c in sa.inspect(conn).get_columns("results", schema=self._meta.schema)
         }
         table = self._results.fullname
-        for column in ("center", "figure", "replicates", "unit", "host", "pair"):
+        for column in ("center", "figure", "replicates", "unit", "host", "pair", "speed"):
             if column not in have:
-                kind = "REAL" if column in ("center", "figure") else "TEXT"
+                kind = "REAL" if column in ("center", "figure", "speed") else "TEXT"
                 conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
         conn.execute(
             sa.update(self._results)
@@ -201,6 +204,7 @@ class History:
                     "unit": r.unit,
                     "host": r.meta.get("cpu"),
                     "pair": r.meta.get("interleaved"),
+                    "speed": _speed(r),
                     "payload": r.to_json() if keep_samples else None,
                 }
                 cur = conn.execute(sa.insert(self._results).values(**row))
@@ -233,10 +237,19 @@ class History:
 
     def frame(self, name: str | None = None) -> pd.DataFrame:
         """One row per saved result: id, name, saved (UTC), git, tags, center, median,
-        replicates (count)."""
+        replicates (count), speed (the machine's reference speed beside it; None before
+        format 3)."""
         t = self._results
         query = sa.select(
-            t.c.id, t.c.name, t.c.saved, t.c.git, t.c.tags, t.c.center, t.c.median, t.c.replicates
+            t.c.id,
+            t.c.name,
+            t.c.saved,
+            t.c.git,
+            t.c.tags,
+            t.c.center,
+            t.c.median,
+            t.c.replicates,
+            t.c.speed,
         ).order_by(t.c.id)
         if name is not None:
             query = query.where(t.c.name == name)
@@ -277,7 +290,15 @@ class History:
         with ``tag``, only results saved with that tag."""
         t, a = self._results, self._accepted
         query = (
-            sa.select(t.c.id, t.c.name, t.c.saved, t.c.git, t.c.figure.label("center"), t.c.pair)
+            sa.select(
+                t.c.id,
+                t.c.name,
+                t.c.saved,
+                t.c.git,
+                t.c.figure.label("center"),
+                t.c.pair,
+                t.c.speed,
+            )
             .select_from(t.outerjoin(a, a.c.name == t.c.name))
             .where(sa.or_(a.c.from_id.is_(None), t.c.id >= a.c.from_id))
             .where(t.c.figure > 0)
@@ -293,16 +314,22 @@ class History:
             query = query.where(t.c.tags.contains(json.dumps(tag)))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return pd.DataFrame(rows, columns=["id", "name", "saved", "git", "center", "pair"])
+        return pd.DataFrame(rows, columns=["id", "name", "saved", "git", "center", "pair", "speed"])
 
     def run_noise(self, name: str, *, tag: str | None = None) -> tuple[float, int] | None:
         """How much separate runs of ``name`` differ as a whole: (robust sd of the log run
         figures, :func:`changepoint.run_spread`; runs), after its accepted baseline — the term
         :func:`compare` adds for two separate runs. None until the history holds
-        ``MIN_RUNS + 1`` runs of it."""
-        centres = self._series(name, tag)["center"].to_numpy(dtype=float)
+        ``MIN_RUNS + 1`` runs of it. When every one of those runs kept the machine's reference
+        speed, the spread is of speed-adjusted figures (:func:`stats.speed_adjusted`), the
+        noise that :func:`compare`'s adjustment for the speed leaves."""
+        series = self._series(name, tag)
+        centres = series["center"].to_numpy(dtype=float)
         if centres.size < MIN_RUNS + 1:
             return None
+        speeds = pd.to_numeric(series["speed"], errors="coerce").to_numpy(dtype=float)
+        if np.all(np.isfinite(speeds) & (speeds > 0)):
+            centres = stats.speed_adjusted(centres, speeds)
         return changepoint.run_spread(centres), int(centres.size)
 
     def regressions(
@@ -388,6 +415,11 @@ class History:
                 peer, cause = _cause(series, everything, row, threshold, confidence)
                 rows.append({"name": bench_name, **row, "peer": peer, "cause": cause})
         return pd.DataFrame(rows, columns=[*_COLUMNS, "verdict", "peer", "cause"])
+
+
+def _speed(result: Result) -> float | None:
+    figures = result.reference_figures
+    return float(np.exp(np.mean(np.log(figures)))) if figures.size else None
 
 
 def _judged_figure(result: Result) -> float:

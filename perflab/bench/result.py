@@ -20,8 +20,10 @@ from perflab.errors import BenchmarkError
 
 __all__ = ["FORMAT", "LEVELS", "Result", "environment"]
 
-FORMAT = 2  # 2: samples grouped into replicates; format 1 files still load
-READABLE = (1, 2)
+# 2: samples grouped into replicates; 3: the machine's reference speed per replicate.
+# Files of formats 1 and 2 still load (without a reference; comparisons then judge unadjusted).
+FORMAT = 3
+READABLE = (1, 2, 3)
 LEVELS = ("round", "process", "run")
 _LIBRARIES = ("numpy", "pandas", "scipy", "redis", "sqlalchemy", "psycopg", "cachebox", "theine")
 
@@ -83,13 +85,16 @@ class Result:
     other: worker processes, rounds of one run, or whole runs (``replicate_level`` says which).
     Comparisons draw their uncertainty from the spread between replicates, never from the
     number of samples. An empty ``replicates`` means the samples are one replicate. ``rates``
-    holds each replicate's throughput (operations/s) where one was measured."""
+    holds each replicate's throughput (operations/s) where one was measured. ``reference``
+    holds the machine's reference speed beside each sample (ns per call of
+    :func:`perflab.bench.reference.kernel`, timed right after it), empty where none was taken."""
 
     name: str
     samples: np.ndarray
     replicates: tuple[int, ...] = ()
     replicate_level: str = "run"  # round | process | run
     rates: tuple[float, ...] = ()
+    reference: np.ndarray | tuple = ()
     loops: int = 1
     unit: str = "ns"
     mode: str = "sync"  # sync | async | threads | tasks
@@ -113,6 +118,14 @@ class Result:
             )
         object.__setattr__(self, "replicates", sizes if len(sizes) > 1 else ())
         object.__setattr__(self, "rates", tuple(float(r) for r in self.rates))
+        speeds = np.asarray(self.reference, dtype=float).ravel()
+        if speeds.size and (speeds.size != samples.size or speeds.min() <= 0):
+            raise BenchmarkError(
+                f"benchmark {self.name!r}: {speeds.size} reference samples for "
+                f"{samples.size} samples (one positive figure beside each sample)"
+            )
+        speeds.setflags(write=False)
+        object.__setattr__(self, "reference", speeds)
         if self.replicate_level not in LEVELS:
             raise BenchmarkError(
                 f"benchmark {self.name!r}: replicate_level must be one of {', '.join(LEVELS)}"
@@ -156,6 +169,16 @@ class Result:
         if self.statistic == "median":
             return self.replicate_medians
         return stats.replicate_quantiles(self.samples, self.replicates, 10.0)
+
+    @property
+    def reference_figures(self) -> np.ndarray:
+        """The machine's reference speed per replicate, by the same statistic and the same
+        samples as :attr:`replicate_figures` (empty when no reference was timed)."""
+        if not self.reference.size:
+            return self.reference
+        if self.statistic == "median":
+            return stats.replicate_medians(self.reference, self.replicates)
+        return stats.replicate_quantiles(self.reference, self.replicates, 10.0)
 
     @property
     def figure(self) -> float:
@@ -220,6 +243,7 @@ class Result:
             "replicates": list(self.replicates),
             "replicate_level": self.replicate_level,
             "rates": list(self.rates),
+            "reference": self.reference.tolist(),
             "samples": self.samples.tolist(),
         }
 
@@ -241,6 +265,7 @@ class Result:
                 replicates=tuple(data.get("replicates") or ()),
                 replicate_level=data.get("replicate_level", "run"),
                 rates=tuple(data.get("rates") or ()),
+                reference=np.asarray(data.get("reference") or (), dtype=float),
                 name=data["name"],
                 samples=np.asarray(data["samples"], dtype=float),
                 loops=int(data.get("loops", 1)),

@@ -12,6 +12,7 @@ import numpy as np
 
 from perflab.bench import core, noise
 from perflab.bench.comparison import Comparison, compare
+from perflab.bench.reference import Reference
 from perflab.bench.result import Result, environment
 from perflab.errors import BenchmarkError
 
@@ -85,6 +86,7 @@ def run(
     max_samples: int = 100_000,
     rounds: int | None = None,
     clock: Callable[[], int] = core.default_clock,
+    reference: bool | None = None,
 ) -> Result:
     """Time ``fn`` (a callable, or a coroutine function) and return its samples.
 
@@ -100,6 +102,11 @@ def run(
     The samples fall into ``rounds`` (default 10) rounds of consecutive samples — per-operation
     runs drive the load in that many separate rounds — which are the replicates that
     :func:`compare` judges by. The machine's noise signs go into ``meta["noise"]``.
+
+    ``reference`` (calibrated loops only; default: on with the real clock): after every
+    sample, a short sample of a fixed reference loop, so each round also records the
+    machine's speed in that spell (:mod:`perflab.bench.reference`); comparisons of separate
+    runs adjust for it. It costs about 5 % of the sampling time.
     """
     if not callable(fn):
         raise BenchmarkError(f"benchmark {name!r}: {fn!r} is not callable")
@@ -169,19 +176,31 @@ def run(
     measure = _guarded(name, adapter(fn, clock))
     target_ns = int(budget.sample_time * 1e9)
     update, close = _progress(name, progress)
+    if reference is None:
+        reference = clock is core.default_clock
     try:
         with core.gc_policy(gc):
             loops = core.calibrate(measure, target_ns=target_ns)
             core.warm(measure, loops, budget.warmup, clock)
+            speed = Reference(clock) if reference else None
             with noise.probe() as signs:
-                raw = core.collect(measure, loops, budget=budget, clock=clock, progress=update)
+                raw = core.collect(
+                    measure,
+                    loops,
+                    budget=budget,
+                    clock=clock,
+                    progress=update,
+                    beside=speed.sample if speed else None,
+                )
     finally:
         close()
     meta["noise"] = signs
+    sizes = core.round_sizes(raw.size, budget.rounds)
     return Result(
         name=name,
         samples=raw / loops,
-        replicates=core.round_sizes(raw.size, budget.rounds),
+        replicates=sizes,
+        reference=np.asarray(speed.ns) if speed else (),
         replicate_level="round",
         loops=loops,
         mode="async" if is_async else "sync",

@@ -2,10 +2,11 @@
 
 Separate runs are sets of fresh worker processes. Each worker times one CPU-bound function
 ``A`` and the same function doing 10 % more work ``B`` (interleaved rounds, the timing core's
-calibration and warm-up) and prints its medians. Workers are grouped into "runs" of ``per_run``
-processes; pairs of runs are then compared as ``perflab compare`` would: A against A (identical
-code: any faster/slower verdict is a false positive) and A against B (a true 10 % slowdown:
-``slower`` is right, ``faster`` is a confident wrong answer).
+calibration and warm-up) and prints their floors and the reference speed timed beside each.
+Workers are grouped into "runs" of ``per_run`` processes; pairs of runs are then compared as
+``perflab compare`` would: A against A (identical code: any faster/slower verdict is a false
+positive) and A against B (a true 10 % slowdown: ``slower`` is right, ``faster`` is a
+confident wrong answer).
 
 Workers import only :mod:`perflab.bench.core` (and numpy), so one costs a few tenths of a second.
 """
@@ -28,10 +29,12 @@ def _work(n: int) -> int:
 
 
 def _worker(seconds: float, rounds: int) -> dict[str, float]:
-    """In a fresh process: medians of A and B over interleaved rounds."""
+    """In a fresh process: floors (lower deciles) of A and B over interleaved rounds, and of
+    the machine's reference speed timed beside each (as ``bench.run`` records it)."""
     import numpy as np
 
     from perflab.bench import core
+    from perflab.bench.reference import Reference
 
     clock = core.default_clock
     measures = {
@@ -42,15 +45,20 @@ def _worker(seconds: float, rounds: int) -> dict[str, float]:
     budget = core.Budget(
         warmup=0.0, min_time=seconds / (2 * rounds), max_time=seconds / rounds, min_samples=5
     )
-    medians: dict[str, list[float]] = {"a": [], "b": []}
+    per_call: dict[str, list[np.ndarray]] = {"a": [], "b": []}
+    speeds = {"a": Reference(clock), "b": Reference(clock)}
     with core.gc_policy("disable"):
         for k, m in measures.items():
             core.warm(m, loops[k], 0.02, clock)
         for r in range(rounds):
             for k in ("a", "b") if r % 2 == 0 else ("b", "a"):
-                raw = core.collect(measures[k], loops[k], budget=budget, clock=clock)
-                medians[k].append(float(np.median(raw / loops[k])))
-    return {k: float(np.median(v)) for k, v in medians.items()}
+                raw = core.collect(
+                    measures[k], loops[k], budget=budget, clock=clock, beside=speeds[k].sample
+                )
+                per_call[k].append(raw / loops[k])
+    out = {k: float(np.percentile(np.concatenate(v), 10)) for k, v in per_call.items()}
+    out.update({f"{k}_ref": float(np.percentile(s.ns, 10)) for k, s in speeds.items()})
+    return out
 
 
 def cross_run(
@@ -86,9 +94,12 @@ def cross_run(
             on_done(i + 1, total)
 
     def run_of(group: list[dict[str, float]], key: str) -> Result:
+        # one figure per process, and the reference speed beside it: compare adjusts for the
+        # machine's speed as it does for `perflab bench` runs
         return Result(
             name="selfcheck",
             samples=[w[key] for w in group],
+            reference=[w[f"{key}_ref"] for w in group],
             replicates=(1,) * len(group),
             replicate_level="process",
         )

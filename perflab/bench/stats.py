@@ -15,6 +15,7 @@ from scipy import special as _special
 __all__ = [
     "PERCENTILES",
     "ReplicateRatio",
+    "adjusted_ratio",
     "bootstrap_ratio_ci",
     "geometric_interval",
     "iqr",
@@ -25,6 +26,7 @@ __all__ = [
     "replicate_quantiles",
     "replicate_ratio",
     "set_aside_contended",
+    "speed_adjusted",
     "summarize",
 ]
 
@@ -166,7 +168,9 @@ class ReplicateRatio:
 
     ``ratio`` is the ratio of geometric means; ``ci_low``/``ci_high`` its confidence interval;
     ``p_value`` the two-sided Welch test on the logs; ``detectable`` the smallest relative change
-    this much data would detect with 80 % power (``nan`` when it cannot be estimated)."""
+    this much data would detect with 80 % power (``nan`` when it cannot be estimated).
+    ``slope`` and ``speed`` are set when the ratio was adjusted for the machine's speed
+    (:func:`adjusted_ratio`)."""
 
     ratio: float
     ci_low: float
@@ -174,6 +178,8 @@ class ReplicateRatio:
     p_value: float
     detectable: float
     replicates: tuple[int, int]
+    slope: float | None = None  # adjusted: how strongly the figure follows the reference
+    speed: float | None = None  # adjusted: the candidate's reference / the baseline's
 
 
 def replicate_ratio(
@@ -234,24 +240,103 @@ def replicate_ratio(
         terms = [(va / ka, ka - 1), (vb / kb, kb - 1)]
     if run_var > 0 and run_df > 0 and not (ka == 1 and kb == 1):
         terms.append((run_var, run_df))
+    return _interval(diff, terms, (ka, kb), confidence)
+
+
+def _interval(
+    diff: float,
+    terms: list[tuple[float, float]],
+    replicates: tuple[int, int],
+    confidence: float,
+    **adjusted: float,
+) -> ReplicateRatio:
+    """The t interval of a log ratio ``diff`` whose variance is the sum of ``terms`` (variance,
+    degrees of freedom), with Welch-Satterthwaite degrees of freedom over them."""
+    ratio = math.exp(diff)
     total = sum(v for v, _ in terms)
     den = sum(v**2 / d for v, d in terms if d > 0)
-    df = total**2 / den if den > 0 else float(max(ka + kb - 2, 1))
+    df = total**2 / den if den > 0 else float(max(sum(replicates) - 2, 1))
     se = math.sqrt(total)
     if se == 0.0:
         p = 1.0 if diff == 0.0 else 0.0
-        return ReplicateRatio(ratio, ratio, ratio, p, 0.0, (ka, kb))
+        return ReplicateRatio(ratio, ratio, ratio, p, 0.0, replicates, **adjusted)
     t_crit = _t_quantile(0.5 + confidence / 2, df)
-    p = float(2 * _special.stdtr(df, -abs(diff) / se))
-    power = _t_quantile(0.8, df)
     return ReplicateRatio(
         ratio=ratio,
         ci_low=math.exp(diff - t_crit * se),
         ci_high=math.exp(diff + t_crit * se),
-        p_value=p,
-        detectable=math.exp((t_crit + power) * se) - 1.0,
-        replicates=(ka, kb),
+        p_value=float(2 * _special.stdtr(df, -abs(diff) / se)),
+        detectable=math.exp((t_crit + _t_quantile(0.8, df)) * se) - 1.0,
+        replicates=replicates,
+        **adjusted,
     )
+
+
+def adjusted_ratio(
+    baseline: np.ndarray,
+    candidate: np.ndarray,
+    baseline_reference: np.ndarray,
+    candidate_reference: np.ndarray,
+    *,
+    confidence: float = 0.95,
+    between: tuple[float, int] | None = None,
+) -> ReplicateRatio:
+    """candidate / baseline with the machine's speed taken out: analysis of covariance on logs.
+
+    Each replicate's log figure is modelled as its side's level plus ``slope`` times the log of
+    the reference speed timed beside it (:mod:`perflab.bench.reference`); the slope is fitted
+    within the sides (how strongly this benchmark follows the machine: ~1 for plain Python,
+    ~0.5 for ``np.sort`` here, ~0 for code that waits), and the ratio is the sides' difference
+    at one reference speed. Its interval is the textbook ANCOVA one: residual variance with
+    ka + kb - 3 degrees of freedom, times 1/ka + 1/kb + (difference of the sides' mean
+    references)² / (their spread within the sides). So when whole runs differ in speed and the
+    replicates inside each side do not show how the benchmark follows speed, the last term
+    grows and the verdict is inconclusive rather than a guess. Replicates stay the unit; pooled
+    samples never enter.
+
+    ``between`` = (sd, runs) as in :func:`replicate_ratio`: how much whole runs differ beyond
+    the machine's speed (:func:`speed_adjusted` run figures of the history), added for two
+    separate runs. Falls back to :func:`replicate_ratio` (unadjusted) with fewer than two
+    replicates per side or no spread of the reference within the sides."""
+    y = [np.log(_array(baseline)), np.log(_array(candidate))]
+    x = [np.log(_array(baseline_reference)), np.log(_array(candidate_reference))]
+    for ys, xs in zip(y, x, strict=True):
+        if ys.size != xs.size:
+            raise ValueError("one reference figure per replicate")
+    ka, kb = y[0].size, y[1].size
+    sxx = float(sum(((xs - xs.mean()) ** 2).sum() for xs in x))
+    if min(ka, kb) < 2 or not sxx > 0:
+        return replicate_ratio(baseline, candidate, confidence=confidence, between=between)
+    pairs = list(zip(x, y, strict=True))
+    sxy = float(sum(((xs - xs.mean()) * (ys - ys.mean())).sum() for xs, ys in pairs))
+    slope = sxy / sxx
+    residual = sum(
+        float((((ys - ys.mean()) - slope * (xs - xs.mean())) ** 2).sum()) for xs, ys in pairs
+    )
+    df = ka + kb - 3
+    shift = float(x[1].mean() - x[0].mean())
+    diff = float(y[1].mean() - y[0].mean()) - slope * shift
+    terms = [(residual / df * (1 / ka + 1 / kb + shift**2 / sxx), float(df))]
+    if between is not None and between[0] > 0 and between[1] > 1:
+        terms.append((2.0 * between[0] ** 2, float(between[1] - 1)))
+    return _interval(diff, terms, (ka, kb), confidence, slope=slope, speed=math.exp(shift))
+
+
+def speed_adjusted(
+    figures: np.ndarray | list[float], speeds: np.ndarray | list[float]
+) -> np.ndarray:
+    """Run figures with the machine's speed taken out, for learning how much whole runs differ
+    beyond it: log figure minus slope x (log speed - its mean), the slope fitted across the runs
+    by least squares. Unchanged with fewer than 4 runs or no spread of speed."""
+    y, x = np.log(_array(figures)), np.log(_array(speeds))
+    if y.size != x.size:
+        raise ValueError("one speed per run figure")
+    dx = x - x.mean()
+    sxx = float((dx**2).sum())
+    if y.size < 4 or not sxx > 0:
+        return np.exp(y)
+    slope = float((dx * (y - y.mean())).sum()) / sxx
+    return np.exp(y - slope * dx)
 
 
 def geometric_interval(

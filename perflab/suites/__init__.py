@@ -283,6 +283,7 @@ def merge_runs(runs: list[SuiteRun]) -> SuiteRun:
                 replicates=tuple(p.samples.size for p in parts),
                 replicate_level="process",
                 rates=tuple(throughputs) if len(throughputs) == len(parts) else (),
+                reference=_process_references(parts),
                 loops=max(p.loops for p in parts),
                 throughput=sum(throughputs) / len(throughputs) if throughputs else None,
                 histogram=histogram,
@@ -299,6 +300,16 @@ def merge_runs(runs: list[SuiteRun]) -> SuiteRun:
             checks[key] = runs[0].checks[key]
     tables = runs[0].tables  # tables describe one process's run; the first stands for all
     return SuiteRun(suite=runs[0].suite, results=merged, checks=checks, tables=tables)
+
+
+def _process_references(parts: list[Result]) -> Any:
+    """The reference samples of every process, when every process timed them: a comparison
+    can only adjust replicates that all carry them."""
+    import numpy as np
+
+    if not all(p.reference.size for p in parts):
+        return ()
+    return np.concatenate([p.reference for p in parts])
 
 
 def _worst_noise(parts: list[Result]) -> dict[str, Any]:
