@@ -213,7 +213,10 @@ def compare(
     if _separate_rounds(baseline, candidate):
         # rounds of two separate runs of one process: a whole run can sit in a slow spell
         # (here a process ran 1.7x slower for seconds), which rounds cannot see; each run is
-        # one replicate, and one against one cannot be judged
+        # one replicate, and one against one cannot be judged. Tried and dropped: with the
+        # machine's speed beside them, the rounds of two bench.run calls of one process as
+        # replicates (adjusted): a true +10 % read "same" in 2 of 20 pairs here, a confident
+        # wrong answer, so the rounds still cannot stand for runs
         base, cand = _one_replicate(baseline), _one_replicate(candidate)
     aside = (0, 0)
     adjusted = (
