@@ -106,7 +106,7 @@ def report(
     notebooks = lab_notebooks(settings)
     default_out = out_dir is None
     out = (
-        Path(out_dir)
+        Path(out_dir).absolute()  # kernels run elsewhere: a relative folder names another place
         if out_dir
         else settings.outputs_dir / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     )

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import nbformat
 import psutil
@@ -292,3 +293,18 @@ def test_a_password_in_a_url_parameter_reaches_the_kernel_but_no_saved_file(tmp_
     assert "kernel saw the password: True" in saved  # the run itself had the real URL
     assert "s3cr3t-pw" not in saved and "analyst" in saved and "db.example" in saved
     assert "s3cr3t-pw" not in (out / "url.html").read_text()
+
+
+def test_kernels_get_absolute_paths_even_from_relative_settings(tmp_path, monkeypatch):
+    # `perflab report --out outputs/x` once handed kernels (which run in the notebook's folder)
+    # a relative results folder: their suites published elsewhere and the audit saw nothing
+    from perflab.notebooks.kernel import kernel_environ
+    from perflab.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    env = kernel_environ(
+        Settings(results_dir=Path("out/results"), history_url="out/history.sqlite")
+    )
+    assert env["PERFLAB_RESULTS"] == str(tmp_path / "out" / "results")
+    assert env["PERFLAB_HISTORY_URL"] == str(tmp_path / "out" / "history.sqlite")
+    assert Path(env["PERFLAB_OUTPUTS"]).is_absolute()

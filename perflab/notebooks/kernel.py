@@ -83,13 +83,16 @@ def kernel_manager_class(
 
 
 def kernel_environ(settings: Settings) -> dict[str, str]:
-    """The variables a kernel needs to resolve the same settings as this process."""
+    """The variables a kernel needs to resolve the same settings as this process. Paths go as
+    absolute paths: a kernel runs in the notebook's folder, where a relative one (``perflab
+    report --out outputs/x``) named another place, and its suites published where the report
+    never looked."""
     env = {
-        "PERFLAB_STATE_DIR": str(settings.state_dir),
-        "PERFLAB_OUTPUTS": str(settings.outputs_dir),
+        "PERFLAB_STATE_DIR": str(Path(settings.state_dir).absolute()),
+        "PERFLAB_OUTPUTS": str(Path(settings.outputs_dir).absolute()),
         "PERFLAB_KEY_PREFIX": settings.key_prefix,
         "PERFLAB_SCHEMA": settings.schema,
-        "PERFLAB_RESULTS": str(settings.results_dir),
+        "PERFLAB_RESULTS": str(Path(settings.results_dir or settings.outputs_dir).absolute()),
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # debugpy's frozen-modules note at kernel start
     }
@@ -101,6 +104,9 @@ def kernel_environ(settings: Settings) -> dict[str, str]:
     ):
         if value is not None:
             env[variable] = value
+    history = settings.history_url
+    if history and "://" not in history:  # a SQLite file path, relative to this process
+        env["PERFLAB_HISTORY_URL"] = str(Path(history).expanduser().absolute())
     return env
 
 
