@@ -55,7 +55,7 @@ PROCESSES: list[str] = []  # ["--processes", "N"] when given on the command line
 FILE_MODE = ["--quick"]  # ["--instructions"]: count instructions under valgrind instead
 
 
-RUN_NOISE: dict[str, tuple[float, int]] = {}  # name -> (sd, runs), as a history would know it
+RUN_NOISE: dict[str, tuple] = {}  # name -> (sd, runs[, slope]), as a history would know it
 ADJUST = [True]  # [False]: judge without the machine's reference speed (as before format 3)
 
 
@@ -85,9 +85,13 @@ def _learn_run_noise(files: list[Path]) -> None:
             ref = r.reference_figures
             speeds[r.name].append(float(np.exp(np.mean(np.log(ref)))) if ref.size else np.nan)
     for name, values in figures.items():
+        fit = None
         if ADJUST[0] and np.all(np.isfinite(speeds[name])):
+            fit = stats.speed_slope(values, speeds[name])
             values = list(stats.speed_adjusted(values, speeds[name]))
         RUN_NOISE[name] = (changepoint.run_spread(values), len(values))
+        if fit is not None:  # and the slope across runs, as History.run_noise gives it
+            RUN_NOISE[name] = (*RUN_NOISE[name], fit)
 
 
 def _tally(pairs: list[tuple[Path, Path]]) -> collections.Counter:
@@ -204,7 +208,10 @@ def rejudge(folder: Path) -> dict:
             out[label] = {
                 **({"data": judge_data(data)} if len(data) > 1 else {}),
                 **({"file": judge_file(base, slow)} if base and len(base) == len(slow) else {}),
-                "run_noise": {k: [round(v[0], 4), v[1]] for k, v in RUN_NOISE.items()},
+                "run_noise": {
+                    k: [round(v[0], 4), v[1], *([list(map(float, v[2]))] if len(v) > 2 else [])]
+                    for k, v in RUN_NOISE.items()
+                },
             }
         finally:
             ADJUST[0] = True

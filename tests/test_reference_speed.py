@@ -19,14 +19,23 @@ from perflab.errors import BenchmarkError
 SLOW = 1.7  # this VM's slow mode, as measured (sum(range(20000)): 350 vs 600 µs floors)
 
 
-def _side(work: float, modes: list[float], *, seed: int, follow: float = 1.0, per: int = 30):
+def _side(
+    work: float,
+    modes: list[float],
+    *,
+    seed: int,
+    follow: float = 1.0,
+    per: int = 30,
+    own: float = 0.01,
+):
     """Replicates (processes) of ``work`` µs, each in one machine mode; the target slows by
-    ``mode ** follow``, the reference loop by ``mode``; 1 % noise on both."""
+    ``mode ** follow``, the reference loop by ``mode``; 1 % noise on the target, ``own`` on the
+    reference (noise of its own, that the target does not share)."""
     rng = np.random.default_rng(seed)
     modes_ = np.asarray(modes)
     levels = work * 1000 * modes_**follow * rng.lognormal(0, 0.01, modes_.size)
     samples = np.concatenate([rng.normal(level, level * 0.002, per) for level in levels])
-    speeds = 20_000 * modes_ * rng.lognormal(0, 0.01, modes_.size)
+    speeds = 20_000 * modes_ * rng.lognormal(0, own, modes_.size)
     reference = np.concatenate([rng.normal(speed, speed * 0.002, per) for speed in speeds])
     return bench.Result(
         name="b",
@@ -84,6 +93,39 @@ def test_when_the_sides_never_share_a_speed_the_slope_is_unknown_and_the_verdict
     c = bench.compare(a, b)
     assert c.verdict == "inconclusive", c.explanation
     assert c.ci_low <= 1.0 <= c.ci_high
+
+
+def test_a_whole_run_slower_with_a_reference_noisy_on_its_own_is_not_called_slower():
+    # as measured on a quiet run here: between processes the reference varies +-5 % for
+    # reasons the benchmark does not share (so the slope fitted within the runs is ~0), and
+    # one whole run the machine ran 1.12x slower, which the benchmark followed fully
+    a = _side(1000, [1.0] * 8, seed=21, own=0.04)
+    b = _side(1000, [1.12] * 8, seed=22, own=0.04)
+    r = stats.adjusted_ratio(
+        a.replicate_figures, b.replicate_figures, a.reference_figures, b.reference_figures
+    )
+    assert abs(r.slope) < 0.5  # the fitted slope alone would have left the whole 1.12x
+    c = bench.compare(a, b)
+    assert c.verdict in ("same", "inconclusive"), c.explanation
+    assert c.ci_low <= 1.0 <= c.ci_high
+    # the same slowdown when the machine did not change speed is seen, range or not
+    same_speed = _side(1120, [1.0] * 8, seed=23, own=0.04)
+    assert bench.compare(a, same_speed).verdict == "slower"
+
+
+def test_a_known_slope_is_used_as_it_is():
+    a = _side(1000, [1.0] * 8, seed=24, own=0.04)
+    b = _side(1000, [1.12] * 8, seed=25, own=0.04)
+    args = (a.replicate_figures, b.replicate_figures, a.reference_figures, b.reference_figures)
+    told = stats.adjusted_ratio(*args, known_slope=(1.0, 0.05))
+    assert told.slope == 1.0
+    assert told.ci_low <= 1.0 <= told.ci_high
+    assert (
+        told.ci_high - told.ci_low
+        < stats.adjusted_ratio(*args).ci_high - stats.adjusted_ratio(*args).ci_low
+    )
+    # told it does not follow the machine at all: the whole 1.12x is the code's
+    assert stats.adjusted_ratio(*args, known_slope=(0.0, 0.05)).ci_low > 1.05
 
 
 def test_adjusted_ratio_needs_two_replicates_per_side_and_one_reference_each():
@@ -175,3 +217,29 @@ def test_history_keeps_each_runs_reference_speed_and_upgrades_old_files(tmp_path
     h.close()
     assert speeds[0] == pytest.approx(float(np.exp(np.mean(np.log(a.reference_figures)))))
     assert speeds[1] is None or np.isnan(speeds[1])
+
+
+def test_the_history_learns_how_a_benchmark_follows_the_machine_across_runs(tmp_path):
+    # six saved runs at different machine speeds, each run's reference noisy on its own
+    # between processes (so no single run can show the slope), the benchmark following fully
+    store = bench.History(tmp_path / "history.sqlite")
+    for i, mode in enumerate([1.0, 1.1, 0.95, 1.2, 1.05, 1.15]):
+        store.save(_side(1000, [mode] * 8, seed=40 + i, own=0.04))
+    noise = store.run_noise("b")
+    store.close()
+    sd, runs, (slope, slope_se) = noise
+    assert 0 < sd < 0.05  # what runs differ by beyond the machine
+    assert runs == 6 and slope == pytest.approx(1.0, abs=0.15) and slope_se < 0.2
+    a = _side(1000, [1.0] * 8, seed=50, own=0.04)
+    b = _side(1000, [1.12] * 8, seed=51, own=0.04)
+    told = bench.compare(a, b, run_noise=noise)
+    assert told.verdict in ("same", "inconclusive") and told.ci_low <= 1.0 <= told.ci_high
+    assert told.ratio == pytest.approx(1.0, abs=0.03), told.explanation  # the machine's, out
+    assert any("its history says" in note for note in told.notes)
+    # alone, two runs cannot tell the machine's 1.12x from the code's (slope fitted ~0)
+    alone = bench.compare(a, b)
+    assert alone.verdict == "inconclusive" and alone.ratio > 1.08
+    assert any("two runs cannot tell" in note for note in alone.notes)
+    # and a real 15 % slowdown on a machine that ran 1.12x slower is still seen
+    worse = _side(1150, [1.12] * 8, seed=52, own=0.04)
+    assert bench.compare(a, worse, run_noise=noise).verdict == "slower"

@@ -168,7 +168,7 @@ def compare(
     threshold: float = THRESHOLD,
     confidence: float = CONFIDENCE,
     match_names: bool = True,
-    run_noise: tuple[float, int] | None = None,
+    run_noise: tuple | None = None,
     adjust: bool = True,
 ) -> Comparison:
     """Is ``candidate`` faster, slower, the same as ``baseline``, or can the data not tell?
@@ -178,8 +178,9 @@ def compare(
     latencies (:attr:`Result.statistic`) — and its interval comes from the spread between
     replicates on each side.
 
-    ``run_noise`` = (sd, runs): how much separate runs of this benchmark differ as a whole, in
-    log units, learnt from ``runs`` runs of its history (:meth:`History.run_noise`). Replicates
+    ``run_noise`` = (sd, runs[, (slope, se)]): how much separate runs of this benchmark differ
+    as a whole, in log units, learnt from ``runs`` runs of its history, and how its run figures
+    follow the machine's speed (:meth:`History.run_noise`). Replicates
     inside a run cannot see a slow spell that covers the whole run; for two separate runs the
     interval then counts that spread too (one interleaved ``bench.ab`` call needs no such
     term: both sides shared every spell).
@@ -227,7 +228,10 @@ def compare(
         and min(base.n_replicates, cand.n_replicates) >= 2
         and not _interleaved(baseline, candidate)
     )
-    between = run_noise if run_noise and not _interleaved(baseline, candidate) else None
+    between = known = None
+    if run_noise and not _interleaved(baseline, candidate):
+        between = (float(run_noise[0]), int(run_noise[1]))
+        known = run_noise[2] if len(run_noise) > 2 else None
     if adjusted:
         r = stats.adjusted_ratio(
             base.replicate_figures,
@@ -236,6 +240,7 @@ def compare(
             cand.reference_figures,
             confidence=confidence,
             between=between,
+            known_slope=known,
         )
         adjusted = r.slope is not None
     if adjusted:
@@ -314,10 +319,20 @@ def _speed_note(r: stats.ReplicateRatio) -> str | None:
     if moved < math.log(1.02):
         return None
     which = "slower" if r.speed > 1 else "faster"
-    return (
+    machine = (
         f"the machine itself ran {max(r.speed, 1 / r.speed):.2f}x {which} in the candidate's "
-        f"run (perflab's reference loop, timed beside every replicate); this benchmark follows "
-        f"it with slope {r.slope:.2f}, and the ratio shown is adjusted for it"
+        f"run (perflab's reference loop, timed beside every replicate)"
+    )
+    if r.slopes is None:
+        return (
+            f"{machine}; its history says this benchmark follows it with slope {r.slope:.2f}, "
+            f"and the ratio shown is adjusted for it"
+        )
+    low, high = r.slopes
+    return (
+        f"{machine}; how closely this benchmark follows it two runs cannot tell (slope "
+        f"{low:.2f} to {high:.2f}), so the interval covers the ratio at every slope between; "
+        f"a history of its runs learns the slope"
     )
 
 

@@ -316,20 +316,25 @@ class History:
             rows = conn.execute(query).all()
         return pd.DataFrame(rows, columns=["id", "name", "saved", "git", "center", "pair", "speed"])
 
-    def run_noise(self, name: str, *, tag: str | None = None) -> tuple[float, int] | None:
+    def run_noise(self, name: str, *, tag: str | None = None) -> tuple | None:
         """How much separate runs of ``name`` differ as a whole: (robust sd of the log run
         figures, :func:`changepoint.run_spread`; runs), after its accepted baseline — the term
         :func:`compare` adds for two separate runs. None until the history holds
         ``MIN_RUNS + 1`` runs of it. When every one of those runs kept the machine's reference
         speed, the spread is of speed-adjusted figures (:func:`stats.speed_adjusted`), the
-        noise that :func:`compare`'s adjustment for the speed leaves."""
+        noise that :func:`compare`'s adjustment for the speed leaves, and a third item says
+        how the runs followed the speed: (slope, its standard error), :func:`stats.speed_slope`,
+        which :func:`compare` then uses instead of a slope fitted inside two runs."""
         series = self._series(name, tag)
         centres = series["center"].to_numpy(dtype=float)
         if centres.size < MIN_RUNS + 1:
             return None
         speeds = pd.to_numeric(series["speed"], errors="coerce").to_numpy(dtype=float)
         if np.all(np.isfinite(speeds) & (speeds > 0)):
-            centres = stats.speed_adjusted(centres, speeds)
+            fit = stats.speed_slope(centres, speeds)
+            if fit is not None:
+                adjusted = stats.speed_adjusted(centres, speeds)
+                return changepoint.run_spread(adjusted), int(centres.size), fit
         return changepoint.run_spread(centres), int(centres.size)
 
     def regressions(
