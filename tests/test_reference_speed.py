@@ -240,6 +240,8 @@ def test_the_history_learns_how_a_benchmark_follows_the_machine_across_runs(tmp_
     alone = bench.compare(a, b)
     assert alone.verdict == "inconclusive" and alone.ratio > 1.08
     assert any("two runs cannot tell" in note for note in alone.notes)
+    assert "machine's own change of speed" in alone.explanation
+    assert "replicates per side would see" not in alone.explanation
     # and a real 15 % slowdown on a machine that ran 1.12x slower is still seen
     worse = _side(1150, [1.12] * 8, seed=52, own=0.04)
     assert bench.compare(a, worse, run_noise=noise).verdict == "slower"

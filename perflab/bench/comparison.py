@@ -51,6 +51,9 @@ class Comparison:
     detectable: float = math.nan  # smallest relative change this data would see (80 % power)
     notes: tuple[str, ...] = ()
     units: tuple[int, int] | None = None  # replicates judged per side (None: all of them)
+    # how far the ratio could move with how closely the benchmark follows the machine's change
+    # of speed between two runs (relative; 0 when the speed held or its history knows)
+    unexplained_speed: float = 0.0
 
     @property
     def speedup_ci(self) -> tuple[float, float]:
@@ -110,6 +113,7 @@ class Comparison:
             "alpha": self.alpha,
             "verdict": self.verdict,
             "detectable": self.detectable,
+            "unexplained_speed": self.unexplained_speed,
             "notes": list(self.notes),
             "baseline": self.baseline.to_dict(),
             "candidate": self.candidate.to_dict(),
@@ -132,6 +136,14 @@ def _limit(c: Comparison) -> str:
         )
     if not math.isfinite(c.detectable):
         return "the replicates do not vary enough to estimate the noise"
+    if c.unexplained_speed > c.threshold / 2:
+        # more replicates would not help: the runs differ in the machine's speed
+        return (
+            f"cannot see changes below {c.detectable:.0%} here, {c.unexplained_speed:.0%} of "
+            "it from the machine's own change of speed between the runs; save runs to a "
+            "history (perflab bench --save) so it learns how this benchmark follows the "
+            "machine, or run both sides again"
+        )
     need = _replicates_needed(c)
     more = f"; about {need} replicates per side would see {c.threshold:.0%}" if need else ""
     return f"cannot see changes below {c.detectable:.0%} here{more}"
@@ -281,7 +293,15 @@ def compare(
         detectable=r.detectable,
         notes=notes,
         units=(base.n_replicates, cand.n_replicates),
+        unexplained_speed=_unexplained(r),
     )
+
+
+def _unexplained(r: stats.ReplicateRatio) -> float:
+    """The relative width the slope's range spans at the machine's change of speed."""
+    if r.slopes is None or r.speed is None:
+        return 0.0
+    return math.expm1((r.slopes[1] - r.slopes[0]) * abs(math.log(r.speed)))
 
 
 def _interleaved(a: Result, b: Result) -> bool:
