@@ -139,8 +139,9 @@ def report(
                 error=str(err),
                 cell_index=err.cell_index,
             )
-        runs.append(run)
         published_by[path.stem] = sorted(_published_files(settings.results_dir) - before)
+        run = _published_what_it_declares(run, published_by[path.stem], settings)
+        runs.append(run)
         if on_done:
             on_done(run)
 
@@ -290,6 +291,33 @@ def _audit_and_keep(
             history.save(figure, tags=["report", mode, "claim", f"{RUN_TAG}{run_name}"])
         row["run_noise"] = noise.get(row["claim"])
     return rows
+
+
+def declared_suites(path: Path) -> list[str]:
+    """The suites a lab notebook says it publishes (``"perflab": {"publishes": [...]}`` in its
+    metadata)."""
+    return list(_read(path).get("metadata", {}).get("perflab", {}).get("publishes", []))
+
+
+def _published_what_it_declares(
+    run: NotebookRun, published: list[str], settings: Settings
+) -> NotebookRun:
+    """A notebook that ran but did not publish the suites its metadata names failed: without
+    this, a kernel publishing elsewhere (a relative results folder did) left the claims audit
+    and the history silently empty while the report said every notebook ran."""
+    missing = [name for name in declared_suites(run.notebook) if name not in published]
+    if not run.ok or not missing:
+        return run
+    return dataclasses.replace(
+        run,
+        ok=False,
+        error=(
+            f"{run.notebook.name} ran but published no results of suite(s) "
+            f"{', '.join(missing)} into {settings.results_dir}, as its metadata "
+            "(perflab.publishes) says it does: the claims audit and the history would miss "
+            "them; check that it calls suites.publish and that its kernel gets PERFLAB_RESULTS"
+        ),
+    )
 
 
 def _parameters(path: Path, quick: bool) -> dict[str, Any]:

@@ -112,6 +112,37 @@ def test_report_fails_naming_the_notebook_and_cell(tmp_path):
     ).exists()
 
 
+def test_a_notebook_that_does_not_publish_its_declared_suites_fails_the_report(tmp_path):
+    import nbformat
+
+    notebooks = tmp_path / "nbs"
+    notebooks.mkdir()
+    body = (
+        "from perflab import bench, suites\n"
+        "r = bench.Result(name='mini/op', samples=[1000.0, 1001.0, 999.0])\n"
+        "suites.publish(suites.SuiteRun('mini', [r]), {where})"
+    )
+    for name, where in (("01-kept", "None"), ("02-astray", repr(str(tmp_path / "elsewhere")))):
+        path = write_notebook(
+            notebooks / f"{name}.ipynb", body.format(where=where), params="quick: bool = False"
+        )
+        nb = nbformat.read(path, as_version=4)
+        nb.metadata["perflab"] = {"publishes": ["mini"] if name == "01-kept" else ["other"]}
+        nbformat.write(nb, path)
+    out = tmp_path / "out"
+    done = perflab_cli(
+        "report", "--quick", "--out", str(out), env={"PERFLAB_NOTEBOOKS": str(notebooks)}
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "ok     01-kept" in done.stdout
+    assert "FAILED 02-astray" in done.stdout
+    assert "published no results of suite(s) other" in done.stdout
+    assert str(out / "results") in done.stdout
+    run = json.loads((out / "run.json").read_text())
+    assert [nb["ok"] for nb in run["notebooks"]] == [True, False]
+    assert "1 of 2 notebooks failed" in (out / "index.html").read_text()
+
+
 def _mini_notebook(notebooks: Path, counter: Path) -> None:
     """A notebook publishing one benchmark, mini/op: 2000 ns on its first run, and on later
     runs (the re-runs) what ``counter``'s file says: slow (2000, a real change) or 1000 (the
