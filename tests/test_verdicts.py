@@ -414,6 +414,18 @@ def test_compare_cli_learns_run_noise_from_a_history_and_checks_the_path(tmp_pat
     assert len(missing.stderr.strip().splitlines()) == 1
 
 
+def test_compare_cli_names_the_benchmarks_a_note_is_about(tmp_path):
+    base, drift = tmp_path / "a.json", tmp_path / "b.json"
+    other = dataclasses.replace(_levels([1.0, 1.01, 0.99, 1.0]), name="c")
+    suites.save_results(base, suites.SuiteRun("s", [_levels([1.0, 1.01, 0.99, 1.0]), other]))
+    suites.save_results(drift, suites.SuiteRun("s", [_levels([1.06, 1.07, 1.05, 1.06]), other]))
+    store = bench.History(tmp_path / "h.sqlite")
+    _series(store, "b", _noisy(12, 1000, 11, sd=0.04))  # only b has a history
+    done = perflab_cli("compare", str(base), str(drift), "--history", str(tmp_path / "h.sqlite"))
+    notes = [line for line in done.stdout.splitlines() if line.startswith("note")]
+    assert len(notes) == 1 and notes[0].startswith("note (b): separate runs"), done.stdout
+
+
 def _paired_runs(store: bench.History, levels: list[tuple[float, float]], seed: int) -> None:
     """Runs of one interleaved pair (the raw driver, perflab's wrapper), saved as a report does."""
     rng = np.random.default_rng(seed)

@@ -344,7 +344,7 @@ def compare_command(args: argparse.Namespace) -> int:
         Path(args.html).write_text(page, encoding="utf-8")
         print(f"wrote {args.html}")
     slower = 0
-    notes: list[str] = []
+    notes: dict[str, list[str]] = {}  # note -> the benchmarks it is about, in order
     print(f"{'benchmark':<34} {'ratio':>7} {'95% CI':>17} {'reps':>7}  verdict")
     for name in common:
         c = compare(base[name], cand[name], threshold=limit, run_noise=noise(name))
@@ -355,9 +355,11 @@ def compare_command(args: argparse.Namespace) -> int:
         if c.verdict == "inconclusive":
             shown += f" (sees ≥{c.detectable:.0%})" if c.detectable == c.detectable else ""
         print(f"{name:<34} {c.ratio:>7.3f} {ci:>17} {reps:>7}  {shown}")
-        notes += [n for n in c.notes if n not in notes]
+        for note in c.notes:
+            notes.setdefault(note, []).append(name)
     for name in sorted(set(base) ^ set(cand)):
         print(f"{name:<34} only in {args.baseline if name in base else args.candidate}")
-    for note in notes:
-        print(f"note: {note}")
+    for note, names in notes.items():
+        about = "" if len(names) == len(common) else f" ({', '.join(names)})"
+        print(f"note{about}: {note}")
     return 1 if slower else 0
