@@ -405,6 +405,17 @@ def test_cli_processes_are_replicates_and_history_check(tmp_path):
     for i in range(6):
         bench.History(flat).save(_result("f", 1.0, seed=i))
     assert perflab_cli("history", "--path", str(flat), "--check").returncode == 0
+    # counts are printed as counts, not as durations
+    counted = tmp_path / "counted.sqlite"
+    store = bench.History(counted)
+    for i in range(8):
+        calls = np.full(4, 500_000.0 if i < 4 else 750_000.0) + i
+        store.save(bench.Result(name="f [instructions]", samples=calls, unit="instructions"))
+    store.close()
+    check = perflab_cli("history", "--path", str(counted), "--check")
+    assert check.returncode == 1 and "REGRESSION f [instructions]" in check.stdout
+    assert "500,001 instructions -> 750,005 instructions" in check.stdout
+    assert " ms " not in check.stdout and " µs " not in check.stdout
 
 
 @pytest.mark.servers

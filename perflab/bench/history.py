@@ -49,6 +49,7 @@ _COLUMNS = [
     "saved",
     "before",
     "after",
+    "unit",
     "ratio",
     "ci_low",
     "ci_high",
@@ -298,6 +299,7 @@ class History:
                 t.c.figure.label("center"),
                 t.c.pair,
                 t.c.speed,
+                t.c.unit,
             )
             .select_from(t.outerjoin(a, a.c.name == t.c.name))
             .where(sa.or_(a.c.from_id.is_(None), t.c.id >= a.c.from_id))
@@ -314,7 +316,8 @@ class History:
             query = query.where(t.c.tags.contains(json.dumps(tag)))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return pd.DataFrame(rows, columns=["id", "name", "saved", "git", "center", "pair", "speed"])
+        columns = ["id", "name", "saved", "git", "center", "pair", "speed", "unit"]
+        return pd.DataFrame(rows, columns=columns)
 
     def run_noise(self, name: str, *, tag: str | None = None) -> tuple | None:
         """How much separate runs of ``name`` differ as a whole: (robust sd of the log run
@@ -530,6 +533,7 @@ def _judge(
         "saved": pd.to_datetime(first["saved"], unit="s", utc=True),
         "before": float(np.exp(before.mean())),
         "after": float(np.exp(after.mean())),
+        "unit": first["unit"] or "ns",
         "ratio": r.ratio,
         "ci_low": r.ci_low,
         "ci_high": r.ci_high,

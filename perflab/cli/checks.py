@@ -111,9 +111,16 @@ def regression_line(row) -> str:  # a row of History.regressions()
     return (
         f"REGRESSION {row.name}: {row.ratio:.3f}x slower ({level} CI {row.ci_low:.3f}-"
         f"{row.ci_high:.3f}) from result #{row.at} (commit {row.git or 'unknown'}), "
-        f"{ns(row.before)} -> {ns(row.after)} over {row.runs_before}+{row.runs_after} "
+        f"{_amount(row.before, row)} -> {_amount(row.after, row)} over "
+        f"{row.runs_before}+{row.runs_after} "
         f"runs{again}; accept a wanted change with: perflab history --accept {row.name}"
     )
+
+
+def _amount(value: float, row) -> str:
+    """A run figure in its unit: durations as ns/µs/ms/s, counts (instructions) as counts."""
+    unit = getattr(row, "unit", None) or "ns"
+    return ns(value) if unit == "ns" else f"{value:,.0f} {unit}"
 
 
 def environment_line(row) -> str:  # a row of History.changes() with cause "environment"
