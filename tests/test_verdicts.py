@@ -387,6 +387,12 @@ def test_run_noise_from_history_widens_separate_runs_but_not_interleaved_ones(tm
     judged = bench.compare(base, drift, run_noise=noise)
     assert judged.verdict == "inconclusive" and judged.ci_low < 1.0
     assert any("its history, 12 runs" in n for n in judged.notes)
+    # and it says more replicates would not help: whole runs differ this much
+    assert "no number of replicates in one run sees less than" in judged.explanation
+    assert "replicates per side would see" not in judged.explanation
+    assert (
+        "no number of replicates" not in bench.compare(base, _levels([0.8, 1.0, 1.25])).explanation
+    )
     # a large change still shows through the run-to-run spread
     assert bench.compare(base, _levels([1.5] * 6), run_noise=noise).verdict == "slower"
     # one interleaved run shares every spell: no run term

@@ -54,6 +54,8 @@ class Comparison:
     # how far the ratio could move with how closely the benchmark follows the machine's change
     # of speed between two runs (relative; 0 when the speed held or its history knows)
     unexplained_speed: float = 0.0
+    # the history's run-to-run noise (log sd) counted in the interval; 0 when none was
+    run_noise_sd: float = 0.0
 
     @property
     def speedup_ci(self) -> tuple[float, float]:
@@ -114,6 +116,7 @@ class Comparison:
             "verdict": self.verdict,
             "detectable": self.detectable,
             "unexplained_speed": self.unexplained_speed,
+            "run_noise_sd": self.run_noise_sd,
             "notes": list(self.notes),
             "baseline": self.baseline.to_dict(),
             "candidate": self.candidate.to_dict(),
@@ -144,9 +147,23 @@ def _limit(c: Comparison) -> str:
             "history (perflab bench --save) so it learns how this benchmark follows the "
             "machine, or run both sides again"
         )
+    if _runs_limit(c) > c.threshold:
+        # more replicates would not help: whole runs of this benchmark differ this much
+        return (
+            f"cannot see changes below {c.detectable:.0%} here: separate runs of this "
+            f"benchmark differ by about {math.expm1(c.run_noise_sd):.1%} as a whole, so no "
+            f"number of replicates in one run sees less than {_runs_limit(c):.0%}; interleave "
+            "the two (bench.ab), or judge over several runs of each (its history)"
+        )
     need = _replicates_needed(c)
     more = f"; about {need} replicates per side would see {c.threshold:.0%}" if need else ""
     return f"cannot see changes below {c.detectable:.0%} here{more}"
+
+
+def _runs_limit(c: Comparison) -> float:
+    """The smallest change two separate runs could show with endless replicates: the run noise
+    of both sides alone (95 % two-sided and 80 % power, normal quantiles)."""
+    return math.expm1((1.96 + 0.84) * math.sqrt(2.0) * c.run_noise_sd)
 
 
 def _replicates_needed(c: Comparison) -> int | None:
@@ -294,6 +311,7 @@ def compare(
         notes=notes,
         units=(base.n_replicates, cand.n_replicates),
         unexplained_speed=_unexplained(r),
+        run_noise_sd=between[0] if between else 0.0,
     )
 
 
