@@ -490,12 +490,18 @@ def test_a_slow_report_is_a_suspect_and_its_reruns_decide(tmp_path):
     assert store.suspects() == ["step"]
     # the re-runs are back at the old level: the newest run was a slow spell
     assert store.regressions(reruns={"step": [1010.0, 985.0]}).empty
-    # the re-runs see it too: the newest run and its re-runs count as one run, their median
+    # the re-runs see it too: the newest run and its re-runs count as one run, the one of them
+    # nearest the old level (all three must show the step)
     confirmed = store.regressions(reruns={"step": [1290.0, 1320.0]})
     assert list(confirmed["name"]) == ["step"]
     row = confirmed.iloc[0]
     assert row["reruns"] == 2 and row["runs_after"] == 1 and row["ci_low"] > 1.0
-    assert row["after"] == pytest.approx(1300.0, rel=0.01)
+    assert row["after"] == pytest.approx(1290.0)
+    # one of the three back at the old level outvotes two slow ones (as a median would not)
+    assert store.regressions(reruns={"step": [1010.0, 1320.0]}).empty
+    # and re-runs slower than the report do not make a regression of a report at the old level
+    _series(store, "pooled", [*_REPORTS, 1060.0])
+    assert store.regressions("pooled", reruns={"pooled": [1340.0, 1700.0]}).empty
     # re-runs are judged, never saved
     assert len(store.frame("step")) == 6
 
