@@ -540,3 +540,12 @@ def test_recheck_finds_the_notebooks_that_measured_the_suspects():
         "03-data",
     ]
     assert recheck.owners(["gone/name"], produced, published_by) == []
+
+
+def test_a_small_drift_just_before_a_step_does_not_hide_the_step(tmp_path):
+    # as measured: five unchanged reports drifting +3 % after the third, then a +20 % step
+    store = bench.History(tmp_path / "h.sqlite")
+    _series(store, "drifted", [1539.0, 1560.0, 1566.0, 1616.0, 1630.0, 1876.0])
+    found = store.regressions()
+    assert list(found["name"]) == ["drifted"]
+    assert found.iloc[0]["runs_before"] >= 3 and found.iloc[0]["ratio"] > 1.1

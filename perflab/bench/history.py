@@ -523,7 +523,11 @@ def _judge(
     values = np.log(centres)
     points = changepoint.change_points(centres)
     k = points[-1] if points else newest  # no change found: judge the newest run
-    start = points[-2] if len(points) > 1 else 0
+    # the level before the step: from the latest earlier change point that leaves MIN_RUNS runs
+    # (a small drift found just before the step must not leave too few runs to judge by: here a
+    # +3 % drift split the five unchanged reports 3 + 2 and a real +20 % step went unjudged)
+    earlier = [p for p in points[:-1] if k - p >= MIN_RUNS]
+    start = earlier[-1] if earlier else 0
     before, after = values[start:k], values[k:]
     if before.size < MIN_RUNS:
         return None
