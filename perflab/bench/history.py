@@ -34,8 +34,8 @@ __all__ = ["CONFIDENCE", "MIN_RUNS", "History"]
 
 CONFIDENCE = 0.99  # per benchmark: a nightly check over dozens of benchmarks must not cry wolf
 MIN_RUNS = 3  # earlier runs needed before a benchmark's noise is known well enough to judge
-#: Degrees of freedom the typical benchmark's run-to-run spread counts for in each benchmark's
-#: judgement (moderated t): four runs' worth. Quick reports here differ by 3-40 % sd per
+#: Degrees of freedom the typical run-to-run spread of a benchmark's suite counts for in each
+#: benchmark's judgement (moderated t): four runs' worth. Quick reports here differ by 3-40 % sd per
 #: benchmark (median 12 %), and one benchmark's four runs agreeing to 3 % said little about its
 #: fifth: it read 1.09x "slower" on unchanged code, re-runs and all, before the prior joined.
 PRIOR_DF = 4.0
