@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load lazil
     from perflab.bench.comparison import VERDICTS, Comparison, compare
     from perflab.bench.core import Budget
     from perflab.bench.history import History
+    from perflab.bench.interleave import ABRun
     from perflab.bench.profiling import (
         CpuProfile,
         MemoryTimeline,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load lazil
 
 __all__ = [
     "VERDICTS",
+    "ABRun",
     "Budget",
     "Comparison",
     "CpuProfile",
@@ -49,6 +51,7 @@ _WHERE = {
     "Comparison": "comparison",
     "compare": "comparison",
     "Budget": "core",
+    "ABRun": "interleave",
     "History": "history",
     "MemoryUsage": "profiling",
     "CpuProfile": "profiling",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pandas as pd
 
 from perflab.bench import stats
@@ -238,6 +239,8 @@ def compare(
             f"threshold must be in [0, 10) and confidence in [0.5, 1); got {threshold}, "
             f"{confidence}"
         )
+    if _paired(baseline, candidate):
+        return _paired_comparison(baseline, candidate, threshold, confidence)
     # both sides judged by one statistic: a floor only when both are calibrated loops
     base, cand = baseline, candidate
     if _separate_rounds(baseline, candidate):
@@ -312,6 +315,50 @@ def compare(
         units=(base.n_replicates, cand.n_replicates),
         unexplained_speed=_unexplained(r),
         run_noise_sd=between[0] if between else 0.0,
+    )
+
+
+def _paired(a: Result, b: Result) -> bool:
+    """Both sides are the two halves of interleaved pairs (``bench.ab``, ``perflab ab``)."""
+    return (
+        a.replicate_level == b.replicate_level == "pair"
+        and _interleaved(a, b)
+        and len(a.replicate_figures) == len(b.replicate_figures)
+    )
+
+
+def _paired_comparison(a: Result, b: Result, threshold: float, confidence: float) -> Comparison:
+    """Paired replicates: the interval of the mean log-ratio of each pair's figures, at the
+    level the sequential rule looked with (``meta["ab"]["level"]``, which keeps its error under
+    repeated looks; :mod:`perflab.bench.sequential`), and that module's verdicts."""
+    from perflab.bench import sequential
+
+    level = float(((b.meta or {}).get("ab") or {}).get("level", confidence))
+    d = np.log(b.replicate_figures) - np.log(a.replicate_figures)
+    ci = sequential.paired_interval(d, level)
+    verdict_ = sequential.decide(ci.ci_low, ci.ci_high, threshold)
+    notes = tuple(n for n in (busy_note("baseline", a.meta), busy_note("candidate", b.meta)) if n)
+    if ci.pairs < sequential.MIN_PAIRS:
+        verdict_ = "inconclusive"
+        notes += (
+            f"only {ci.pairs} interleaved pairs (the first look is at {sequential.MIN_PAIRS}); "
+            "give it a longer budget",
+        )
+    z = (1.96 + 0.84) * ci.sd / math.sqrt(ci.pairs) if ci.pairs > 1 else math.nan
+    return Comparison(
+        name=b.name,
+        baseline=a,
+        candidate=b,
+        ratio=ci.ratio,
+        ci_low=ci.ci_low,
+        ci_high=ci.ci_high,
+        p_value=ci.p_value,
+        threshold=threshold,
+        alpha=1 - level,
+        verdict=verdict_,
+        detectable=math.expm1(z) if z == z else math.nan,
+        notes=notes,
+        units=(ci.pairs, ci.pairs),
     )
 
 

@@ -24,7 +24,7 @@ __all__ = ["FORMAT", "LEVELS", "Result", "environment"]
 # Files of formats 1 and 2 still load (without a reference; comparisons then judge unadjusted).
 FORMAT = 3
 READABLE = (1, 2, 3)
-LEVELS = ("round", "process", "run")
+LEVELS = ("round", "process", "run", "pair")
 _LIBRARIES = ("numpy", "pandas", "scipy", "redis", "sqlalchemy", "psycopg", "cachebox", "theine")
 
 
@@ -92,7 +92,7 @@ class Result:
     name: str
     samples: np.ndarray
     replicates: tuple[int, ...] = ()
-    replicate_level: str = "run"  # round | process | run
+    replicate_level: str = "run"  # round | process | run | pair (interleaved: bench.ab)
     rates: tuple[float, ...] = ()
     reference: np.ndarray | tuple = ()
     loops: int = 1

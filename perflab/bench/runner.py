@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 import uuid
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from perflab.bench import core, noise
-from perflab.bench.comparison import Comparison, compare
+from perflab.bench.comparison import compare
 from perflab.bench.reference import Reference
 from perflab.bench.result import Result, environment
 from perflab.errors import BenchmarkError
@@ -208,50 +209,120 @@ def run(
     )
 
 
+BUDGET = 10.0  # bench.ab's default budget, seconds (most comparisons answer in 1-3 s)
+PAIR_NS = 30_000_000  # one interleaved pair lasts about this long (both arms)
+
+
 def ab(
-    baseline: Callable[[], Any],
-    candidate: Callable[[], Any],
+    baseline: Callable[[], Any] | str | os.PathLike,
+    candidate: Callable[[], Any] | str | os.PathLike,
     *,
+    target: str | None = None,
     name: str = "ab",
-    rounds: int = 20,
-    min_time: float = 1.0,
     threshold: float | None = None,
+    budget: float | None = None,
+    confidence: float = 0.95,
+    min_time: float | None = None,
+    rounds: int | None = None,
+    duet: bool = False,
     clock: Callable[[], int] = core.default_clock,
-) -> Comparison:
-    """Baseline and candidate interleaved in one run (A B B A …), so drift and background load
-    fall on both alike. Each arm is calibrated on its own (a sample lasts ≥ 1 ms either way);
-    ``min_time`` is the total sampling time for both."""
-    if rounds < 2:
+    seed: int | None = None,
+    on_pair: Callable[[int, float], None] | None = None,
+) -> Any:
+    """Baseline and candidate interleaved (A B, B A, … in random order), pair after pair, until
+    the verdict at ``threshold`` (default 5 %) is known — faster, slower or same — or
+    ``budget`` seconds are spent (default 10; ``min_time`` is the older name of the budget).
+    Each pair is one paired replicate: whatever slowed both arms alike cancels in its ratio.
+    The interval stays valid however many times it is looked at
+    (:mod:`perflab.bench.sequential`): an A/A comparison is called different at most
+    ``1 - confidence`` of the time. ``rounds``: at least this many pairs.
+
+    Two functions: timed in this process, each arm calibrated on its own (a sample lasts ≥ 1
+    ms either way); returns a :class:`Comparison`.
+
+    Two source trees (git revisions of the repository here, or folders) and ``target`` (a
+    ``.py`` file of ``bench_*`` functions inside them, or a built-in suite): each pair is two
+    fresh worker processes, one per tree (``duet``: both at once, one per core); returns an
+    :class:`~perflab.bench.interleave.ABRun` with a comparison per benchmark — what ``perflab
+    ab`` prints."""
+    if budget is None:
+        budget = min_time
+    if isinstance(baseline, str | os.PathLike) or isinstance(candidate, str | os.PathLike):
+        from perflab.bench.interleave import ab_sources
+
+        if target is None:
+            raise BenchmarkError("ab of two source trees needs target= (a .py file or a suite)")
+        return ab_sources(
+            os.fspath(baseline),
+            os.fspath(candidate),
+            target,
+            threshold=0.05 if threshold is None else threshold,
+            budget=budget,
+            duet=duet,
+            confidence=confidence,
+            seed=seed,
+            on_pair=on_pair,
+        )
+    from perflab.bench import sequential
+
+    budget = BUDGET if budget is None else float(budget)
+    if not budget > 0:
+        raise BenchmarkError(f"ab {name!r}: budget must be a positive number of seconds")
+    if rounds is not None and rounds < 2:
         raise BenchmarkError(f"ab {name!r}: rounds must be >= 2")
+    threshold = sequential.THRESHOLD if threshold is None else threshold
     measures = []
     for label, fn in (("baseline", baseline), ("candidate", candidate)):
         if not callable(fn):
             raise BenchmarkError(f"ab {name!r}: {label} {fn!r} is not callable")
         adapter = core.async_measure if inspect.iscoroutinefunction(fn) else core.sync_measure
         measures.append(_guarded(f"{name} ({label})", adapter(fn, clock)))
+    level = 1.0 - sequential.look_alpha(1.0 - confidence)
+    looks = [n for n in sequential.schedule() if n >= (rounds or 0)] or [sequential.MAX_PAIRS]
+    rng = np.random.default_rng(seed)
+    start = clock()
     loops = [core.calibrate(m, target_ns=int(1e6)) for m in measures]
     samples: list[list[float]] = [[], []]
     with core.gc_policy("disable"), noise.probe() as signs:
-        # warm-up, and the cost of one sample of each arm, to spread the budget over the rounds
+        # warm-up, and the cost of one sample of each arm: a pair gives each arm half of PAIR_NS
         cost = [max(m(n) for _ in range(3)) for m, n in zip(measures, loops, strict=True)]
-        per_round = max(1, int(min_time * 1e9 / (rounds * sum(cost))))
-        for r in range(rounds):
-            order = (0, 1) if r % 2 == 0 else (1, 0)
-            for i in order:
-                samples[i].extend(measures[i](loops[i]) / loops[i] for _ in range(per_round))
-    # both arms' rounds were interleaved: compare may treat them as paired replicates
-    meta = {**environment(), "noise": signs, "interleaved": uuid.uuid4().hex}
+        block = [max(1, int(PAIR_NS / (2 * c))) if c > 0 else 1 for c in cost]
+        figures: list[list[float]] = [[], []]
+        decided = 0
+        while True:
+            for i in rng.permutation(2):
+                got = [measures[i](loops[i]) / loops[i] for _ in range(block[i])]
+                samples[i] += got
+                figures[i].append(float(np.percentile(got, 10.0)))
+            n, elapsed = len(figures[0]), (clock() - start) / 1e9
+            if on_pair is not None:
+                on_pair(n, elapsed)
+            if n in looks:
+                decided = n
+                ci = sequential.paired_interval(np.log(figures[1]) - np.log(figures[0]), level)
+                if sequential.decide(ci.ci_low, ci.ci_high, threshold) != "inconclusive":
+                    break
+            nxt = next((k for k in looks if k > n), None)
+            if nxt is None or elapsed + (nxt - n) * elapsed / n > budget:
+                break  # the budget cannot reach the next look: the last one decides
+    kept = decided or len(figures[0])  # pairs after the last look are not judged
+    # both arms' pairs were interleaved: compare treats them as paired replicates
+    meta = {
+        **environment(),
+        "noise": signs,
+        "interleaved": uuid.uuid4().hex,
+        "ab": {"level": level, "mode": "in-process"},
+    }
     a, b = (
         Result(
             name=name,
-            samples=np.asarray(s),
-            replicates=(per_round,) * rounds,  # one replicate per interleaved round
-            replicate_level="round",
+            samples=np.asarray(s[: kept * k]),
+            replicates=(k,) * kept,  # one replicate per interleaved pair
+            replicate_level="pair",
             loops=n,
             params={"arm": arm},
             meta=meta,
         )
-        for s, n, arm in zip(samples, loops, ("baseline", "candidate"), strict=True)
+        for s, n, k, arm in zip(samples, loops, block, ("baseline", "candidate"), strict=True)
     )
-    kwargs = {} if threshold is None else {"threshold": threshold}
-    return compare(a, b, **kwargs)
+    return compare(a, b, threshold=threshold)

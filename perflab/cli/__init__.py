@@ -42,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.run_command(args)
         if args.command == "bench":
             return commands.bench_command(args)
+        if args.command == "ab":
+            return commands.ab_command(args)
         if args.command == "compare":
             return commands.compare_command(args)
         if args.command == "history":

@@ -133,8 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
         "results file (perflab bench --out), folder of them (a report's results/), or "
         "history:latest | history:previous | history:latest:quick | history:run:NAME"
     )
-    cmp.add_argument("baseline", metavar="A", help=f"the baseline: {side}")
-    cmp.add_argument("candidate", metavar="B", help="the candidate, the same kinds")
+    cmp.add_argument(
+        "baseline", metavar="A", help=f"the baseline: {side}; or alone, a perflab ab --out file"
+    )
+    cmp.add_argument("candidate", metavar="B", nargs="?", help="the candidate, the same kinds")
     cmp.add_argument(
         "--html",
         metavar="OUT.html",
@@ -152,6 +154,59 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH|URL",
         help="learn how much separate runs differ from this history (default: PERFLAB_HISTORY_URL "
         "or outputs/history.sqlite when it exists); 'none' to judge by replicates alone",
+    )
+
+    ab = sub.add_parser(
+        "ab",
+        help="interleave two versions of your code until the answer is known; exit 1 if slower",
+        description="Time TARGET's bench_* functions in BASELINE and in CANDIDATE, interleaved "
+        "in fresh worker processes (pairs), until every benchmark is known to be faster, "
+        "slower or the same at --threshold, or the budget ends. Each of BASELINE and "
+        "CANDIDATE is a git revision of the repository here (checked out into a temporary "
+        "worktree, removed afterwards; your working tree and index are never touched) or a "
+        "folder of source code ('.' is the working tree, uncommitted changes included).",
+    )
+    ab.add_argument("baseline", metavar="BASELINE", help="git revision or folder")
+    ab.add_argument("candidate", metavar="CANDIDATE", help="git revision or folder")
+    ab.add_argument(
+        "target",
+        metavar="TARGET",
+        help="a .py file of bench_* functions (its path inside the trees) or a built-in suite "
+        "(harness, data, concurrency, cache, db, api: for versions of perflab itself)",
+    )
+    ab.add_argument(
+        "--threshold",
+        default="5%",
+        metavar="PCT",
+        help="smallest change that counts, e.g. 5%% or 0.05 (default 5%%)",
+    )
+    ab.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop adding pairs after this long (default 45; most answers come sooner)",
+    )
+    duet = ab.add_mutually_exclusive_group()
+    duet.add_argument(
+        "--duet",
+        dest="duet",
+        action="store_true",
+        default=None,
+        help="run both sides at once, one per core, cores swapped between pairs",
+    )
+    duet.add_argument(
+        "--no-duet",
+        dest="duet",
+        action="store_false",
+        help="one side at a time, in random order, in short blocks (the default)",
+    )
+    ab.add_argument(
+        "--out", metavar="FILE.json", help="write both sides (perflab compare FILE.json reads it)"
+    )
+    ab.add_argument("--html", metavar="OUT.html", help="also write a before/after page")
+    ab.add_argument(
+        "--save", action="store_true", help="add the candidate's results to the history"
     )
 
     srv = sub.add_parser("serve", help="run the demo service (baseline and optimized endpoints)")

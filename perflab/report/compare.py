@@ -21,7 +21,7 @@ from perflab.bench import Result, compare
 from perflab.errors import ConfigurationError
 from perflab.numbers import DASH, interval, quantity, times
 from perflab.report.html import STYLE
-from perflab.report.sides import Side, load_side
+from perflab.report.sides import Side, load_ab, load_side
 from perflab.report.sides import key as _key
 from perflab.report.svg import VERDICT_COLOURS
 
@@ -32,6 +32,7 @@ __all__ = [
     "compare_page",
     "ecdf_svg",
     "environment_differences",
+    "load_ab",
     "load_side",
     "metadata_table",
     "most_changed",

@@ -8,6 +8,8 @@ A side is named by a string (what ``perflab compare`` and notebook 06 take):
 * ``history:latest`` / ``history:previous`` — the newest / second-newest report run in the
   History (``history:latest:quick`` limits it to one mode);
 * ``history:run:NAME`` — the report run saved as ``run:NAME``.
+
+A file written by ``perflab ab --out`` holds both sides at once: :func:`load_ab`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from perflab.bench import History, Result
 from perflab.errors import ConfigurationError
 from perflab.report.headlines import RUN_TAG
 
-__all__ = ["Side", "key", "load_side"]
+__all__ = ["Side", "is_ab_file", "key", "load_ab", "load_side"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +76,50 @@ def load_side(spec: str, *, history: str | Path | None = None) -> Side:
             results += suites.load_results(f)
             meta = meta or _file_meta(f)
         return Side(label=str(path), results=tuple(results), meta=_meta_of(results, meta))
+    if is_ab_file(path):
+        raise ConfigurationError(
+            f"{path} holds both sides of a perflab ab run; compare it alone: "
+            f"perflab compare {path}",
+            name=text,
+        )
     results = suites.load_results(path)  # names the path when missing or not results
     return Side(label=str(path), results=tuple(results), meta=_meta_of(results, _file_meta(path)))
+
+
+def is_ab_file(path: str | Path) -> bool:
+    """Whether ``path`` is a file ``perflab ab --out`` wrote (both sides in one)."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("kind") == "ab"
+
+
+def load_ab(path: str | Path) -> tuple[Side, Side]:
+    """Both sides of a ``perflab ab --out`` file, as (baseline, candidate)."""
+    import json
+
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+        sides = tuple(
+            Side(
+                label=doc[role]["label"],
+                results=tuple(Result.from_dict(r) for r in doc[role]["results"]),
+                meta=dict(doc.get("meta") or {}),
+            )
+            for role in ("baseline", "candidate")
+        )
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigurationError(
+            f"cannot read {path} as a perflab ab file: {err}", name=str(path)
+        ) from err
+    return sides[0], sides[1]
 
 
 def _file_meta(path: Path) -> dict[str, Any]:
