@@ -23,6 +23,7 @@ driven in blocks).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -329,8 +330,8 @@ def ab_sources(
             m = None  # known after the first pair
         pairs: list[dict[str, tuple[Any, Any]]] = []
         mode = "suite" if rel is None else "duet" if duet else "alternate"
-        looks = sequential.schedule()
-        level, decided = None, 0
+        stopper = sequential.Stopper(budget)
+        level = None
         while True:
             if rel is not None:
                 pin = cores_for(len(pairs), cores) if duet else None
@@ -343,14 +344,10 @@ def ab_sources(
             n, elapsed = len(pairs), time.monotonic() - started
             if on_pair is not None:
                 on_pair(n, elapsed)
-            if n in looks:
-                decided = n
-                verdicts = _verdicts(pairs, level, threshold, rel is None)
-                if all(v != "inconclusive" for v in verdicts.values()):
-                    break
-            nxt = next((k for k in looks if k > n), None)
-            if nxt is None or elapsed + (nxt - n) * elapsed / n > budget:
-                break  # the budget cannot reach the next look: the last one decides
+            known = functools.partial(_known, pairs, level, threshold, rel is None)
+            if stopper.after_pair(n, elapsed, known):
+                break
+        decided = stopper.decided
         used = pairs[:decided] if decided else pairs  # fewer than a look: inconclusive
         meta = {**environment(), "interleaved": uuid.uuid4().hex}
         stem = rel.stem if rel is not None else None
@@ -385,16 +382,17 @@ def _is_suite(name: str) -> bool:
     return name in _SUITES
 
 
-def _verdicts(pairs: list, level: float, threshold: float, whole: bool) -> dict[str, str]:
-    out = {}
+def _known(pairs: list, level: float, threshold: float, whole: bool) -> bool:
+    """Whether every benchmark's verdict is known from these pairs."""
     for name in pairs[0]:
         if whole:
             d = [math.log(p[name][1].figure / p[name][0].figure) for p in pairs]
         else:
             d = [math.log(_floor(p[name][1]) / _floor(p[name][0])) for p in pairs]
         ci = sequential.paired_interval(np.asarray(d), level)
-        out[name] = sequential.decide(ci.ci_low, ci.ci_high, threshold)
-    return out
+        if sequential.decide(ci.ci_low, ci.ci_high, threshold) == "inconclusive":
+            return False
+    return True
 
 
 def _side_result(

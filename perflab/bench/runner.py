@@ -278,7 +278,7 @@ def ab(
         adapter = core.async_measure if inspect.iscoroutinefunction(fn) else core.sync_measure
         measures.append(_guarded(f"{name} ({label})", adapter(fn, clock)))
     level = 1.0 - sequential.look_alpha(1.0 - confidence)
-    looks = [n for n in sequential.schedule() if n >= (rounds or 0)] or [sequential.MAX_PAIRS]
+    stopper = sequential.Stopper(budget, at_least=rounds or 0)
     rng = np.random.default_rng(seed)
     start = clock()
     loops = [core.calibrate(m, target_ns=int(1e6)) for m in measures]
@@ -288,7 +288,11 @@ def ab(
         cost = [max(m(n) for _ in range(3)) for m, n in zip(measures, loops, strict=True)]
         block = [max(1, int(PAIR_NS / (2 * c))) if c > 0 else 1 for c in cost]
         figures: list[list[float]] = [[], []]
-        decided = 0
+
+        def known() -> bool:
+            ci = sequential.paired_interval(np.log(figures[1]) - np.log(figures[0]), level)
+            return sequential.decide(ci.ci_low, ci.ci_high, threshold) != "inconclusive"
+
         while True:
             for i in rng.permutation(2):
                 got = [measures[i](loops[i]) / loops[i] for _ in range(block[i])]
@@ -297,15 +301,9 @@ def ab(
             n, elapsed = len(figures[0]), (clock() - start) / 1e9
             if on_pair is not None:
                 on_pair(n, elapsed)
-            if n in looks:
-                decided = n
-                ci = sequential.paired_interval(np.log(figures[1]) - np.log(figures[0]), level)
-                if sequential.decide(ci.ci_low, ci.ci_high, threshold) != "inconclusive":
-                    break
-            nxt = next((k for k in looks if k > n), None)
-            if nxt is None or elapsed + (nxt - n) * elapsed / n > budget:
-                break  # the budget cannot reach the next look: the last one decides
-    kept = decided or len(figures[0])  # pairs after the last look are not judged
+            if stopper.after_pair(n, elapsed, known):
+                break
+    kept = stopper.decided or len(figures[0])  # pairs after the last look are not judged
     # both arms' pairs were interleaved: compare treats them as paired replicates
     meta = {
         **environment(),

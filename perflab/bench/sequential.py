@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -39,6 +40,7 @@ __all__ = [
     "MIN_PAIRS",
     "THRESHOLD",
     "PairedInterval",
+    "Stopper",
     "decide",
     "look_alpha",
     "naive_error",
@@ -149,3 +151,28 @@ def decide(ci_low: float, ci_high: float, threshold: float) -> str:
     if ci_high < 1.0:
         return "faster"
     return "inconclusive"
+
+
+@dataclasses.dataclass
+class Stopper:
+    """When a run of pairs stops: at a look where every verdict is known, or at the last look
+    the ``budget`` (seconds) can reach — pairs after the last look are never judged, so the
+    interval keeps its level. ``at_least``: no look before this many pairs."""
+
+    budget: float
+    at_least: int = 0
+    decided: int = 0  # pairs at the last look taken (0: none yet)
+
+    def __post_init__(self) -> None:
+        self.looks = [n for n in schedule() if n >= self.at_least] or [MAX_PAIRS]
+
+    def after_pair(self, pairs: int, elapsed: float, known: Callable[[], bool]) -> bool:
+        """True to stop after ``pairs`` pairs that took ``elapsed`` seconds; ``known()`` is
+        asked at looks only: whether every verdict is known."""
+        if pairs in self.looks:
+            self.decided = pairs
+            if known():
+                return True
+        later = [n for n in self.looks if n > pairs]
+        # at the pace so far, the budget cannot reach the next look: the last one decides
+        return not later or elapsed + (later[0] - pairs) * elapsed / pairs > self.budget
