@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-WORK = '''import collections
+WORK = """import collections
 import json
 import re
 
@@ -47,7 +47,7 @@ def parse_rows():
 def count_words():
     counts = collections.Counter(w for line in LINES for w in line.split())
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-'''
+"""
 BENCH = """import work
 
 
@@ -90,6 +90,7 @@ def main() -> int:
     if args.load:
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     figures: dict = {"load": args.load, "duet": args.duet, "cases": {}}
+    rows: list = []  # every comparison: case, rep, benchmark, verdict, ratio, CI, pairs
     try:
         with tempfile.TemporaryDirectory(prefix="ab-targets-") as tmp:
             repo = Path(tmp)
@@ -115,6 +116,8 @@ def main() -> int:
                     doc = json.loads(out.read_text())
                     for c in doc["comparisons"]:
                         tally[c["verdict"]] += 1
+                        rows.append([case, rep, c["name"], c["verdict"], round(c["ratio"], 4),
+                                     [round(x, 4) for x in c["ci"]], doc["pairs"]])  # fmt: skip
                     pairs.append(doc["pairs"])
                     out.unlink()
                     print(f"{case} {rep}: {dict(tally)} {walls[-1]:.1f} s", flush=True)
@@ -128,6 +131,7 @@ def main() -> int:
         if spinner is not None:
             spinner.kill()
     print(json.dumps(figures, indent=1))
+    figures["comparisons"] = rows
     dest = ROOT / "outputs" / "benchmarks"
     dest.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -18,7 +18,7 @@ from perflab.bench import History, environment
 from perflab.errors import ConfigurationError, NotebookError
 from perflab.notebooks import NotebookRun, read_parameters, run_notebook
 from perflab.numbers import number
-from perflab.recheck import Recheck, rerun_suspects
+from perflab.recheck import Confirmation, Recheck, confirm_by_ab, rerun_suspects
 from perflab.report import RUN_TAG, headline_rows, index_page, with_trends
 from perflab.settings import Settings, resolve
 
@@ -185,6 +185,24 @@ def report(
         rechecked.append(found)
         return found.figures
 
+    confirmed: dict[str, Confirmation] = {}
+
+    def confirm(names: list[str], changes: Any) -> dict[str, Confirmation]:
+        # a step between two commits of this repository: an interleaved ab of the two decides
+        from perflab.bench.sources import repository_root
+        from perflab.notebooks import kernel_environ
+
+        confirmed.update(
+            confirm_by_ab(
+                names,
+                changes,
+                produced=produced,
+                repository=repository_root(settings.notebooks_dir),
+                env=kernel_environ(settings),
+            )
+        )
+        return confirmed
+
     index, regressions, summary = write_index(
         out,
         entries=entries,
@@ -193,11 +211,13 @@ def report(
         published_by=published_by,
         history=History(settings.history_url or settings.outputs_dir / "history.sqlite"),
         recheck=recheck if check_history else None,
+        confirm=confirm if check_history else None,
     )
     doc = {"format": 1, "meta": meta, "notebooks": entries, "claims": summary}
     if check_history:
         doc["regressions"] = regressions.to_dict(orient="records")
         doc["rechecks"] = rechecked[0].to_dict() if rechecked else None
+        doc["confirmed_by_ab"] = {k: c.to_dict() for k, c in confirmed.items()}
     (out / "run.json").write_text(json.dumps(doc, indent=2, default=str))
     if default_out:
         _point_latest(settings.outputs_dir / "latest", out)
@@ -218,10 +238,13 @@ def write_index(
     published_by: dict[str, list[str]],
     history: History,
     recheck: Callable[[list[str]], Mapping[str, Sequence[float]]] | None = None,
+    confirm: Callable[[list[str], Any], Mapping[str, Confirmation]] | None = None,
 ) -> tuple[Path, Any, list[dict[str, Any]]]:
     """Save this run's results into ``history`` (tagged with the mode and ``run:<folder>``);
     with ``recheck``, hand it the names that look slower (``History.suspects``) and judge them
-    with the figures of its re-runs as well (:mod:`perflab.recheck`); then write
+    with the figures of its re-runs as well (:mod:`perflab.recheck`) — except those that
+    ``confirm`` answered (an interleaved ab of the commits before and after the step: slower
+    stays a regression, saying so; same or faster is none); then write
     ``out/index.html``: headlines per notebook with their trends, the regressions of this mode,
     the claims audit, the notebooks, the environment. Returns the index path, the regressions
     frame and the claims-audit rows. Closes ``history``."""
@@ -233,11 +256,17 @@ def write_index(
             for result in run.results:
                 history.save(result, tags=["report", mode, f"{RUN_TAG}{run_name}"])
         # judged only against earlier reports of the same mode: quick and full runs differ
-        reruns = {}
+        reruns: dict[str, Sequence[float]] = {}
+        answered: Mapping[str, Confirmation] = {}
         if recheck is not None:
             suspects = history.suspects(tag=mode)
-            reruns = dict(recheck(suspects)) if suspects else {}
+            if confirm is not None and suspects:
+                answered = confirm(suspects, history.changes(tag=mode))
+            rest = [n for n in suspects if n not in answered]
+            reruns = dict(recheck(rest)) if rest else {}
         regressions = history.regressions(tag=mode, reruns=reruns)
+        if answered:
+            regressions = _as_confirmed(regressions, history.changes(tag=mode), answered)
         summary = _audit_and_keep(history, produced, mode, run_name) if produced else []
         past = history.frame()
     finally:
@@ -272,6 +301,21 @@ def write_index(
         encoding="utf-8",
     )
     return index, regressions, summary
+
+
+def _as_confirmed(regressions: Any, changes: Any, answered: Mapping[str, Confirmation]) -> Any:
+    """The regressions once an interleaved ab has spoken: a benchmark it found the same or
+    faster is none; one it found slower is one (added if the history alone could not tell),
+    with ``confirmed`` saying how it was confirmed."""
+    import pandas as pd
+
+    slower = {name: c for name, c in answered.items() if c.verdict == "slower"}
+    kept = regressions[~regressions["name"].isin(set(answered) - set(slower))]
+    missing = changes[changes["name"].isin(set(slower) - set(kept["name"]))]
+    both = pd.concat([kept, missing[kept.columns]], ignore_index=True) if len(missing) else kept
+    both = both.copy()
+    both["confirmed"] = [slower[n].line() if n in slower else None for n in both["name"]]
+    return both.reset_index(drop=True)
 
 
 def _audit_and_keep(

@@ -28,12 +28,16 @@ from perflab.errors import NotebookError
 from perflab.notebooks import NotebookRun, run_notebook
 from perflab.settings import Settings
 
-__all__ = ["RERUNS", "Recheck", "rerun_suspects"]
+__all__ = ["AB_BUDGET", "RERUNS", "Confirmation", "Recheck", "confirm_by_ab", "rerun_suspects"]
 
 #: Extra runs of each notebook that measured a suspect: with one, a 20 % step on a benchmark
 #: whose reports differ by 4 % sd sits near the edge of a 99 % interval from 5 earlier runs;
 #: with two it clears it (benchmarks/report_history.py).
 RERUNS = 2
+
+#: Seconds of interleaved pairs per suite when a suspect is confirmed by ``perflab ab``: a pair
+#: is one quick run of the suite on each side, so this buys a handful of pairs.
+AB_BUDGET = 240.0
 
 
 @dataclasses.dataclass
@@ -115,4 +119,68 @@ def rerun_suspects(
                 for result in suite_run.results:
                     if result.name in found.figures and result.figure > 0:
                         found.figures[result.name].append(float(result.figure))
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class Confirmation:
+    """What an interleaved ``ab`` of the commit before a suspected step and the newest commit
+    said about one benchmark."""
+
+    name: str
+    verdict: str  # slower | same | faster (inconclusive ones are not kept)
+    ratio: float
+    ci_low: float
+    ci_high: float
+    pairs: int
+    baseline: str
+    candidate: str
+
+    def line(self) -> str:
+        return (
+            f"confirmed by an interleaved perflab ab of {self.baseline} and {self.candidate}: "
+            f"{self.ratio:.3f}x (CI {self.ci_low:.3f}-{self.ci_high:.3f}, {self.pairs} pairs)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def confirm_by_ab(
+    names: Sequence[str],
+    changes: Any,  # History.changes() frame: git_before / git_newest per name
+    *,
+    produced: Mapping[str, suites.SuiteRun],
+    repository: Path | None,
+    env: Mapping[str, str] | None = None,
+    budget: float = AB_BUDGET,
+) -> dict[str, Confirmation]:
+    """Suspects whose step lies between two different commits of ``repository`` are judged by
+    an interleaved ``ab`` of those commits (each side's own perflab runs the suite that measured
+    them, :func:`perflab.bench.interleave.ab_sources`). Returns the names it answered (slower,
+    same or faster); the others — no repository, one commit on both sides, a commit git cannot
+    find, an inconclusive ab — are left to the re-runs."""
+    from perflab.bench.interleave import ab_sources
+    from perflab.errors import BenchmarkError, ConfigurationError
+
+    if repository is None or not names:
+        return {}
+    suite_of = {r.name: suite for suite, run in produced.items() for r in run.results}
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for row in changes.itertuples():
+        before, newest = getattr(row, "git_before", None), getattr(row, "git_newest", None)
+        if row.name in names and row.name in suite_of and before and newest and before != newest:
+            groups.setdefault((suite_of[row.name], str(before), str(newest)), []).append(row.name)
+    found: dict[str, Confirmation] = {}
+    for (suite, before, newest), wanted in groups.items():
+        try:
+            run = ab_sources(before, newest, suite, where=repository, budget=budget, env=env)
+        except (ConfigurationError, BenchmarkError):
+            continue  # a commit git cannot find, a suite it lacks: the re-runs judge instead
+        for c in run.comparisons:
+            if c.name in wanted and c.verdict != "inconclusive":
+                found[c.name] = Confirmation(
+                    c.name, c.verdict, c.ratio, c.ci_low, c.ci_high, c.replicates[0],
+                    before, newest,
+                )  # fmt: skip
     return found

@@ -57,6 +57,8 @@ _COLUMNS = [
     "runs_after",
     "reruns",
     "noise",
+    "git_before",  # the commit of the last run before the change
+    "git_newest",  # the commit of the newest run
 ]
 
 
@@ -566,6 +568,8 @@ def _judge(
         "runs_after": int(after.size),
         "reruns": len(reruns),
         "noise": changepoint.noise_floor(saved),
+        "git_before": series.iloc[k - 1]["git"],
+        "git_newest": series.iloc[newest]["git"],
         "verdict": verdict(r.ratio, r.ci_low, r.ci_high, threshold=threshold),
     }
 

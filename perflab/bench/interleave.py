@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -238,7 +238,7 @@ def _functions(file: Path) -> list[str]:
 
 
 def _suite_pair(
-    suite: str, trees: tuple[Path, Path], labels: tuple[str, str], rng
+    suite: str, trees: tuple[Path, Path], labels: tuple[str, str], rng, environ: dict[str, str]
 ) -> dict[str, tuple[Result, Result]]:
     """One process per side, in random order: each side's own perflab runs the suite."""
     got: list[dict[str, Result]] = [{}, {}]
@@ -247,7 +247,8 @@ def _suite_pair(
             out = Path(tmp) / f"{i}.json"
             argv = [sys.executable, "-m", "perflab", "bench", suite, "--quick", "--quiet"]
             argv += ["--processes", "1", "--out", str(out)]
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(trees[i]), *sys.path[1:]])}
+            path = os.pathsep.join([str(trees[i]), *sys.path[1:]])
+            env = {**os.environ, **environ, "PYTHONPATH": path}
             done = subprocess.run(argv, cwd=trees[i], env=env, capture_output=True, text=True)
             if done.returncode != 0:
                 last = (done.stderr or done.stdout).strip().splitlines() or ["(no output)"]
@@ -273,12 +274,14 @@ def ab_sources(
     where: Path | None = None,
     seed: int | None = None,
     on_pair: Callable[[int, float], None] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> ABRun:
     """Compare two versions of the code at ``where`` (default: the current folder): each of
     ``baseline`` and ``candidate`` is a git revision or a folder; ``target`` a ``.py`` file of
     ``bench_*`` functions (its path inside the trees) or a built-in suite name. Pairs are added
     until every benchmark's verdict at ``threshold`` is known or ``budget`` seconds (default
-    :data:`BUDGET`) are spent; the verdicts' family-wise error is at most ``1 - confidence``."""
+    :data:`BUDGET`) are spent; the verdicts' family-wise error is at most ``1 - confidence``.
+    ``env``: variables for a suite's worker processes (the servers a report started)."""
     from perflab.bench import sources
     from perflab.bench.comparison import compare
 
@@ -337,7 +340,7 @@ def ab_sources(
                 pin = cores_for(len(pairs), cores) if duet else None
                 pairs.append(_file_pair(files, trees, labels, duet, pin, rng))
             else:
-                pairs.append(_suite_pair(target, trees, labels, rng))
+                pairs.append(_suite_pair(target, trees, labels, rng, dict(env or {})))
                 m = m or len(pairs[0])
             if level is None:
                 level = 1.0 - sequential.look_alpha((1.0 - confidence) / max(1, m or 1))

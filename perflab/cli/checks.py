@@ -107,6 +107,9 @@ def regression_line(row) -> str:  # a row of History.regressions()
 
     reruns = int(getattr(row, "reruns", 0) or 0)
     again = f" (the newest with {reruns} re-run{'s' if reruns != 1 else ''})" if reruns else ""
+    confirmed = getattr(row, "confirmed", None)
+    if isinstance(confirmed, str) and confirmed:
+        again = f"; {confirmed}"
     level = f"{History.CONFIDENCE:.0%}"
     return (
         f"REGRESSION {row.name}: {row.ratio:.3f}x slower ({level} CI {row.ci_low:.3f}-"

@@ -47,7 +47,8 @@ HEADLINES: dict[str, list[tuple[str, str, str]]] = {
     ],
     "concurrency": [
         ("Waiting jobs: serial → threads", "concurrency/io-serial", "concurrency/io-threads"),
-        ("Waiting jobs: serial → asyncio", "concurrency/io-serial", "concurrency/io-asyncio"),
+        ("Waiting jobs: serial → asyncio", "concurrency/io-serial/beside-asyncio",
+         "concurrency/io-asyncio"),
         ("Arithmetic jobs: serial → processes", "concurrency/cpu-serial",
          "concurrency/cpu-processes"),
     ],

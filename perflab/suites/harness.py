@@ -2,8 +2,8 @@
 
 * overhead: an empty call through ``bench.run`` beside timeit's figure for the same call;
 * stability: the median of ``sorted()`` quiet, and again while two busy processes load the cores;
-* honesty: A/A pairs of identical code (how many are judged faster or slower) and pairs with
-  a true 10 % slowdown (how many are judged slower), within one run (``bench.ab``) and across
+* honesty: ``bench.ab`` at its default budget — how often identical code is judged faster or
+  slower, and the smallest true slowdown it calls slower 19 times in 20 — and across
   separate runs of fresh worker processes (:func:`perflab.bench.selfcheck.cross_run`) — this
   machine's own false-positive rate, so a user sees whether it is fit to judge;
 * time: the wall-clock cost of one default ``bench.run``;
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import math
 import random
 import subprocess
 import sys
@@ -52,26 +54,43 @@ def cpu_load(processes: int = 2) -> Iterator[None]:
             p.wait()
 
 
-def _work(n: int) -> int:
-    return sum(range(n))
+def _payload(rows: int) -> str:
+    """JSON of ``rows`` records: decoding it is real work whose cost grows with ``rows``."""
+    return json.dumps([{"id": i, "name": f"item-{i}", "price": i * 1.25} for i in range(rows)])
 
 
-def honesty(pairs: int, min_time: float) -> dict[str, int]:
-    """How many A/A pairs are called faster or slower, how many true +10 % pairs slower."""
-    n = 20_000
-    aa = sum(
-        bench.ab(lambda: _work(n), lambda: _work(n), name="aa", min_time=min_time).verdict
-        in ("faster", "slower")
-        for _ in range(pairs)
-    )
-    slower = sum(
-        bench.ab(
-            lambda: _work(n), lambda: _work(n * 11 // 10), name="a10", min_time=min_time
-        ).verdict
-        == "slower"
-        for _ in range(pairs)
-    )
-    return {"pairs": pairs, "aa_judged_different": aa, "slower_10pct_judged_slower": slower}
+LADDER = (0.02, 0.05, 0.10, 0.20)  # true slowdowns tried, smallest first
+
+
+def honesty(reps: int, ladder: tuple[float, ...] = LADDER) -> dict[str, object]:
+    """``bench.ab`` at its default budget on this machine: how often identical code is called
+    faster or slower (and how often "same"), and the smallest true slowdown of ``ladder`` it
+    calls slower in at least 19 of 20 comparisons (None when none of them)."""
+    rows = 2_000
+    base = _payload(rows)
+    verdicts = [
+        bench.ab(lambda: json.loads(base), lambda: json.loads(base), name="aa").verdict
+        for _ in range(reps)
+    ]
+    seen: dict[str, int] = {}
+    smallest = None
+    for change in ladder:
+        more = _payload(round(rows * (1 + change)))
+        slower = sum(
+            bench.ab(lambda: json.loads(base), lambda m=more: json.loads(m), name="ab").verdict
+            == "slower"
+            for _ in range(reps)
+        )
+        seen[f"ab_slower_at_{change:.0%}"] = slower
+        if smallest is None and slower >= math.ceil(0.95 * reps):
+            smallest = change
+    return {
+        "ab_pairs": reps,
+        "ab_aa_judged_different": sum(v in ("faster", "slower") for v in verdicts),
+        "ab_aa_judged_same": verdicts.count("same"),
+        **seen,
+        "ab_smallest_change_seen_19_in_20": smallest,
+    }
 
 
 @register(
@@ -119,7 +138,7 @@ def harness(quick: bool) -> SuiteRun:
         "overhead_vs_timeit": empty.median / timeit_empty.median,
         "sorted_loaded_vs_quiet": loaded.median / quiet.median,
         "seconds_per_default_run": default_seconds,
-        **honesty(6 if quick else 20, 0.2 if quick else 0.3),
+        **honesty(6 if quick else 20, (0.05, 0.20) if quick else LADDER),
         # full: runs of 8 processes, as `perflab bench` makes them; quick: 3, to stay short
         **selfcheck.cross_run(pairs=5 if quick else 20, per_run=3 if quick else 8),
     }
