@@ -14,12 +14,17 @@ from typing import Any
 
 import perflab
 from perflab import claims, servers, suites
-from perflab.bench import History, environment
+from perflab.bench import History
 from perflab.errors import ConfigurationError, NotebookError
 from perflab.notebooks import NotebookRun, read_parameters, run_notebook
-from perflab.numbers import number
-from perflab.recheck import Confirmation, Recheck, confirm_by_ab, rerun_suspects
-from perflab.report import RUN_TAG, headline_rows, index_page, with_trends
+from perflab.recheck import (
+    Confirmation,
+    Recheck,
+    as_confirmed,
+    confirm_by_ab,
+    rerun_suspects,
+)
+from perflab.report import RUN_TAG, environment_facts, headline_rows, index_page, with_trends
 from perflab.settings import Settings, resolve
 
 __all__ = ["ReportRun", "lab_notebooks", "report", "suite_header"]
@@ -189,18 +194,7 @@ def report(
 
     def confirm(names: list[str], changes: Any) -> dict[str, Confirmation]:
         # a step between two commits of this repository: an interleaved ab of the two decides
-        from perflab.bench.sources import repository_root
-        from perflab.notebooks import kernel_environ
-
-        confirmed.update(
-            confirm_by_ab(
-                names,
-                changes,
-                produced=produced,
-                repository=repository_root(settings.notebooks_dir),
-                env=kernel_environ(settings),
-            )
-        )
+        confirmed.update(confirm_by_ab(names, changes, produced=produced, settings=settings))
         return confirmed
 
     index, regressions, summary = write_index(
@@ -266,7 +260,7 @@ def write_index(
             reruns = dict(recheck(rest)) if rest else {}
         regressions = history.regressions(tag=mode, reruns=reruns)
         if answered:
-            regressions = _as_confirmed(regressions, history.changes(tag=mode), answered)
+            regressions = as_confirmed(regressions, history.changes(tag=mode), answered)
         summary = _audit_and_keep(history, produced, mode, run_name) if produced else []
         past = history.frame()
     finally:
@@ -285,7 +279,7 @@ def write_index(
     judges = {c.text: c.judge for c in claims.CLAIMS}
     for row in summary:
         row["judge"] = judges.get(row["claim"])
-    env, noise = _fingerprint(produced, meta)
+    env, noise = environment_facts([r for run in produced.values() for r in run.results], meta)
     index = out / "index.html"
     index.write_text(
         index_page(
@@ -301,21 +295,6 @@ def write_index(
         encoding="utf-8",
     )
     return index, regressions, summary
-
-
-def _as_confirmed(regressions: Any, changes: Any, answered: Mapping[str, Confirmation]) -> Any:
-    """The regressions once an interleaved ab has spoken: a benchmark it found the same or
-    faster is none; one it found slower is one (added if the history alone could not tell),
-    with ``confirmed`` saying how it was confirmed."""
-    import pandas as pd
-
-    slower = {name: c for name, c in answered.items() if c.verdict == "slower"}
-    kept = regressions[~regressions["name"].isin(set(answered) - set(slower))]
-    missing = changes[changes["name"].isin(set(slower) - set(kept["name"]))]
-    both = pd.concat([kept, missing[kept.columns]], ignore_index=True) if len(missing) else kept
-    both = both.copy()
-    both["confirmed"] = [slower[n].line() if n in slower else None for n in both["name"]]
-    return both.reset_index(drop=True)
 
 
 def _audit_and_keep(
@@ -370,48 +349,6 @@ def _parameters(path: Path, quick: bool) -> dict[str, Any]:
 
 def _published_files(folder: Path) -> set[str]:
     return {p.stem for p in folder.glob("*.json")}
-
-
-def _fingerprint(produced: dict[str, suites.SuiteRun], meta: dict[str, Any]) -> tuple[dict, list]:
-    """Where this ran (versions, CPU, commit) and how busy the machine was while it measured:
-    the load average now and the most CPU other processes took during any measurement."""
-    env = environment()
-    signs = [
-        r.meta["noise"]
-        for run in produced.values()
-        for r in run.results
-        if isinstance(r.meta.get("noise"), dict)
-    ]
-    others = [s["other_cores"] for s in signs if isinstance(s.get("other_cores"), int | float)]
-    busy = sum(o >= 0.3 for o in others)
-    load = env.get("loadavg") or []
-    facts = {
-        "commit": meta.get("commit") or env.get("git") or "unknown",
-        "perflab": env["perflab"],
-        "python": f"{env['python']} ({env['implementation']})",
-        "platform": env["platform"],
-        "CPU": f"{env['cpu']} × {env['cpus']}",
-        "load average (1, 5, 15 min)": ", ".join(number(v) for v in load) or "unknown",
-        "other processes' CPU while measuring": (
-            f"median {number(sorted(others)[len(others) // 2])} cores, worst "
-            f"{number(max(others))} cores over {len(others)} measurements"
-            if others
-            else "not recorded"
-        ),
-        "libraries": ", ".join(f"{k} {v}" for k, v in env.get("libraries", {}).items()),
-    }
-    noise = []
-    if others and busy:
-        noise.append(
-            f"The machine was busy: in {busy} of {len(others)} measurements other processes used "
-            "0.3 CPU cores or more. Ratios measured side by side hold up; absolute times and "
-            "run-to-run trends are less reliable."
-        )
-    if load and env.get("cpus") and load[0] > env["cpus"]:
-        noise.append(
-            f"The 1-minute load average ({number(load[0])}) exceeds the {env['cpus']} CPUs."
-        )
-    return facts, noise
 
 
 def _read(path: Path):

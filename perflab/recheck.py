@@ -28,7 +28,15 @@ from perflab.errors import NotebookError
 from perflab.notebooks import NotebookRun, run_notebook
 from perflab.settings import Settings
 
-__all__ = ["AB_BUDGET", "RERUNS", "Confirmation", "Recheck", "confirm_by_ab", "rerun_suspects"]
+__all__ = [
+    "AB_BUDGET",
+    "RERUNS",
+    "Confirmation",
+    "Recheck",
+    "as_confirmed",
+    "confirm_by_ab",
+    "rerun_suspects",
+]
 
 #: Extra runs of each notebook that measured a suspect: with one, a 20 % step on a benchmark
 #: whose reports differ by 4 % sd sits near the edge of a 99 % interval from 5 earlier runs;
@@ -151,20 +159,24 @@ def confirm_by_ab(
     changes: Any,  # History.changes() frame: git_before / git_newest per name
     *,
     produced: Mapping[str, suites.SuiteRun],
-    repository: Path | None,
-    env: Mapping[str, str] | None = None,
+    settings: Settings,
     budget: float = AB_BUDGET,
 ) -> dict[str, Confirmation]:
     """Suspects whose step lies between two different commits of ``repository`` are judged by
     an interleaved ``ab`` of those commits (each side's own perflab runs the suite that measured
-    them, :func:`perflab.bench.interleave.ab_sources`). Returns the names it answered (slower,
+    them, :func:`perflab.bench.interleave.ab_sources`; ``repository``: the one holding the
+    notebooks). Returns the names it answered (slower,
     same or faster); the others — no repository, one commit on both sides, a commit git cannot
     find, an inconclusive ab — are left to the re-runs."""
     from perflab.bench.interleave import ab_sources
+    from perflab.bench.sources import repository_root
     from perflab.errors import BenchmarkError, ConfigurationError
+    from perflab.notebooks import kernel_environ
 
+    repository = repository_root(settings.notebooks_dir)
     if repository is None or not names:
         return {}
+    env = kernel_environ(settings)  # the suites reach the report's servers
     suite_of = {r.name: suite for suite, run in produced.items() for r in run.results}
     groups: dict[tuple[str, str, str], list[str]] = {}
     for row in changes.itertuples():
@@ -184,3 +196,18 @@ def confirm_by_ab(
                     before, newest,
                 )  # fmt: skip
     return found
+
+
+def as_confirmed(regressions: Any, changes: Any, answered: Mapping[str, Confirmation]) -> Any:
+    """The regressions once an interleaved ab has spoken: a benchmark it found the same or
+    faster is none; one it found slower is one (added if the history alone could not tell),
+    with ``confirmed`` saying how it was confirmed."""
+    import pandas as pd
+
+    slower = {name: c for name, c in answered.items() if c.verdict == "slower"}
+    kept = regressions[~regressions["name"].isin(set(answered) - set(slower))]
+    missing = changes[changes["name"].isin(set(slower) - set(kept["name"]))]
+    both = pd.concat([kept, missing[kept.columns]], ignore_index=True) if len(missing) else kept
+    both = both.copy()
+    both["confirmed"] = [slower[n].line() if n in slower else None for n in both["name"]]
+    return both.reset_index(drop=True)

@@ -5,6 +5,7 @@ repeated looks; duet pins each side to a core and swaps them."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -207,7 +208,7 @@ def _sequential_error(true_ratio: float, level: float, threshold: float, runs: i
         d = rng.normal(np.log(true_ratio), 0.03, sequential.MAX_PAIRS)
         stopper = sequential.Stopper(budget=1e9)
 
-        def known(n: int) -> bool:
+        def known(n: int, d: np.ndarray = d) -> bool:
             ci = sequential.paired_interval(d[:n], level)
             return sequential.decide(ci.ci_low, ci.ci_high, threshold) != "inconclusive"
 
@@ -245,7 +246,7 @@ def test_the_stopping_rule_answers_same_and_slower():
 def test_each_look_is_stricter_than_one_interval_and_the_looks_are_spaced():
     looks = sequential.schedule()
     assert looks[0] == sequential.MIN_PAIRS and looks[-1] == sequential.MAX_PAIRS
-    assert all(b > a for a, b in zip(looks, looks[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(looks))
     assert 0.001 < sequential.look_alpha(0.05) < 0.05 / 2
     assert sequential.look_alpha(0.01) < sequential.look_alpha(0.05)
 

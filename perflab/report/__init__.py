@@ -17,7 +17,7 @@ from perflab.report.compare import (
 )
 from perflab.report.flame import SvgFigure, flame_graph
 from perflab.report.headlines import HEADLINES, RUN_TAG, headline_pairs, headline_rows, with_trends
-from perflab.report.html import index_page
+from perflab.report.html import environment_facts, index_page
 from perflab.report.plots import (
     BASELINE,
     OPTIMIZED,
@@ -55,6 +55,7 @@ __all__ = [
     "ecdf_plot",
     "ecdf_svg",
     "environment_differences",
+    "environment_facts",
     "figures_table",
     "flame_graph",
     "forest_plot",

@@ -14,7 +14,7 @@ from typing import Any
 from perflab.numbers import DASH, interval, is_missing, number, quantity, times
 from perflab.report.svg import forest_plot, sparkline
 
-__all__ = ["STYLE", "index_page"]
+__all__ = ["STYLE", "environment_facts", "index_page"]
 
 STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#222}
@@ -243,3 +243,43 @@ def index_page(
         f"{_headlines(headlines or {}, mode)}{_regressions(regressions, mode)}"
         f"{_claims(summary)}{_environment(environment, noise)}</body></html>"
     )
+
+
+def environment_facts(results: Sequence[Any], meta: Mapping[str, Any]) -> tuple[dict, list]:
+    """Where this ran (versions, CPU, commit) and how busy the machine was while it measured
+    ``results``: the load average now and the most CPU other processes took during any
+    measurement. Returns (facts for the index's environment table, warnings)."""
+    from perflab.bench import environment
+
+    env = environment()
+    signs = [r.meta["noise"] for r in results if isinstance(r.meta.get("noise"), dict)]
+    others = [s["other_cores"] for s in signs if isinstance(s.get("other_cores"), int | float)]
+    busy = sum(o >= 0.3 for o in others)
+    load = env.get("loadavg") or []
+    facts = {
+        "commit": meta.get("commit") or env.get("git") or "unknown",
+        "perflab": env["perflab"],
+        "python": f"{env['python']} ({env['implementation']})",
+        "platform": env["platform"],
+        "CPU": f"{env['cpu']} × {env['cpus']}",
+        "load average (1, 5, 15 min)": ", ".join(number(v) for v in load) or "unknown",
+        "other processes' CPU while measuring": (
+            f"median {number(sorted(others)[len(others) // 2])} cores, worst "
+            f"{number(max(others))} cores over {len(others)} measurements"
+            if others
+            else "not recorded"
+        ),
+        "libraries": ", ".join(f"{k} {v}" for k, v in env.get("libraries", {}).items()),
+    }
+    noise = []
+    if others and busy:
+        noise.append(
+            f"The machine was busy: in {busy} of {len(others)} measurements other processes used "
+            "0.3 CPU cores or more. Ratios measured side by side hold up; absolute times and "
+            "run-to-run trends are less reliable."
+        )
+    if load and env.get("cpus") and load[0] > env["cpus"]:
+        noise.append(
+            f"The 1-minute load average ({number(load[0])}) exceeds the {env['cpus']} CPUs."
+        )
+    return facts, noise
