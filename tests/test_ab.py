@@ -253,6 +253,7 @@ def test_each_look_is_stricter_than_one_interval_and_the_looks_are_spaced():
 
 def test_a_budget_that_cannot_reach_the_next_look_stops_at_this_one():
     stopper = sequential.Stopper(budget=10.0)
+    assert not stopper.after_pair(2, 60.0, lambda: False)  # never before the first look
     assert not stopper.after_pair(4, 4.0, lambda: False)  # the first look (5) still fits
     assert stopper.after_pair(5, 9.0, lambda: False)  # 6 pairs at 1.8 s each would not
     assert stopper.decided == 5

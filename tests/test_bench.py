@@ -243,7 +243,9 @@ def test_compare_refuses_mismatched_results():
 def test_ab_interleaves_and_judges():
     data = list(range(300))[::-1]
     same = bench.ab(lambda: sorted(data), lambda: sorted(data), name="aa", min_time=0.3)
-    assert same.baseline.samples.size == same.candidate.samples.size
+    # one replicate per interleaved pair on each side, paired in the comparison
+    assert same.baseline.n_replicates == same.candidate.n_replicates >= 5
+    assert same.baseline.replicate_level == "pair" and same.verdict != "inconclusive"
     faster = bench.ab(lambda: sorted(data * 4), lambda: sorted(data), name="ab", min_time=0.3)
     assert faster.verdict == "faster" and faster.speedup > 2
 

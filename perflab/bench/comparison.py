@@ -131,6 +131,13 @@ def _times(ratio: float) -> str:
 
 
 def _limit(c: Comparison) -> str:
+    if c.baseline.replicate_level == "pair":  # interleaved pairs: only the budget stopped it
+        return (
+            f"the budget ended after {c.replicates[0]} interleaved pairs, the change "
+            f"({c.ratio - 1:+.1%}, CI {c.ci_low:.3f}-{c.ci_high:.3f}) still too close to the "
+            f"{c.threshold * 100:g} % threshold to tell; a longer budget would (bench.ab(..., "
+            "budget=SECONDS), perflab ab --budget)"
+        )
     if c.replicates == (1, 1) and not math.isfinite(c.detectable):
         return (
             "each side is a single run, so there is no spread between runs to judge by "

@@ -157,7 +157,8 @@ def decide(ci_low: float, ci_high: float, threshold: float) -> str:
 class Stopper:
     """When a run of pairs stops: at a look where every verdict is known, or at the last look
     the ``budget`` (seconds) can reach — pairs after the last look are never judged, so the
-    interval keeps its level. ``at_least``: no look before this many pairs."""
+    interval keeps its level. The budget never stops it before the first look: fewer pairs
+    could answer nothing. ``at_least``: no look before this many pairs."""
 
     budget: float
     at_least: int = 0
@@ -169,6 +170,8 @@ class Stopper:
     def after_pair(self, pairs: int, elapsed: float, known: Callable[[], bool]) -> bool:
         """True to stop after ``pairs`` pairs that took ``elapsed`` seconds; ``known()`` is
         asked at looks only: whether every verdict is known."""
+        if pairs < self.looks[0]:
+            return False
         if pairs in self.looks:
             self.decided = pairs
             if known():

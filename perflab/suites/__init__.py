@@ -19,6 +19,7 @@ from perflab.bench import Result, environment
 from perflab.errors import BenchmarkError, ConfigurationError
 
 __all__ = [
+    "AB_QUICK",
     "DEFAULT_PROCESSES",
     "Suite",
     "SuiteRun",
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 FORMAT = 2
+#: seconds a headline ``bench.ab`` may take in quick runs (full runs: its default); most answer
+#: in well under a second, a pair whose two arms differ by about the threshold takes it all
+AB_QUICK = 2.0
 
 _BUILTIN = {
     "harness": "perflab.suites.harness",

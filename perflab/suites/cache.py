@@ -27,7 +27,7 @@ from perflab.cache import (
     zipf_trace,
 )
 from perflab.settings import resolve
-from perflab.suites import SuiteRun, centre_figure, pair, ratio_figure, register
+from perflab.suites import AB_QUICK, SuiteRun, centre_figure, pair, ratio_figure, register
 
 POLICIES = ("lru", "lfu", "fifo", "tinylfu")
 
@@ -47,14 +47,18 @@ def latency(quick: bool) -> tuple[list[bench.Result], dict]:
     peer["hot"] = 1
     raw_box = cachebox.LRUCache(10_000)
     raw_box["hot"] = 1
-    ours = bench.run(lambda: l1.get("hot"), name="cache/l1-get", min_time=min_time)
-    tools = bench.run(lambda: peer.get("hot"), name="cache/cachetools-lru-get", min_time=min_time)
+    # the headline pair interleaved, so its ratio has paired replicates (bench.ab)
+    l1_ab = bench.ab(
+        lambda: peer.get("hot"),
+        lambda: l1.get("hot"),
+        name="cache/l1-get",
+        budget=AB_QUICK if quick else None,
+    )
+    tools, ours = pair(l1_ab, "cache/cachetools-lru-get", "cache/l1-get")
     box = bench.run(lambda: raw_box.get("hot"), name="cache/cachebox-get", min_time=min_time)
     results += [ours, tools, box]
     checks["l1_get_ns"] = centre_figure(ours)
-    checks["l1_vs_cachetools"] = ratio_figure(
-        bench.compare(tools, ours, match_names=False), speedup=False
-    )
+    checks["l1_vs_cachetools"] = ratio_figure(l1_ab, speedup=False)
     l1.close()
 
     prefix = f"{settings.key_prefix}bench{uuid.uuid4().hex[:8]}:"
@@ -66,13 +70,11 @@ def latency(quick: bool) -> tuple[list[bench.Result], dict]:
     raw = tier.client  # the same client and socket: the difference is perflab's own work
     raw.set(prefix + "raw", pack(tier.serializer, "raw", Entry(value)))
     raw_keys = [prefix + k for k in keys]
-    rounds = 10 if quick else 20
     c = bench.ab(
         lambda: raw.get(prefix + "raw"),
         lambda: l2.get("hot"),
         name="cache/l2-get",
-        rounds=rounds,
-        min_time=min_time,
+        budget=AB_QUICK if quick else None,
     )
     results += pair(c, "cache/l2-get/raw", "cache/l2-get/perflab")
     checks["l2_get_vs_raw_get"] = ratio_figure(c, speedup=False)
@@ -81,8 +83,7 @@ def latency(quick: bool) -> tuple[list[bench.Result], dict]:
         lambda: raw.mget(raw_keys),
         lambda: l2.get_many(keys),
         name="cache/l2-get-many-100",
-        rounds=rounds,
-        min_time=min_time,
+        budget=AB_QUICK if quick else None,
     )
     results += pair(m, "cache/l2-get-many-100/raw", "cache/l2-get-many-100/perflab")
     checks["l2_get_many_vs_raw_mget"] = ratio_figure(m, speedup=False)
@@ -104,7 +105,7 @@ def latency(quick: bool) -> tuple[list[bench.Result], dict]:
         return conn.execute(sql, ("hot",), prepare=True).fetchone()
 
     d = bench.ab(
-        raw_select, lambda: l3.get("hot"), name="cache/l3-get", rounds=rounds, min_time=min_time
+        raw_select, lambda: l3.get("hot"), name="cache/l3-get", budget=AB_QUICK if quick else None
     )
     results += pair(d, "cache/l3-get/raw", "cache/l3-get/perflab")
     checks["l3_get_vs_raw_prepared_select"] = ratio_figure(d, speedup=False)

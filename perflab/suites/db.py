@@ -18,6 +18,7 @@ from perflab import bench, servers
 from perflab.db import QueryRunner
 from perflab.settings import resolve
 from perflab.suites import (
+    AB_QUICK,
     SuiteRun,
     centre_figure,
     figure,
@@ -73,7 +74,6 @@ def db_suite(quick: bool) -> SuiteRun:
         for t in ("copy_ticks", "raw_ticks", "slow_ticks"):  # no key: each call appends again
             db.execute(plain.format(t))
         db.batch_insert("ticks", rows, columns=["id", "symbol", "ts", "price"])
-        rounds = 4 if quick else 8
         with psycopg.connect(url, autocommit=True, options=f"-csearch_path={schema}") as raw:
 
             def ours_copy() -> None:
@@ -97,14 +97,14 @@ def db_suite(quick: bool) -> SuiteRun:
                 for row in sample:
                     raw.execute("INSERT INTO slow_ticks VALUES (%s, %s, %s, %s)", row)
 
-            copies = bench.ab(raw_copy, ours_copy, name="db/batch-insert", rounds=rounds,
-                              min_time=0.3 if quick else 2.0)  # fmt: skip
+            copies = bench.ab(raw_copy, ours_copy, name="db/batch-insert",
+                              budget=AB_QUICK if quick else None)  # fmt: skip
             results += pair(copies, "db/batch-insert/raw-copy", "db/batch-insert/runner")
             checks["pg_batch_insert_rows_per_s"] = _rows_per_s(copies.candidate, n)
             checks["pg_raw_copy_rows_per_s"] = _rows_per_s(copies.baseline, n)
             checks["pg_batch_insert_vs_raw_copy"] = ratio_figure(copies, speedup=False)
-            batch = bench.ab(row_by_row, ours_copy, name="db/row-by-row-vs-batch", rounds=rounds,
-                             min_time=0.5 if quick else 3.0)  # fmt: skip
+            batch = bench.ab(row_by_row, ours_copy, name="db/row-by-row-vs-batch",
+                             budget=AB_QUICK if quick else None)  # fmt: skip
             results += pair(batch, "db/insert/row-by-row", "db/insert/batch")
             checks["pg_row_by_row_commit_rows_per_s"] = _rows_per_s(batch.baseline, len(sample))
             # per row: each call of the two arms inserts a different number of rows
@@ -134,12 +134,10 @@ def db_suite(quick: bool) -> SuiteRun:
                 raw_fetch,
                 lambda: db.fetch("SELECT price FROM ticks WHERE id = :id", {"id": 7}),
                 name="db/pk-fetch",
-                rounds=6 if quick else 20,
-                min_time=0.2 if quick else 1.0,
+                budget=AB_QUICK if quick else None,
             )
             results += pair(c, "db/pk-fetch/raw-psycopg", "db/pk-fetch/runner")
             checks["pk_fetch_vs_raw_prepared"] = ratio_figure(c, speedup=False)
-            rounds, budget = (6, 0.3) if quick else (10, 1.0)
 
             # the seed's claims: pooling, prepared statements, the query cache
             def new_connection_per_query() -> object:
@@ -152,8 +150,7 @@ def db_suite(quick: bool) -> SuiteRun:
                 new_connection_per_query,
                 lambda: db.fetch("SELECT price FROM ticks WHERE id = :id", {"id": 7}),
                 name="db/pooling",
-                rounds=rounds,
-                min_time=budget,
+                budget=AB_QUICK if quick else None,
             )
             results += pair(p, "db/connect-per-query", "db/pooled-fetch")
             checks["pooling_speedup"] = ratio_figure(p)
@@ -161,8 +158,7 @@ def db_suite(quick: bool) -> SuiteRun:
                 lambda: raw_select(False),
                 raw_fetch,
                 name="db/prepared",
-                rounds=rounds,
-                min_time=budget,
+                budget=AB_QUICK if quick else None,
             )
             checks["prepared_speedup"] = ratio_figure(unprepared)
             aggregate_sql = "SELECT symbol, avg(price) AS mean FROM ticks GROUP BY symbol"
@@ -172,8 +168,7 @@ def db_suite(quick: bool) -> SuiteRun:
                 lambda: db.fetch(aggregate_sql),
                 lambda: cached_db.fetch(aggregate_sql, cache_ttl=300),
                 name="db/query-cache",
-                rounds=rounds,
-                min_time=budget,
+                budget=AB_QUICK if quick else None,
             )
             cached_db.close()
             results += pair(q, "db/aggregate-uncached", "db/aggregate-cached")
@@ -189,8 +184,8 @@ def db_suite(quick: bool) -> SuiteRun:
                     raw.execute("UPDATE ticks SET price = %s WHERE id = %s", (u["price"], u["id"]))
 
             bulk = bench.ab(per_row, lambda: db.bulk_update("ticks", updates),
-                            name="db/bulk-update", rounds=rounds,
-                            min_time=0.5 if quick else 3.0)  # fmt: skip
+                            name="db/bulk-update",
+                            budget=AB_QUICK if quick else None)  # fmt: skip
             results += pair(bulk, "db/update/per-row", "db/update/bulk")
             checks["bulk_update_rows_per_s"] = _rows_per_s(bulk.candidate, m)
             checks["per_row_update_rows_per_s"] = _rows_per_s(bulk.baseline, len(loop))
@@ -209,8 +204,7 @@ def db_suite(quick: bool) -> SuiteRun:
             lambda: db.fetch(aggregate + " HAVING symbol = :s", {"s": "S1"}),
             lambda: db.fetch('SELECT * FROM "symbol_stats" WHERE symbol = :s', {"s": "S1"}),
             name="db/matview",
-            rounds=4 if quick else 10,
-            min_time=0.2 if quick else 1.5,
+            budget=AB_QUICK if quick else None,
         )
         results += pair(v, "db/aggregate-query", "db/matview-read")
         checks["matview_read_speedup"] = ratio_figure(v)
@@ -253,8 +247,7 @@ def db_suite(quick: bool) -> SuiteRun:
                 raw_many,
                 lambda: lite.batch_insert("ticks", rows, columns=["id", "symbol", "ts", "price"]),
                 name="db/sqlite-batch-insert",
-                rounds=rounds,
-                min_time=0.3 if quick else 2.0,
+                budget=AB_QUICK if quick else None,
             )
         lite.close()
         results += pair(lite_ab, "db/sqlite-insert/raw", "db/sqlite-insert/runner")
