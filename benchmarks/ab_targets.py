@@ -90,7 +90,7 @@ def main() -> int:
     if args.load:
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     figures: dict = {"load": args.load, "duet": args.duet, "cases": {}}
-    rows: list = []  # every comparison: case, rep, benchmark, verdict, ratio, CI, pairs
+    compared: list = []  # every comparison: case, rep, benchmark, verdict, ratio, CI, pairs
     try:
         with tempfile.TemporaryDirectory(prefix="ab-targets-") as tmp:
             repo = Path(tmp)
@@ -116,7 +116,7 @@ def main() -> int:
                     doc = json.loads(out.read_text())
                     for c in doc["comparisons"]:
                         tally[c["verdict"]] += 1
-                        rows.append([case, rep, c["name"], c["verdict"], round(c["ratio"], 4),
+                        compared.append([case, rep, c["name"], c["verdict"], round(c["ratio"], 4),
                                      [round(x, 4) for x in c["ci"]], doc["pairs"]])  # fmt: skip
                     pairs.append(doc["pairs"])
                     out.unlink()
@@ -131,7 +131,7 @@ def main() -> int:
         if spinner is not None:
             spinner.kill()
     print(json.dumps(figures, indent=1))
-    figures["comparisons"] = rows
+    figures["comparisons"] = compared
     dest = ROOT / "outputs" / "benchmarks"
     dest.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
