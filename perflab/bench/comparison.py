@@ -340,8 +340,17 @@ def _paired_comparison(a: Result, b: Result, threshold: float, confidence: float
     repeated looks; :mod:`perflab.bench.sequential`), and that module's verdicts."""
     from perflab.bench import sequential
 
-    level = float(((b.meta or {}).get("ab") or {}).get("level", confidence))
-    d = np.log(b.replicate_figures) - np.log(a.replicate_figures)
+    how = (b.meta or {}).get("ab") or {}
+    level, rounds = float(how.get("level", confidence)), int(how.get("rounds", 1))
+    bounds = [np.cumsum(r.replicates or (r.samples.size,))[:-1] for r in (a, b)]
+    d = np.array(
+        [
+            sequential.pair_log_ratio(x, y, rounds)
+            for x, y in zip(
+                np.split(a.samples, bounds[0]), np.split(b.samples, bounds[1]), strict=True
+            )
+        ]
+    )
     ci = sequential.paired_interval(d, level)
     verdict_ = sequential.decide(ci.ci_low, ci.ci_high, threshold)
     notes = tuple(n for n in (busy_note("baseline", a.meta), busy_note("candidate", b.meta)) if n)

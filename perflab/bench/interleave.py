@@ -258,10 +258,6 @@ def _suite_pair(
     return {name: (got[0][name], got[1][name]) for name in got[0] if name in got[1]}
 
 
-def _floor(samples: list[float]) -> float:
-    return float(np.quantile(np.asarray(samples), 0.1))
-
-
 def ab_sources(
     baseline: str,
     candidate: str,
@@ -388,10 +384,13 @@ def _is_suite(name: str) -> bool:
 def _known(pairs: list, level: float, threshold: float, whole: bool) -> bool:
     """Whether every benchmark's verdict is known from these pairs."""
     for name in pairs[0]:
-        if whole:
-            d = [math.log(p[name][1].figure / p[name][0].figure) for p in pairs]
-        else:
-            d = [math.log(_floor(p[name][1]) / _floor(p[name][0])) for p in pairs]
+        rounds = 1 if whole else ROUNDS
+        d = [
+            sequential.pair_log_ratio(
+                *(p[name][i].samples if whole else p[name][i] for i in (0, 1)), rounds
+            )
+            for p in pairs
+        ]
         ci = sequential.paired_interval(np.asarray(d), level)
         if sequential.decide(ci.ci_low, ci.ci_high, threshold) == "inconclusive":
             return False
@@ -421,6 +420,11 @@ def _side_result(
         meta={
             **meta,
             "git": source.commit,
-            "ab": {"level": level, "mode": mode, "source": source.label},
+            "ab": {
+                "level": level,
+                "mode": mode,
+                "source": source.label,
+                "rounds": 1 if whole else ROUNDS,  # blocks per side in a pair, beside each other
+            },
         },
     )
