@@ -46,7 +46,7 @@ def test_readme_lists_every_command_and_variable():
     for variable in ENV_VARS:
         assert f"`{variable}`" in README, variable
     commands = ("servers start", "servers status", "servers stop", "lab", "run", "report")
-    for command in (*commands, "bench", "compare", "history", "serve", "load", "sweep"):
+    for command in (*commands, "bench", "compare", "ab", "history", "serve", "load", "sweep"):
         assert f"perflab {command}" in README, command
         assert perflab_cli(*command.split(), "--help").returncode == 0
     assert "make demo" in README and "make test" in README
