@@ -195,3 +195,45 @@ def test_a_flight_that_landed_between_a_miss_and_the_join_is_not_loaded_again():
     late.join(10)
     assert loads == [2] and out == ["v"]
     cache.close()
+
+
+@pytest.mark.servers
+def test_async_writes_publish_invalidations_without_the_sync_client(redis_tier):
+    """An async write's invalidation goes out through redis.asyncio, awaited: a PUBLISH on the
+    sync client would hold the event loop for as long as Redis takes (a slow Redis once froze
+    the loop 4.5 s of 6 that way). Another process-like cache still hears every kind."""
+    other = RedisTier(prefix=redis_tier.prefix)
+    writer = TieredCache([MemoryTier(100), redis_tier], default_ttl=60)
+    reader = TieredCache([MemoryTier(100), other], default_ttl=60)
+    sync_publishes: list[tuple] = []
+    real = redis_tier.client.publish
+
+    def spy(*args):
+        sync_publishes.append(args)
+        return real(*args)
+
+    redis_tier.client.publish = spy
+
+    async def scenario() -> None:
+        for cache in (writer, reader):
+            assert await asyncio.to_thread(cache._coherence.connected.wait, 10)
+        await writer.aset("k", 1, tags=["T"])
+        assert reader.get("k") == 1 and reader.tiers[0].get("k") is not None
+        await writer.aset("k", 2)  # the reader's L1 copy must be dropped
+        for _ in range(500):
+            if reader.tiers[0].get("k") is None:
+                break
+            await asyncio.sleep(0.01)
+        assert reader.get("k") == 2
+        await writer.adelete("k")
+        await writer.aset_many({"m:1": 1})
+        await writer.ainvalidate("m:*")
+        await writer.ainvalidate_tags("T")
+        await writer.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        reader.close()
+        other.close()
+    assert sync_publishes == []  # every invalidation went through the async client

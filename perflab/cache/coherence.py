@@ -39,6 +39,11 @@ class Coherent:
         if self._coherence is not None:
             self._coherence.publish(kind, items)
 
+    async def _apublish(self, kind: str, items: list[str]) -> None:
+        """``_publish`` for the async driver: awaited, never blocking the event loop."""
+        if self._coherence is not None:
+            await self._coherence.apublish(kind, items)
+
     def _drop_local(self, kind: str, items: list[str]) -> None:
         """Another process changed these: drop our L1 copies (and make back-fills in flight
         re-read). ``kind="all"``: the invalidation stream had a gap, every copy is suspect."""
@@ -101,6 +106,16 @@ class Coherence:
             return
         try:
             self.tier.publish(self.channel, self._message(kind, items))
+        except TierUnavailable:
+            self._keep(kind, items)
+
+    async def apublish(self, kind: str, items: list[str]) -> None:
+        """``publish`` through the tier's async client: a slow or hung server delays the task
+        that wrote (up to the tier's timeout), never the event loop."""
+        if not items:
+            return
+        try:
+            await self.tier.apublish(self.channel, self._message(kind, items))
         except TierUnavailable:
             self._keep(kind, items)
 

@@ -268,6 +268,11 @@ class RedisTier(GuardedTier):
             await pipe.execute()
 
     @guarded
+    async def apublish(self, channel: str, message: str) -> None:
+        """PUBLISH on redis.asyncio, behind the same breaker as ``publish``."""
+        await self.aclient.publish(channel, message)
+
+    @guarded
     async def adelete(self, key: str) -> bool:
         return bool(await self.aclient.delete(self._k(key)))
 

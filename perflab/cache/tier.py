@@ -151,6 +151,9 @@ class Tier:
     async def asize(self) -> tuple[int | None, int | None]:
         return await asyncio.to_thread(self.size)
 
+    async def apublish(self, channel: str, message: str) -> None:
+        await asyncio.to_thread(self.publish, channel, message)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
