@@ -278,3 +278,74 @@ def test_duet_pins_each_side_to_a_core_and_swaps_them(repo, tmp_path, monkeypatc
     candidate = [line.split(" ", 1)[1] for line in lines if line.startswith("900 ")]
     assert baseline[:2] == [str([cores[0]]), str([cores[1]])]
     assert candidate[:2] == [str([cores[1]]), str([cores[0]])]
+
+
+# --- check-history: a suspect between two commits is settled by an interleaved ab ----------
+
+
+def _change(name: str, ratio: float, verdict: str) -> dict:
+    return {
+        "name": name, "at": 7, "git": "bbb", "saved": None, "before": 100.0,
+        "after": 100.0 * ratio, "unit": "ns", "ratio": ratio, "ci_low": ratio - 0.1,
+        "ci_high": ratio + 0.1, "runs_before": 5, "runs_after": 1, "reruns": 0, "noise": 0.03,
+        "git_before": "aaa", "git_newest": "bbb", "verdict": verdict, "peer": None,
+        "cause": None,
+    }  # fmt: skip
+
+
+def test_an_ab_confirms_clears_or_adds_regressions_and_the_line_says_how():
+    import pandas as pd
+
+    from perflab.cli.checks import regression_line
+    from perflab.recheck import Confirmation, as_confirmed
+
+    changes = pd.DataFrame(
+        [
+            _change("data/a", 1.3, "slower"),  # the history says slower; ab agrees
+            _change("data/b", 1.2, "slower"),  # the history says slower; ab says same
+            _change("data/c", 1.15, "inconclusive"),  # the history cannot tell; ab says slower
+            _change("data/d", 1.25, "slower"),  # ab had no answer: the re-runs judged it
+        ]
+    )
+    regressions = changes[changes["verdict"] == "slower"].reset_index(drop=True)
+
+    def said(name: str, verdict: str, ratio: float) -> Confirmation:
+        return Confirmation(name, verdict, ratio, ratio - 0.05, ratio + 0.05, 9, "aaa", "bbb")
+
+    answered = {
+        "data/a": said("data/a", "slower", 1.28),
+        "data/b": said("data/b", "same", 1.01),
+        "data/c": said("data/c", "slower", 1.14),
+    }
+    found = as_confirmed(regressions, changes, answered)
+    assert sorted(found["name"]) == ["data/a", "data/c", "data/d"]
+    lines = {row.name: regression_line(row) for row in found.itertuples()}
+    assert "confirmed by an interleaved perflab ab of aaa and bbb: 1.280x" in lines["data/a"]
+    assert "9 pairs" in lines["data/c"]
+    assert "confirmed" not in lines["data/d"]
+
+
+def test_a_suspect_whose_commits_git_cannot_find_is_left_to_the_reruns(tmp_path):
+    import dataclasses
+
+    import pandas as pd
+
+    from perflab.recheck import confirm_by_ab
+    from perflab.settings import resolve
+    from perflab.suites import SuiteRun
+
+    repo = tmp_path / "lab"
+    (repo / "notebooks").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    settings = dataclasses.replace(resolve(), notebooks_dir=repo / "notebooks")
+    produced = {"data": SuiteRun("data", [bench_result("data/a")])}
+    changes = pd.DataFrame([_change("data/a", 1.3, "slower")])
+    assert confirm_by_ab(["data/a"], changes, produced=produced, settings=settings) == {}
+    same = changes.assign(git_before="bbb")  # one commit on both sides: nothing to interleave
+    assert confirm_by_ab(["data/a"], same, produced=produced, settings=settings) == {}
+
+
+def bench_result(name: str):
+    from perflab.bench import Result
+
+    return Result(name=name, samples=[1.0, 2.0, 3.0])
