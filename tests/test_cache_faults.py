@@ -489,3 +489,88 @@ def test_many_threads_on_shared_keys_converge(prefix):
     finally:
         cache.clear()
         cache.close()
+
+
+# --- the event loop while Redis hangs (issue 24) -----------------------------------------------
+
+
+async def longest_gap_while(work, seconds: float) -> tuple[float, int]:
+    """Run ``work(stop)`` tasks beside a ticker for ``seconds``; the ticker's longest gap
+    between wake-ups (how long the loop was unresponsive) and the operations done."""
+    stop, gaps, done = asyncio.Event(), [], [0]
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    tasks = [asyncio.create_task(ticker())] + [
+        asyncio.create_task(work(stop, n, done)) for n in range(10)
+    ]
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.gather(*tasks)
+    return max(gaps), done[0]
+
+
+@pytest.mark.embedded
+@pytest.mark.parametrize("write", ["through", "back"])
+def test_a_hung_redis_never_stalls_the_event_loop(own_redis, write):
+    own, url = own_redis
+    # a blocking call would hold the loop for a whole socket timeout (1 s), a full write-back
+    # queue for write_block (1 s): a gap of a quarter of that can only come from elsewhere
+    cache = TieredCache(
+        [MemoryTier(1000), RedisTier(url, prefix="loop:", timeout=1.0)],
+        default_ttl=60,
+        write=write,
+        write_queue=8,
+        write_block=1.0,
+    )
+
+    # with write-back, invalidations wait for the queue to reach Redis first (close_timeout)
+    steps = range(6) if write == "through" else (0, 1, 2, 5)
+
+    async def work(stop: asyncio.Event, n: int, done: list[int]) -> None:
+        rng = random.Random(n)
+        while not stop.is_set():
+            key = f"k{rng.randrange(50)}"
+            step = steps[done[0] % len(steps)]
+            if step == 0:
+                await cache.aset(key, n)
+            elif step == 1:
+                await cache.adelete(key)
+            elif step == 2:
+                await cache.aset_many({f"m{n}:{i}": i for i in range(3)})
+            elif step == 3:
+                await cache.ainvalidate(f"m{n}:*")
+            elif step == 4:
+                await cache.ainvalidate_tags(f"t{n}")
+            else:
+                await cache.aget(key)
+            done[0] += 1
+            await asyncio.sleep(0.002)
+
+    async def scenario() -> tuple[float, int]:
+        await cache.aset("warm", 1)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            return await longest_gap_while(work, 3.0)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    pid = redis_pid(own)
+    try:
+        gap, done = asyncio.run(scenario())
+        assert gap < 0.25, f"the event loop stalled {gap:.2f} s while Redis was hung"
+        assert cache.stats().loc["redis", "errors"] >= 1  # it was hung, and seen to be
+        if write == "through":
+            assert done > 100  # the writes went on (to L1) while Redis was hung
+        else:  # the queue filled, writes waited for room (off the loop), then were dropped
+            assert cache.write_back_dropped > 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+        cache.close()

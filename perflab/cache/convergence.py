@@ -60,11 +60,14 @@ class L1Convergence:
             finally:
                 self._stamps[s] += 1
 
-    def _stage_l1(self, k: str, entry: Entry | None, tags: tuple, then: Any) -> None:
-        """Write-back's L1 step: update L1 at once and call ``then()`` (queue the write) under
-        the same stripe lock, so the lower tiers receive a key's writes in L1's order."""
+    def _stage_l1(self, k: str, entry: Entry | None, tags: tuple, offer: Any) -> bool:
+        """Write-back's L1 step: ``offer()`` the write to the queue and, if it was taken (True),
+        update L1 under the same stripe lock, so the lower tiers receive a key's writes in L1's
+        order. Returns what ``offer()`` returned (False: nothing changed, try again later)."""
         s = hash(k) & (STRIPES - 1)
         with self._locks[s]:
+            if not offer():
+                return False
             try:
                 if entry is None:
                     self._l1.delete(k)
@@ -74,7 +77,7 @@ class L1Convergence:
                     self._stats[0].sets += 1
             finally:
                 self._stamps[s] += 1
-            then()
+            return True
 
     def _bump_all(self) -> None:
         """After a pattern, tag or whole-L1 drop: every back-fill in flight is suspect."""

@@ -164,7 +164,7 @@ class Plans:
         if self._queue is not None:
             if self._l1 is None:
                 yield from self._set_many_plan(entries, range(1))
-                self._enqueue(("set_many", entries))
+                yield from self._enqueue_plan(("set_many", entries))
                 return
             for k, e in entries.items():  # one queue item per key keeps the per-key order
                 yield from self._stage(k, ("set", k, e, ()), e)
@@ -247,5 +247,5 @@ class Plans:
     _settle: Any
     _bump_all: Any
     _stage: Any
-    _enqueue: Any
+    _enqueue_plan: Any
     _flush_plan: Any

@@ -23,6 +23,7 @@ from perflab.errors import CacheError
 __all__ = ["WriteBack"]
 
 log = logging.getLogger("perflab.cache")
+_ROOM_POLL = 0.01  # how often a write waiting for room in a full queue looks again
 
 
 class WriteBack:
@@ -67,35 +68,53 @@ class WriteBack:
                 yield from self._delete_plan(k, range(1))
             else:
                 yield from self._write_plan(k, entry, tags, range(1))
-            self._enqueue(item)
+            yield from self._enqueue_plan(item)
             return
-        self._stage_l1(k, entry, tags, lambda: self._enqueue(item))
+        yield from self._enqueue_plan(item, lambda offer: self._stage_l1(k, entry, tags, offer))
 
-    def _enqueue(self, item: tuple) -> None:
-        """Queue a write-back. A full queue (the writer stalled on an outage) waits at most
-        ``write_block`` seconds once; until the writer makes progress again, further writes are
-        not queued at all: counted in ``write_back_dropped``, logged once per stall."""
+    def _enqueue_plan(self, item: tuple, staged: Any = None) -> Plan:
+        """Queue a write-back (through ``staged(offer)``, the L1 step, when there is L1).
+
+        A full queue (the writer stalled on an outage) is waited for at most ``write_block``
+        seconds once, as a plan step: the async driver sleeps on the event loop instead of
+        blocking it, and L1 changes only together with the queueing, so a later write of the
+        key can't overtake this one meanwhile. Until the writer makes progress again, further
+        writes are not queued at all: counted in ``write_back_dropped``, logged once per stall.
+        """
         if self._closed or self._stop.is_set():
             raise CacheError("the cache is closed; create a new TieredCache to write")
+        deadline = time.monotonic() + self.write_block
+        while True:
+            now = time.monotonic()
+            final = self._stalled or now >= deadline
+
+            def offer(final: bool = final) -> bool:
+                return self._offer(item, final)
+
+            if offer() if staged is None else staged(offer):
+                return
+            yield ("wait", -1, (self._queue, min(deadline - now, _ROOM_POLL)))
+
+    def _offer(self, item: tuple, final: bool) -> bool:
+        """Put ``item`` on the queue without waiting; False if it is full and the write may
+        still wait (``final`` False). On the final try a full queue drops the write."""
         try:
             self._queue.put_nowait(item)
-            return
+            return True
         except queue.Full:
-            stalled = self._stalled
-        if not stalled:
-            try:
-                self._queue.put(item, timeout=self.write_block)
-                return
-            except queue.Full:
-                self._stalled = True
-                log.error(
-                    "cache write-back queue full (%d writes) for %.2f s: the lower tiers are "
-                    "unavailable or too slow; further writes stay in L1 only (counted in "
-                    "write_back_dropped) until the writer catches up",
-                    self._queue.maxsize,
-                    self.write_block,
-                )
+            if not final:
+                return False
+        if not self._stalled:
+            self._stalled = True
+            log.error(
+                "cache write-back queue full (%d writes) for %.2f s: the lower tiers are "
+                "unavailable or too slow; further writes stay in L1 only (counted in "
+                "write_back_dropped) until the writer catches up",
+                self._queue.maxsize,
+                self.write_block,
+            )
         self.write_back_dropped += 1
+        return True
 
     def _drain(self) -> None:
         """The writer: up to 512 queued items at a time, until the sentinel (None) or stop."""
