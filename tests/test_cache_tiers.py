@@ -90,3 +90,33 @@ def test_async_contract(tier):
         assert await tier.aget("k") is None
 
     asyncio.run(scenario())
+
+
+# --- L3 expiry (issue 24) ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind", [pytest.param(k, marks=marks(k)) for k in ("postgresql", "sqlite")]
+)
+def test_expired_rows_are_purged_so_the_table_stays_bounded(kind, settings, tmp_path):
+    from perflab.cache import MemoryTier, TieredCache
+
+    made: list = []
+    tier = make_tier(kind, settings, tmp_path, made)
+    now = [1_000.0]
+    cache = TieredCache([MemoryTier(100), tier], timer=lambda: now[0], coherence=False)
+    try:
+        for batch in range(40):  # 40 x 250 new keys, TTL 1 s, 0.3 s apart
+            cache.set_many({f"b{batch}:{i}": i for i in range(250)}, ttl=1.0)
+            now[0] += 0.3
+        live = 3 * 250  # the last three batches have not expired
+        rows = tier.size()[0]
+        assert rows <= live + 2 * tier.purge_every  # without purging: all 10,000
+        assert cache.stats().loc["database", "expired"] == tier.purged == 10_000 - rows
+        assert [cache.get(f"b{b}:0") for b in (37, 38, 39)] == [0, 0, 0]  # live: untouched
+        now[0] += 2.0
+        assert tier.purge_expired() == rows  # by hand: every expired row, at once
+        assert tier.size()[0] == 0
+    finally:
+        cache.close()
+        cleanup(made)

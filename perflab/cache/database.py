@@ -52,6 +52,7 @@ class DatabaseTier(GuardedTier):
         secret: bytes | str | None = None,
         timeout: float = 2.0,
         timer: Callable[[], float] | None = None,
+        purge_every: int = 1000,
     ) -> None:
         from perflab import servers
         from perflab.settings import resolve, sqlalchemy_url
@@ -65,6 +66,17 @@ class DatabaseTier(GuardedTier):
         self.serializer = make_serializer(serializer, secret=secret)
         self.name = "database"
         self.timer = timer  # None: the tiered cache's (expiry is decided there)
+        if not (type(purge_every) is int and purge_every >= 0):
+            raise CacheError(
+                f"purge_every is a number of rows >= 0 (0: never), got {purge_every!r}",
+                tier="database",
+            )
+        # Expired rows are purged lazily: after every ``purge_every`` rows written, one
+        # bounded DELETE of up to twice that many, so purging outpaces writing and the table
+        # stays within about the live keys plus two batches (reads ignore expired rows anyway).
+        self.purge_every = purge_every
+        self.purged = 0  # expired rows deleted (TieredCache.stats() column "expired")
+        self._written = 0
         sa_url = sqlalchemy_url(self.url)
         postgres = sa_url.startswith("postgresql")
         schema = (schema or settings.schema) if postgres else None
@@ -98,10 +110,13 @@ class DatabaseTier(GuardedTier):
             f"database ({self.engine.url.render_as_string(hide_password=True)})", tier=self.name
         )
         self._insert = postgresql.insert if postgres else sqlite.insert
+        # the purge finds expired rows by this index, not by reading the whole table
+        expiry = sa.Index(f"{table}_expires_at", self.table.c.expires_at)
         with self.engine.connect() as conn:
             if schema is not None:
                 conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
             meta.create_all(conn)
+            expiry.create(conn, checkfirst=True)  # also on tables made before it existed
         self._postgres = postgres
         self._kept = KeptConnection(self.engine)  # the hit path skips the pool checkout
         qualified = sa.select(self.table.c.value).compile(dialect=self.engine.dialect)
@@ -161,6 +176,7 @@ class DatabaseTier(GuardedTier):
             if tags:
                 stmt = self._insert(self.tags).values([{"tag": t, "key": key} for t in tags])
                 conn.execute(stmt.on_conflict_do_nothing())
+            self._wrote(conn, 1)
 
     @guarded
     def delete(self, key: str) -> bool:
@@ -182,6 +198,7 @@ class DatabaseTier(GuardedTier):
         if entries:
             with self.engine.connect() as conn:
                 conn.execute(self._upsert([self._row(k, e) for k, e in entries.items()]))
+                self._wrote(conn, len(entries))
 
     @guarded
     def delete_pattern(self, pattern: str) -> int:
@@ -201,12 +218,29 @@ class DatabaseTier(GuardedTier):
             conn.execute(sa.delete(self.tags).where(self.tags.c.tag.in_(tags)))
         return keys
 
-    @guarded
-    def purge_expired(self) -> int:
-        """Delete rows whose expiry has passed (reads ignore them anyway)."""
-        with self.engine.connect() as conn:
-            expired = self.table.c.expires_at < (self.timer or time.time)()
+    def _wrote(self, conn: Any, rows: int) -> None:
+        """Count written rows; past ``purge_every`` of them, purge one bounded batch."""
+        self._written += rows
+        if self.purge_every and self._written >= self.purge_every:
+            self._written = 0
+            self.purged += self._purge(conn, 2 * max(self.purge_every, rows))
+
+    def _purge(self, conn: Any, limit: int | None) -> int:
+        expired = self.table.c.expires_at < (self.timer or time.time)()
+        if limit is None:
             return conn.execute(sa.delete(self.table).where(expired)).rowcount
+        # DELETE ... LIMIT is not portable: a bounded subquery of keys (the primary key)
+        batch = sa.select(self.table.c.key).where(expired).limit(limit).scalar_subquery()
+        return conn.execute(sa.delete(self.table).where(self.table.c.key.in_(batch))).rowcount
+
+    @guarded
+    def purge_expired(self, limit: int | None = None) -> int:
+        """Delete rows whose expiry has passed (all, or at most ``limit``); the rows deleted.
+        Writes call this by themselves in bounded batches (``purge_every``)."""
+        with self.engine.connect() as conn:
+            n = self._purge(conn, limit)
+        self.purged += n
+        return n
 
     def clear(self) -> None:
         with self.engine.connect() as conn:

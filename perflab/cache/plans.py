@@ -239,7 +239,8 @@ class Plans:
         for i, (tier, s) in enumerate(zip(self.tiers, self._stats, strict=True)):
             sizes = yield ("size", -1, (i,))
             extra = self._l1_hit_box[0] if i == 0 and self._l1 is not None else 0
-            rows.append((tier.name, s, extra, getattr(tier, "evictions", None), sizes))
+            evictions, expired = getattr(tier, "evictions", None), getattr(tier, "purged", None)
+            rows.append((tier.name, s, extra, evictions, expired, sizes))
         return stats_frame(rows)
 
     # provided by the other parts of TieredCache

@@ -20,11 +20,14 @@ class TierStats:
         self.latencies: collections.deque[int] = collections.deque(maxlen=2048)
 
 
-def stats_frame(rows: list[tuple[str, TierStats, int, int | None, tuple]]) -> pd.DataFrame:
-    """One row per ``(name, stats, extra_hits, evictions, (items, bytes))``: hits, misses, sets,
-    deletes, evictions, errors, hit ratio, sampled latency p50/p99 (µs), items and bytes."""
+def stats_frame(
+    rows: list[tuple[str, TierStats, int, int | None, int | None, tuple]],
+) -> pd.DataFrame:
+    """One row per ``(name, stats, extra_hits, evictions, expired, (items, bytes))``: hits,
+    misses, sets, deletes, evictions, expired (rows purged after their TTL; None where the
+    tier expires by itself), errors, hit ratio, sampled latency p50/p99 (µs), items, bytes."""
     table = []
-    for name, s, extra_hits, evictions, (items, size) in rows:
+    for name, s, extra_hits, evictions, expired, (items, size) in rows:
         hits = s.hits + extra_hits
         lat = np.asarray(s.latencies, dtype=float) / 1e3
         table.append(
@@ -35,6 +38,7 @@ def stats_frame(rows: list[tuple[str, TierStats, int, int | None, tuple]]) -> pd
                 "sets": s.sets,
                 "deletes": s.deletes,
                 "evictions": evictions,
+                "expired": expired,
                 "errors": s.errors,
                 "hit_ratio": hits / (hits + s.misses) if hits + s.misses else float("nan"),
                 "p50_us": float(np.median(lat)) if lat.size else float("nan"),
