@@ -29,21 +29,41 @@ class KeptConnection:
         self._conn: Any = None
         self._lock = threading.Lock()
 
+    def acquire(self) -> Any:
+        """The kept connection if it is free, else None; give it back with ``release``. The
+        hottest paths use this pair: no generator, no context manager (~1 µs a call)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        if self._conn is None:
+            try:
+                self._conn = self.engine.raw_connection()
+            except BaseException:
+                self._lock.release()
+                raise
+        return self._conn
+
+    def release(self, failed: bool = False) -> None:
+        """Give the kept connection back; after a failure a broken one is replaced next time."""
+        try:
+            if failed and self._conn is not None and _broken(self._conn):
+                self._conn.invalidate()
+                self._conn = None
+        finally:
+            self._lock.release()
+
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
         """The kept connection if free, else one from the pool (returned afterwards)."""
-        if self._lock.acquire(blocking=False):
+        kept = self.acquire()
+        if kept is not None:
+            failed = False
             try:
-                if self._conn is None:
-                    self._conn = self.engine.raw_connection()
-                yield self._conn
+                yield kept
             except BaseException:
-                if self._conn is not None and _broken(self._conn):
-                    self._conn.invalidate()
-                    self._conn = None
+                failed = True
                 raise
             finally:
-                self._lock.release()
+                self.release(failed)
             return
         conn = self.engine.raw_connection()
         try:

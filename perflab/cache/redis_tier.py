@@ -143,7 +143,8 @@ class RedisTier(GuardedTier):
 
     @guarded
     def get(self, key: str) -> Entry | None:
-        return self._decode(key, self.client.get(self._k(key)))
+        data = self.client.get(self.prefix + key)
+        return None if data is None else unpack(self.serializer, key, data)
 
     def prepare(self, key: str, entry: Entry) -> bytes:
         return pack(self.serializer, key, entry)

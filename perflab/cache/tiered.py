@@ -98,7 +98,14 @@ class TieredCache(Loading, WriteBack, Coherent, Plans, L1Convergence, Drivers):
         """The fresh entry for ``k`` from any tier, or None."""
         store = self._l1_store
         if store is None:
-            return self._run(self._read_plan(k, 0))
+            # no L1: the first tier read directly (the plan's work without its generator),
+            # the plan only after a miss there, from the next tier on
+            entry = self._call(0, "get", (k,))
+            if entry is not None and (entry.expires_at is None or entry.expires_at > self.timer()):
+                self._stats[0].hits += 1
+                return entry
+            self._stats[0].misses += 1
+            return self._run(self._read_plan(k, 1)) if len(self.tiers) > 1 else None
         entry = store.get(k)
         if entry is not None and (entry.expires_at is None or entry.expires_at > self.timer()):
             self._l1_hit_box[0] += 1

@@ -32,10 +32,10 @@ class IndexAdvice:
         the statement. SQLite: EXPLAIN QUERY PLAN in the same shape."""
         if self.postgres:
             options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
-            rows, _ = self._run("read", f"EXPLAIN ({options}) {sql}", params, fetch=True)
+            rows, _ = self._run("read", f"EXPLAIN ({options}) {sql}", params, fetch=1)
             doc = rows[0][0]
             return from_postgres(json.loads(doc) if isinstance(doc, str) else doc, sql, params)
-        text, args = self._args(f"EXPLAIN QUERY PLAN {sql}", params)
+        text, args, _ = self._args(f"EXPLAIN QUERY PLAN {sql}", params)
         # A fresh connection: a pooled one may hold this EXPLAIN prepared before an index was
         # created, and stepping an EXPLAIN never notices the schema changed (it reads nothing).
         path = self.read_engine.url.database or ":memory:"
@@ -61,7 +61,7 @@ class IndexAdvice:
         measure = measure or median_ms
 
         def query() -> object:
-            return self._run("read", suggestion.sql, suggestion.params, fetch=True)
+            return self._run("read", suggestion.sql, suggestion.params, fetch=1)
 
         # The statement is built here from the validated table and column names; the
         # suggestion's ``ddl`` text is never executed (a forged one is refused, nothing runs).

@@ -87,7 +87,7 @@ class QueryRunner(IndexAdvice):
         }
         self.slow_ms, self.retries = slow_ms, retries
         self.slow_log: collections.deque[dict] = collections.deque(maxlen=200)
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, bool | None]] = {}
         self._compile_lock = threading.Lock()
         if cache is True:
             from perflab.cache import MemoryTier, TieredCache
@@ -137,13 +137,7 @@ class QueryRunner(IndexAdvice):
                 try:
                     yield conn
                 except Exception as err:
-                    if lost(err):
-                        with contextlib.suppress(Exception):  # already gone: closing is tidying
-                            conn.driver_connection.close()
-                        # the server dropped the others too (restart, terminated backends):
-                        # a new pool, so no later checkout gets a dead one
-                        engine = self.read_engine if role == "read" else self.write_engine
-                        engine.dispose(close=False)
+                    self._after_failure(role, conn, err)
                     raise
         except sa.exc.TimeoutError as err:
             raise QueryError(
@@ -156,42 +150,74 @@ class QueryRunner(IndexAdvice):
         except Exception as err:  # any driver or pool error: one error type, the SQL attached
             raise query_error(err, what) from err
 
-    def _compile(self, sql: str) -> tuple[str, tuple[str, ...] | None]:
-        """Named ``:params`` → the driver's placeholders, once per statement text."""
+    def _after_failure(self, role: str, conn: Any, err: BaseException) -> None:
+        """A statement failed on ``conn``: if the server dropped it, close it and replace the
+        pool (a restart or terminated backends dropped the others too)."""
+        if lost(err):
+            with contextlib.suppress(Exception):  # already gone: closing is tidying
+                conn.driver_connection.close()
+            engine = self.read_engine if role == "read" else self.write_engine
+            engine.dispose(close=False)
+
+    def _compile(self, sql: str) -> tuple[str, tuple[str, ...] | None, bool | None]:
+        """Named ``:params`` → the driver's placeholders (and whether to prepare it), once per
+        statement text."""
         found = self._compiled.get(sql)
         if found is None:
             compiled = sa.text(sql).compile(dialect=self.write_engine.dialect)
             names = tuple(compiled.positiontup) if compiled.positiontup else None
-            found = (compiled.string, names)
+            found = (compiled.string, names, _preparable(compiled.string))
             with self._compile_lock:
                 self._compiled[sql] = found
         return found
 
-    def _args(self, sql: str, params: dict | None) -> tuple[str, Any]:
-        text, names = self._compile(sql)
+    def _args(self, sql: str, params: dict | None) -> tuple[str, Any, bool | None]:
+        text, names, prepare = self._compile(sql)
         params = params or {}
         if names is not None:  # positional driver (sqlite3 qmark)
             try:
-                return text, tuple(params[n] for n in names)
+                return text, tuple(params[n] for n in names), prepare
             except KeyError as err:
                 raise QueryError(f"missing parameter {err.args[0]!r} for: {sql}", sql=sql) from None
-        return text, params
+        return text, params, prepare
 
-    def _run(self, role: str, sql: str, params: dict | None, fetch: bool) -> tuple[Any, Any]:
-        text, args = self._args(sql, params)
+    def _execute(self, conn: Any, text: str, args: Any, prepare: bool | None, fetch: int) -> Any:
+        """One statement on a DBAPI connection: ``fetch`` 0 → (rowcount, None), 1 → (rows,
+        None), 2 → (rows, description). The description costs a Column object per column, so
+        only the callers that need the column names ask for it."""
+        if self.postgres:
+            cur = conn.driver_connection.execute(text, args, prepare=prepare)
+        else:
+            cur = conn.cursor()
+            cur.execute(text, args)
+        try:
+            if not fetch:
+                return cur.rowcount, None
+            return cur.fetchall(), cur.description if fetch == 2 else None
+        finally:
+            cur.close()
+
+    def _run(self, role: str, sql: str, params: dict | None, fetch: int) -> tuple[Any, Any]:
+        text, args, prepare = self._args(sql, params)
         stats = self._stats[role]
+        kept = self._kept[role]
         attempts = self.retries + 1 if role == "read" else 1  # never retry a single write
         for attempt in range(attempts):
             t0 = time.perf_counter()
             try:
-                with self._dbapi(role, sql) as conn:
-                    if self.postgres:
-                        cur = conn.driver_connection.execute(text, args, prepare=_preparable(text))
-                    else:
-                        cur = conn.cursor()
-                        cur.execute(text, args)
-                    result = (cur.fetchall(), cur.description) if fetch else (cur.rowcount, None)
-                    cur.close()
+                conn = kept.acquire()  # the hot path: the kept connection, when free
+                if conn is None:
+                    with self._dbapi(role, sql) as conn:
+                        result = self._execute(conn, text, args, prepare, fetch)
+                else:
+                    stats.checkouts += 1
+                    try:
+                        result = self._execute(conn, text, args, prepare, fetch)
+                    except BaseException as err:
+                        kept.release(failed=True)
+                        self._after_failure(role, conn, err)
+                        raise
+                    kept.release()
                 break
             except Exception as err:  # classified below: transient retried, others raised
                 if attempt + 1 < attempts and transient(err):
@@ -232,16 +258,19 @@ class QueryRunner(IndexAdvice):
 
     def fetch(self, sql: str, params: dict | None = None, cache_ttl: float | None = None) -> list:
         """Rows (tuples) from the read pool; with ``cache_ttl``, from the query cache."""
-        return self._read(sql, params, cache_ttl)[0]
+        return self._read(sql, params, cache_ttl, columns=False)[0]
 
     def query(
         self, sql: str, params: dict | None = None, cache_ttl: float | None = None
     ) -> pd.DataFrame:
         """A DataFrame from the read pool (for notebooks; ``fetch`` is the fast path)."""
-        rows, columns = self._read(sql, params, cache_ttl)
+        rows, columns = self._read(sql, params, cache_ttl, columns=True)
         return pd.DataFrame.from_records(rows, columns=columns)
 
-    def _read(self, sql: str, params: dict | None, cache_ttl: float | None) -> tuple[list, list]:
+    def _read(
+        self, sql: str, params: dict | None, cache_ttl: float | None, columns: bool
+    ) -> tuple[list, list]:
+        """Rows and (when ``columns`` or cached, which keeps them) the column names."""
         key = None
         if cache_ttl is not None:
             if self._queries is None:
@@ -254,11 +283,12 @@ class QueryRunner(IndexAdvice):
             hit = self._queries.get(key)
             if hit is not None:
                 return hit
-        rows, description = self._run("read", sql, params, fetch=True)
-        columns = [d[0] for d in description] if description else []
+        fetch = 2 if columns or key is not None else 1
+        rows, description = self._run("read", sql, params, fetch=fetch)
+        names = [d[0] for d in description] if description else []
         if key is not None:
-            self._queries.put(key, sql, rows, columns, cache_ttl)
-        return rows, columns
+            self._queries.put(key, sql, rows, names, cache_ttl)
+        return rows, names
 
     # ------------------------------------------------------------------------------------------
     # writes
@@ -266,7 +296,7 @@ class QueryRunner(IndexAdvice):
     def execute(self, sql: str, params: dict | None = None) -> int:
         """Run one statement on the write pool; returns its rowcount. Never retried. Cached
         queries reading a table it writes are invalidated."""
-        count = self._run("write", sql, params, fetch=False)[0]
+        count = self._run("write", sql, params, fetch=0)[0]
         for table in tables_written(sql):
             self.invalidate(table)
         return count
