@@ -84,20 +84,26 @@ def l2(budget: float, url: str, prefix: str) -> list[str]:
 def l3(budget: float, url: str) -> list[str]:
     db = DatabaseTier(url, table=f"hot_{uuid.uuid4().hex[:8]}")
     cache = TieredCache([db], default_ttl=300, coherence=False)
-    cache.set("hot", {"symbol": "ACME", "price": 101.25})
+    value = {"symbol": "ACME", "price": 101.25, "volume": 1200, "note": "x" * 60}
+    cache.set("hot", value)
     table = f'"{db.table.schema}"."{db.table.name}"' if db.table.schema else f'"{db.table.name}"'
     sql = f"SELECT value FROM {table} WHERE key = %s"  # identifiers validated by the tier
     own = psycopg.connect(url, autocommit=True)
+    # the raw arm's row holds the value as plain JSON and decodes it, as a user would
+    own.execute(
+        f"INSERT INTO {table} (key, value) VALUES (%s, %s)", ("raw", json.dumps(value).encode())
+    )
     kept = db.driver_connection()
+    loads = json.loads
     out = []
     for label, conn in (("own connection", own), ("one connection", kept)):
         c = ab(
-            lambda conn=conn: conn.execute(sql, ("hot",), prepare=True).fetchone(),
+            lambda conn=conn: loads(conn.execute(sql, ("raw",), prepare=True).fetchone()[0]),
             lambda: cache.get("hot"),
             name="l3",
             budget=budget,
         )
-        out.append(line(f"L3 get / raw prepared select ({label})", c))
+        out.append(line(f"L3 get / raw prepared select + json.loads ({label})", c))
     own.close()
     db.drop()
     cache.close()

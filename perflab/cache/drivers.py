@@ -54,12 +54,8 @@ class Drivers:
         t0 = time.perf_counter_ns() if timed else 0
         try:
             result = getattr(self.tiers[i], method)(*args)
-        except CorruptEntry as err:
-            for k in err.keys:
-                self._discard(i, k)
-            return self._corrupt(i, err)
         except CacheError as err:
-            return self._failed(i, method, _named(err, self.tiers[i], args))
+            return self._recover(i, method, args, err)
         if timed:
             stats.latencies.append(time.perf_counter_ns() - t0)
         return result
@@ -107,6 +103,14 @@ class Drivers:
             return stop.value
 
     # --- what a plan receives when a tier fails ----------------------------------------------
+    def _recover(self, i: int, method: str, args: tuple, err: CacheError) -> Any:
+        """What the sync driver returns when tier ``i``'s ``method`` raised ``err``."""
+        if isinstance(err, CorruptEntry):
+            for k in err.keys:
+                self._discard(i, k)
+            return self._corrupt(i, err)
+        return self._failed(i, method, _named(err, self.tiers[i], args))
+
     def _failed(self, i: int, method: str, err: CacheError) -> Any:
         """An unavailable tier is skipped (a miss for a read, False for a write); a refused
         payload (tampered, foreign) on a read is a miss, logged; anything else is raised."""

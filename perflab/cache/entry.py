@@ -36,6 +36,9 @@ UNDECODABLE = (
 )
 
 
+_FAILURES = (CacheError, *UNDECODABLE)
+
+
 class CorruptEntry(CacheError):
     """Stored bytes that this cache cannot read back: not a perflab envelope, or a payload its
     serializer cannot decode. The cache counts each as a miss and deletes it from the tier.
@@ -164,6 +167,10 @@ def unpack(serializer: Any, key: str, data: bytes) -> Entry:
     if data[:4] == _PREFIXES[serializer.name] and len(data) >= _HEADER.size:
         expires = _EXPIRES.unpack_from(data, 4)[0]
         expires = None if expires != expires else expires  # NaN: never
+        try:
+            return Entry(serializer.loads(key, data[_HEADER.size :]), expires)
+        except _FAILURES:
+            pass  # decoded again by _loads below, which says what is wrong
     else:
         expires = _header(serializer, key, data)
     return Entry(_loads(serializer, key, data[_HEADER.size :]), expires)

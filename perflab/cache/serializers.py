@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import io
 import json
+import json.scanner
 import pickle
 from typing import Any, Protocol
 
@@ -138,6 +139,10 @@ class JsonSerializer:
     # Payloads without a tag (most) skip the object hook, a Python call per JSON object: the
     # encoder writes the tag key literally, so its absence from the bytes is proof enough.
     _plain = json.JSONDecoder()
+    # the C scanner json's decode() wraps: called directly, the hit path skips two Python
+    # frames and two whitespace regexes (our encoder writes none); anything it doesn't take
+    # whole goes to the full decoder, which says what is wrong
+    _scan = json.scanner.make_scanner(_plain)
 
     def dumps(self, key: str, value: Any) -> bytes:
         try:
@@ -153,7 +158,14 @@ class JsonSerializer:
     def loads(self, key: str, data: bytes) -> Any:
         try:
             if _TAG not in data:
-                return self._plain.decode(data.decode())
+                text = data.decode()
+                try:
+                    value, end = self._scan(text, 0)
+                    if end == len(text):
+                        return value
+                except StopIteration:
+                    pass
+                return self._plain.decode(text)
             return self._decoder.decode(data.decode())
         except ValueError as err:  # includes UnicodeDecodeError and JSONDecodeError
             raise CacheError(

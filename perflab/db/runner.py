@@ -89,6 +89,10 @@ class QueryRunner(IndexAdvice):
         self.slow_log: collections.deque[dict] = collections.deque(maxlen=200)
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None, bool | None]] = {}
         self._compile_lock = threading.Lock()
+        # statements compiled to positional placeholders (%s / ?) and run with a tuple: psycopg
+        # maps a dict onto named placeholders on every call, a tuple it passes straight on
+        dialect = self.write_engine.dialect
+        self._positional = type(dialect)(paramstyle="format") if self.postgres else dialect
         if cache is True:
             from perflab.cache import MemoryTier, TieredCache
 
@@ -164,7 +168,7 @@ class QueryRunner(IndexAdvice):
         statement text."""
         found = self._compiled.get(sql)
         if found is None:
-            compiled = sa.text(sql).compile(dialect=self.write_engine.dialect)
+            compiled = sa.text(sql).compile(dialect=self._positional)
             names = tuple(compiled.positiontup) if compiled.positiontup else None
             found = (compiled.string, names, _preparable(compiled.string))
             with self._compile_lock:
@@ -174,7 +178,7 @@ class QueryRunner(IndexAdvice):
     def _args(self, sql: str, params: dict | None) -> tuple[str, Any, bool | None]:
         text, names, prepare = self._compile(sql)
         params = params or {}
-        if names is not None:  # positional driver (sqlite3 qmark)
+        if names is not None:  # positional placeholders
             try:
                 return text, tuple(params[n] for n in names), prepare
             except KeyError as err:

@@ -15,6 +15,7 @@ is down; ``POST /benchmark/{suite}`` runs a named in-process micro-suite
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -57,6 +58,10 @@ __all__ = ["MAX_BATCH", "MAX_BODY", "app_from_env", "create_app"]
 
 log = logging.getLogger("perflab.service")
 MAX_CLIENTS = 16_384  # keep-alive connections the service makes room for (file descriptors)
+# Cold optimised requests compute (DataFrame, signals, JSON) in these threads, not on the event
+# loop: on the loop, 8 clients' cold requests queued behind each other's computation (0.53x the
+# baseline's thread pool); pandas and numpy release the GIL for much of it. Twice the cores.
+COMPUTE_THREADS = 2 * (os.cpu_count() or 1)
 # bigint: what the ts column holds; a larger bound would reach PostgreSQL and fail there
 Ts = Annotated[int | None, Query(ge=-(2**63), le=2**63 - 1)]
 TABLE = "service_bars"
@@ -98,6 +103,13 @@ class Backend:
         self.reader = make_reader(self.db)
         self.bench_busy = False
         self.tail = TailWatch()
+        self.compute_pool = concurrent.futures.ThreadPoolExecutor(
+            COMPUTE_THREADS, thread_name_prefix="perflab-compute"
+        )
+
+    async def compute(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` in the compute threads: CPU work never holds the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.compute_pool, fn, *args)
 
     def check_symbols(self, symbols: list[str], field: str = "symbol") -> None:
         unknown = [s for s in symbols if s not in self.symbols]
@@ -136,14 +148,12 @@ class Backend:
         return _frame(rows)
 
     # --- optimised: async reads (prepared statements), cache --------------------------------
-    async def optimized_bars(self, symbol: str, start: int, end: int) -> pd.DataFrame:
-        rows = await self.reader.fetch(_BARS_SQL, {"symbol": symbol, "start": start, "end": end})
-        return _frame(rows)
+    # rows, not frames: building the frame is computation, done in the compute threads
+    async def optimized_rows(self, symbol: str, start: int, end: int) -> list:
+        return await self.reader.fetch(_BARS_SQL, {"symbol": symbol, "start": start, "end": end})
 
-    async def many_bars(self, symbols: list[str]) -> pd.DataFrame:
-        return _frame(
-            await self.reader.fetch(_MANY_SQL.format(marks=_marks(symbols)), _params(symbols))
-        )
+    async def many_rows(self, symbols: list[str]) -> list:
+        return await self.reader.fetch(_MANY_SQL.format(marks=_marks(symbols)), _params(symbols))
 
     async def cached(self, request: Request, key: str, load: Any) -> Any:
         """``aget_or_load``; a request with ``Cache-Control: no-cache`` skips the lookup (a
@@ -178,6 +188,7 @@ class Backend:
         return out
 
     async def aclose(self) -> None:
+        self.compute_pool.shutdown(wait=True, cancel_futures=True)
         await self.reader.aclose()
         await self.cache.aclose()
         self.db.close()
@@ -233,8 +244,11 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         b.check_symbols([symbol])
         lo, hi = b.range(start, end)
 
+        def compute(rows: list) -> str:
+            return _json(_records(signals.optimized(_frame(rows))))
+
         async def load() -> str:
-            return _json(_records(signals.optimized(await b.optimized_bars(symbol, lo, hi))))
+            return await b.compute(compute, await b.optimized_rows(symbol, lo, hi))
 
         text = await b.cached(request, f"signals.json:{symbol}:{lo}:{hi}", load)
         return Response(text, media_type="application/json")
@@ -258,9 +272,11 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         b = backend()
         b.check_symbols([symbol])
 
+        def compute(rows: list) -> str:
+            return "".join(json.dumps(r) + "\n" for r in _records(_frame(rows).head(limit)))
+
         async def load() -> str:
-            frame = (await b.optimized_bars(symbol, *b.span)).head(limit)
-            return "".join(json.dumps(r) + "\n" for r in _records(frame))
+            return await b.compute(compute, await b.optimized_rows(symbol, *b.span))
 
         body = await b.cached(request, f"stream:{symbol}:{limit}", load)
         return Response(body, media_type="application/x-ndjson")
@@ -281,10 +297,13 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         b.check_symbols(request.symbols, "symbols")
         key = "returns:" + ",".join(request.symbols)
 
-        async def returns() -> list:
-            frame = await b.many_bars(request.symbols)
-            return portfolio.returns_matrix(frame, request.symbols)[1].tolist()
+        def matrix_of(rows: list) -> list:
+            return portfolio.returns_matrix(_frame(rows), request.symbols)[1].tolist()
 
+        async def returns() -> list:
+            return await b.compute(matrix_of, await b.many_rows(request.symbols))
+
+        # the allocation itself is small (a few symbols' matrices) and runs warm too: on the loop
         matrix = np.asarray(await b.cached(http, key, returns), dtype=float)
         return JSONResponse(
             _allocation(portfolio.optimized(matrix, request.symbols, request.risk_free))
@@ -308,9 +327,12 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         b.check_symbols(request.symbols, "symbols")
         wanted = sorted(set(request.symbols))
 
-        async def latest() -> dict:
-            last = signals.optimized(await b.many_bars(wanted)).groupby("symbol", sort=False)
+        def compute(rows: list) -> dict:
+            last = signals.optimized(_frame(rows)).groupby("symbol", sort=False)
             return {r["symbol"]: r for r in _records(last.tail(1))}
+
+        async def latest() -> dict:
+            return await b.compute(compute, await b.many_rows(wanted))
 
         found = await b.cached(http, "batch:" + ",".join(wanted), latest)
         return JSONResponse({s: found[s] for s in request.symbols})
