@@ -58,43 +58,58 @@ def baseline(bars: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=COLUMNS)
 
 
+def _rolling(values: np.ndarray, n: int) -> np.ndarray:
+    """Windows of ``n`` values ending at each row from the ``n``-th on, as a 2-D view (no
+    copy); the caller checks there are at least ``n`` values."""
+    return np.lib.stride_tricks.sliding_window_view(values, n)
+
+
+def _one(close: np.ndarray) -> dict[str, np.ndarray]:
+    """One symbol's signals, each window summed as the baseline sums it (per window, not a
+    running sum): the two forms agree to the last few bits."""
+    size = len(close)
+    out = {
+        k: np.full(size, np.nan) for k in ("sma_fast", "sma_slow", "rsi", "bb_upper", "bb_lower")
+    }
+    if size >= FAST:
+        out["sma_fast"][FAST - 1 :] = _rolling(close, FAST).mean(axis=1)
+    if size >= SLOW:
+        out["sma_slow"][SLOW - 1 :] = _rolling(close, SLOW).mean(axis=1)
+    diff = out["sma_fast"] - out["sma_slow"]
+    prev = np.concatenate(([np.nan], diff[:-1]))
+    with np.errstate(invalid="ignore"):
+        cross = np.where((prev <= 0) & (diff > 0), 1, np.where((prev >= 0) & (diff < 0), -1, 0))
+    out["cross"] = cross.astype(np.int64)
+    if size > RSI_N:
+        change = np.diff(close)
+        gain = _rolling(np.clip(change, 0, None), RSI_N).sum(axis=1) / RSI_N
+        loss = -_rolling(np.clip(change, None, 0), RSI_N).sum(axis=1) / RSI_N
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["rsi"][RSI_N:] = np.where(loss == 0, 100.0, 100.0 - 100.0 / (1.0 + gain / loss))
+    if size >= BB_N:
+        windows = _rolling(close, BB_N)
+        mean, std = windows.mean(axis=1), windows.std(axis=1, ddof=1)
+        out["bb_upper"][BB_N - 1 :] = mean + BB_K * std
+        out["bb_lower"][BB_N - 1 :] = mean - BB_K * std
+    return out
+
+
 def optimized(bars: pd.DataFrame) -> pd.DataFrame:
-    """The same signals with grouped rolling windows."""
+    """The same signals, vectorised with numpy over each symbol's rows. (Grouped pandas
+    rolling windows were slower than the Python loop on one symbol's 500 rows: their fixed
+    cost per call dominated; numpy's sliding windows are ~10x faster there.)"""
     frame = bars.sort_values(["symbol", "ts"], kind="stable").reset_index(drop=True)
-    close = frame["close"]
-    by = frame.groupby("symbol", sort=False)["close"]
-    fast = by.rolling(FAST).mean().reset_index(level=0, drop=True)
-    slow = by.rolling(SLOW).mean().reset_index(level=0, drop=True)
-    diff = fast - slow
-    prev = diff.groupby(frame["symbol"]).shift(1)
-    cross = np.where((prev <= 0) & (diff > 0), 1, np.where((prev >= 0) & (diff < 0), -1, 0))
-    change = close.groupby(frame["symbol"]).diff()
-    gain = (
-        change.clip(lower=0)
-        .groupby(frame["symbol"])
-        .rolling(RSI_N)
-        .sum()
-        .reset_index(level=0, drop=True)
-        / RSI_N
-    )
-    loss = (-change.clip(upper=0)).groupby(frame["symbol"]).rolling(RSI_N).sum().reset_index(
-        level=0, drop=True
-    ) / RSI_N
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rsi = np.where(loss == 0, 100.0, 100.0 - 100.0 / (1.0 + gain / loss))
-    rsi = np.where(gain.isna() | loss.isna(), np.nan, rsi)
-    mean = by.rolling(BB_N).mean().reset_index(level=0, drop=True)
-    std = by.rolling(BB_N).std(ddof=1).reset_index(level=0, drop=True)
-    return pd.DataFrame(
-        {
-            "symbol": frame["symbol"],
-            "ts": frame["ts"],
-            "close": close,
-            "sma_fast": fast,
-            "sma_slow": slow,
-            "cross": cross.astype(np.int64),
-            "rsi": rsi,
-            "bb_upper": mean + BB_K * std,
-            "bb_lower": mean - BB_K * std,
-        }
-    )
+    symbols = frame["symbol"].to_numpy()
+    close = frame["close"].to_numpy(dtype=float)
+    starts = np.flatnonzero(np.r_[True, symbols[1:] != symbols[:-1]]) if len(frame) else []
+    bounds = list(zip(starts, [*starts[1:], len(frame)], strict=True))
+    parts = [_one(close[a:b]) for a, b in bounds]
+    columns = {
+        "symbol": frame["symbol"],
+        "ts": frame["ts"],
+        "close": frame["close"],
+    }
+    for name in ("sma_fast", "sma_slow", "cross", "rsi", "bb_upper", "bb_lower"):
+        empty = np.empty(0, dtype=np.int64 if name == "cross" else float)
+        columns[name] = np.concatenate([p[name] for p in parts]) if parts else empty
+    return pd.DataFrame(columns)[COLUMNS]
