@@ -26,10 +26,12 @@ RUN_TAG = "run:"  # History tag prefix naming the report run a result came from
 HEADLINES: dict[str, list[tuple[str, str, str]]] = {
     "cache": [
         ("L1 hit: cachetools LRU → perflab", "cache/cachetools-lru-get", "cache/l1-get"),
-        ("L2 hit: raw redis-py GET → perflab", "cache/l2-get/raw", "cache/l2-get/perflab"),
-        ("L2 100 keys: raw MGET → perflab get_many", "cache/l2-get-many-100/raw",
+        ("L2 hit: raw redis-py GET + json.loads → perflab", "cache/l2-get/raw",
+         "cache/l2-get/perflab"),
+        ("L2 100 keys: raw MGET + json.loads → perflab get_many", "cache/l2-get-many-100/raw",
          "cache/l2-get-many-100/perflab"),
-        ("L3 hit: raw prepared select → perflab", "cache/l3-get/raw", "cache/l3-get/perflab"),
+        ("L3 hit: raw prepared select + json.loads → perflab", "cache/l3-get/raw",
+         "cache/l3-get/perflab"),
     ],
     "db": [
         ("PK fetch: raw psycopg (prepared) → QueryRunner.fetch", "db/pk-fetch/raw-psycopg",

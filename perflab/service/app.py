@@ -307,11 +307,12 @@ def create_app(settings: Settings | None = None, *, preset: str = "quick") -> Fa
         b.check_symbols(request.symbols, "symbols")
         key = "returns:" + ",".join(request.symbols)
 
-        def matrix_of(rows: list) -> list:
-            return portfolio.returns_matrix(_frame(rows), request.symbols)[1].tolist()
-
         async def returns() -> list:
-            return await b.compute(matrix_of, await b.many_rows(request.symbols))
+            # on the loop: a few symbols' returns take about a millisecond, less than what a
+            # compute thread costs in hand-offs and GIL switches (cold 1.18-1.36x the baseline
+            # in a thread, 1.57x on the loop, in benchmarks/service_cold.py)
+            frame = _frame(await b.many_rows(request.symbols))
+            return portfolio.returns_matrix(frame, request.symbols)[1].tolist()
 
         # the allocation itself is small (a few symbols' matrices) and runs warm too: on the loop
         matrix = np.asarray(await b.cached(http, key, returns), dtype=float)
