@@ -21,8 +21,15 @@ if __name__ == "__main__":
     with running_service("quick") as base:
         for _ in range(args.reps):
             for loop in args.loops.split(","):
-                r = run_load(f"{base}/ping", rate=args.rate, concurrency=32,
-                             duration=args.seconds, warmup=1.0, loop=loop, progress=False)  # fmt: skip
+                r = run_load(
+                    f"{base}/ping",
+                    rate=args.rate,
+                    concurrency=32,
+                    duration=args.seconds,
+                    warmup=1.0,
+                    loop=loop,
+                    progress=False,
+                )
                 g = r.params["generator"]
                 print(
                     f"{loop:8s} send lateness p99 {g['send_lateness_p99_ms']:.2f} ms, own "

@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 
 from perflab.cache import KeptConnection
 from perflab.db import bulk
+from perflab.db.binding import Statements
 from perflab.db.bulk import BatchInsertError
 from perflab.db.identifiers import quote_identifier, quote_qualified
 from perflab.db.indexes import IndexAdvice, median_ms
@@ -87,12 +87,7 @@ class QueryRunner(IndexAdvice):
         }
         self.slow_ms, self.retries = slow_ms, retries
         self.slow_log: collections.deque[dict] = collections.deque(maxlen=200)
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, bool | None]] = {}
-        self._compile_lock = threading.Lock()
-        # statements compiled to positional placeholders (%s / ?) and run with a tuple: psycopg
-        # maps a dict onto named placeholders on every call, a tuple it passes straight on
-        dialect = self.write_engine.dialect
-        self._positional = type(dialect)(paramstyle="format") if self.postgres else dialect
+        self._statements = Statements(self.write_engine.dialect, self.postgres)
         if cache is True:
             from perflab.cache import MemoryTier, TieredCache
 
@@ -163,27 +158,8 @@ class QueryRunner(IndexAdvice):
             engine = self.read_engine if role == "read" else self.write_engine
             engine.dispose(close=False)
 
-    def _compile(self, sql: str) -> tuple[str, tuple[str, ...] | None, bool | None]:
-        """Named ``:params`` → the driver's placeholders (and whether to prepare it), once per
-        statement text."""
-        found = self._compiled.get(sql)
-        if found is None:
-            compiled = sa.text(sql).compile(dialect=self._positional)
-            names = tuple(compiled.positiontup) if compiled.positiontup else None
-            found = (compiled.string, names, _preparable(compiled.string))
-            with self._compile_lock:
-                self._compiled[sql] = found
-        return found
-
     def _args(self, sql: str, params: dict | None) -> tuple[str, Any, bool | None]:
-        text, names, prepare = self._compile(sql)
-        params = params or {}
-        if names is not None:  # positional placeholders
-            try:
-                return text, tuple(params[n] for n in names), prepare
-            except KeyError as err:
-                raise QueryError(f"missing parameter {err.args[0]!r} for: {sql}", sql=sql) from None
-        return text, params, prepare
+        return self._statements.bind(sql, params)
 
     def _execute(self, conn: Any, text: str, args: Any, prepare: bool | None, fetch: int) -> Any:
         """One statement on a DBAPI connection: ``fetch`` 0 → (rowcount, None), 1 → (rows,
@@ -407,12 +383,3 @@ class QueryRunner(IndexAdvice):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _preparable(sql: str) -> bool | None:
-    """Prepare queries explicitly (they repeat); leave utility statements to psycopg."""
-    return (
-        True
-        if sql.lstrip()[:6].upper() in ("SELECT", "WITH", "VALUES", "INSERT", "UPDATE", "DELETE")
-        else None
-    )

@@ -72,7 +72,7 @@ async def _db(backend: Any, seconds: float) -> list[bench.Result]:
     return [
         await time_async("service/db/select_1", lambda: backend.reader.fetch("SELECT 1", {}),
                          seconds / 2, mode),
-        await time_async("service/db/bars", lambda: backend.optimized_bars(symbol, lo, hi),
+        await time_async("service/db/bars", lambda: backend.optimized_rows(symbol, lo, hi),
                          seconds / 2, mode),
     ]  # fmt: skip
 
