@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
 
 from perflab.errors import ConfigurationError
 
-__all__ = ["probe_writable"]
+__all__ = ["probe_writable", "write_page"]
 
 
 def probe_writable(folder: Path, option: str, path: Path | None = None) -> None:
@@ -25,3 +26,21 @@ def probe_writable(folder: Path, option: str, path: Path | None = None) -> None:
         ) from err
     os.close(handle)
     os.unlink(probe)
+
+
+def write_page(path: Path, text: str) -> Path:
+    """Write a page (HTML, JSON) whole or not at all: to a temporary file beside ``path``,
+    then renamed over it, so a failure never leaves a 0-byte page. Text that came from a
+    non-UTF-8 file name (lone surrogates) is written escaped (``\\udcff``), not refused."""
+    path = Path(path)
+    data = text.encode("utf-8", "backslashreplace")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name[:40]}.", dir=path.parent or ".")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return path

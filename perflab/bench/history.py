@@ -15,8 +15,10 @@ Storage is SQLite by default and PostgreSQL when given a ``postgresql://`` URL
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -97,7 +99,10 @@ def _tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table]:
     return meta, results, accepted
 
 
-def _engine_url(location: str | Path) -> str:
+def _engine_url(location: str | Path, create: bool = True) -> str:
+    """The SQLAlchemy URL of a history; ``create=False``: a reader's, which never creates the
+    file (a mistyped path once read as an empty history: "no regressions") and opens SQLite
+    read-only, so a read-only file or mount can be checked."""
     text = str(location)
     if "://" not in text:
         path = Path(text).expanduser()
@@ -106,6 +111,14 @@ def _engine_url(location: str | Path) -> str:
                 f"history path {path} is a directory; give a file such as {path}/history.sqlite",
                 name=str(path),
             )
+        if not create:
+            if not path.is_file():
+                raise ConfigurationError(
+                    f"no history at {path}: no such file; check the path (`perflab bench "
+                    "--save` creates the history)",
+                    name=str(path),
+                )
+            return f"sqlite:///file:{urllib.parse.quote(str(path.absolute()))}?mode=ro&uri=true"
         path.parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{path.absolute()}"
     scheme = text.split("://", 1)[0]
@@ -120,6 +133,22 @@ def _engine_url(location: str | Path) -> str:
     )
 
 
+def _database_io(verb: str) -> Any:
+    """A History method whose database errors become one ConfigurationError naming it."""
+
+    def decorate(method: Any) -> Any:
+        @functools.wraps(method)
+        def wrapper(self: History, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except sa.exc.SQLAlchemyError as err:
+                raise self.damaged(err, verb) from err
+
+        return wrapper
+
+    return decorate
+
+
 class History:
     """Results saved over time (default: ``PERFLAB_HISTORY_URL``, else
     ``outputs/history.sqlite``). ``location`` is a file path or a SQLAlchemy-style URL;
@@ -127,7 +156,11 @@ class History:
 
     CONFIDENCE = CONFIDENCE  # of the intervals it judges by (per benchmark)
 
-    def __init__(self, location: str | Path | None = None, *, schema: str | None = None) -> None:
+    def __init__(
+        self, location: str | Path | None = None, *, schema: str | None = None, create: bool = True
+    ) -> None:
+        """``create=False`` opens an existing history to read: a missing file, a file that
+        holds no history or a damaged one is a ConfigurationError, and nothing is written."""
         if location is None:
             from perflab.settings import resolve
 
@@ -135,21 +168,70 @@ class History:
             location = settings.history_url or settings.outputs_dir / "history.sqlite"
         self.location = str(location)
         self.path = Path(location) if "://" not in self.location else None
-        url = _engine_url(location)
+        url = _engine_url(location, create)
         self._meta, self._results, self._accepted = _tables(schema)
         try:
             self.engine = sa.create_engine(url)
-            with self.engine.begin() as conn:
-                if schema and self.engine.dialect.name == "postgresql":
-                    conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{_ident(schema)}"'))
-                self._meta.create_all(conn)
-                self._upgrade(conn)
+            if create:
+                self._create(schema)
+            else:
+                self._check_readable()
         except sa.exc.SQLAlchemyError as err:
-            raise ConfigurationError(
-                f"cannot open the history at {_redact(self.location)}: "
-                f"{str(err.orig if hasattr(err, 'orig') else err).splitlines()[0]}",
-                name=_redact(self.location),
-            ) from err
+            raise self.damaged(err) from err
+
+    def damaged(self, err: BaseException, verb: str = "read") -> ConfigurationError:
+        """The error for a history that cannot be opened, read or written (exit 2, one line;
+        a damaged history once gave a 51-line traceback and exit 1, "regression", to CI)."""
+        detail = str(getattr(err, "orig", None) or err).splitlines()[0]
+        hint = "is it writable?" if verb == "write" else "is it a perflab history, and undamaged?"
+        return ConfigurationError(
+            f"cannot {verb} the history at {_redact(self.location)}: {detail} ({hint})",
+            name=_redact(self.location),
+        )
+
+    def _create(self, schema: str | None) -> None:
+        """Tables and upgrades, serialised between processes: several runners opening one new
+        history at once raced here ("table results already exists", a duplicate pg_type)."""
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    if self.engine.dialect.name == "postgresql":
+                        # one creator at a time; released when this transaction ends
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7316204588)"))
+                        if schema:
+                            conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{_ident(schema)}"'))
+                    self._meta.create_all(conn)
+                    self._upgrade(conn)
+                return
+            except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError) as e:
+                # SQLite has no advisory lock: a creator that lost the race sees the table on
+                # its next look (create_all checks first); a locked database is waited out
+                why = str(e.orig).lower()
+                raced = "exist" in why or "duplicate" in why or "locked" in why
+                if attempt == 4 or not raced:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _check_readable(self) -> None:
+        """A reader's check: the tables are there, with every column this version reads."""
+        with self.engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            if not inspector.has_table("results", schema=self._meta.schema):
+                raise ConfigurationError(
+                    f"{_redact(self.location)} holds no perflab history (no results table); "
+                    "check the path or URL",
+                    name=_redact(self.location),
+                )
+            have = {c["name"] for c in inspector.get_columns("results", schema=self._meta.schema)}
+            missing = set(self._results.c.keys()) - have
+            if missing:
+                raise ConfigurationError(
+                    f"the history at {_redact(self.location)} was written by an older perflab "
+                    f"(no {', '.join(sorted(missing))}); open it once writable to upgrade it: "
+                    "perflab history --path …",
+                    name=_redact(self.location),
+                )
+            conn.execute(sa.select(sa.func.count()).select_from(self._results)).scalar_one()
 
     def _upgrade(self, conn: sa.Connection) -> None:
         """Histories written before run-level columns existed get them, filled from their
@@ -178,6 +260,7 @@ class History:
 
     # ------------------------------------------------------------------------------ writing
 
+    @_database_io("write")
     def save(
         self,
         item: Result | Comparison,
@@ -214,6 +297,7 @@ class History:
                 ids.append(int(cur.inserted_primary_key[0]))
         return ids
 
+    @_database_io("write")
     def accept(self, name: str, *, note: str | None = None) -> int:
         """Make ``name``'s newest change its new baseline: later checks judge only the runs
         from that change on (or from the newest run, when no change is found). Returns the row
@@ -238,6 +322,7 @@ class History:
 
     # ------------------------------------------------------------------------------ reading
 
+    @_database_io("read")
     def frame(self, name: str | None = None) -> pd.DataFrame:
         """One row per saved result: id, name, saved (UTC), git, tags, center, median,
         replicates (count), speed (the machine's reference speed beside it; None before
@@ -265,6 +350,7 @@ class History:
         frame["replicates"] = frame["replicates"].map(lambda v: len(json.loads(v)) if v else 1)
         return frame
 
+    @_database_io("read")
     def results(self, name: str) -> list[Result]:
         """The full results (samples included) saved under ``name``, oldest first."""
         t = self._results
@@ -273,6 +359,7 @@ class History:
             rows = conn.execute(query.order_by(t.c.id)).all()
         return [Result.from_json(payload) for (payload,) in rows]
 
+    @_database_io("read")
     def tagged(self, tag: str) -> list[Result]:
         """The full results saved with ``tag`` (e.g. one report run's ``run:NAME``), oldest
         first; a name saved twice under the tag keeps its newest result."""
@@ -321,6 +408,7 @@ class History:
         columns = ["id", "name", "saved", "git", "center", "pair", "speed", "unit"]
         return pd.DataFrame(rows, columns=columns)
 
+    @_database_io("read")
     def run_noise(self, name: str, *, tag: str | None = None) -> tuple | None:
         """How much separate runs of ``name`` differ as a whole: (robust sd of the log run
         figures, :func:`changepoint.run_spread`; runs), after its accepted baseline — the term
@@ -342,6 +430,7 @@ class History:
                 return changepoint.run_spread(adjusted), int(centres.size), fit
         return changepoint.run_spread(centres), int(centres.size)
 
+    @_database_io("read")
     def regressions(
         self,
         name: str | None = None,
@@ -372,6 +461,7 @@ class History:
         )
         return found[found["cause"] != "environment"].reset_index(drop=True)
 
+    @_database_io("read")
     def suspects(
         self,
         *,
@@ -393,6 +483,7 @@ class History:
         )
         return [str(n) for n in found.loc[keep, "name"]]
 
+    @_database_io("read")
     def changes(
         self,
         name: str | None = None,

@@ -108,6 +108,15 @@ class Result:
         samples = np.asarray(self.samples, dtype=float)
         if samples.ndim != 1 or samples.size == 0:
             raise BenchmarkError(f"benchmark {self.name!r} has no samples")
+        # one NaN made every statistic NaN and a 3x regression compare "inconclusive" (exit 0
+        # at a CI gate); a negative duration is no measurement either: refused, never carried
+        bad = ~np.isfinite(samples) | (samples < 0)
+        if bad.any():
+            i, n = int(np.flatnonzero(bad)[0]), int(bad.sum())
+            raise BenchmarkError(
+                f"benchmark {self.name!r}: sample {i} is {float(samples[i])!r} ({n} of "
+                f"{samples.size} samples are not finite durations >= 0); re-run it"
+            )
         samples.setflags(write=False)
         object.__setattr__(self, "samples", samples)
         sizes = tuple(int(n) for n in self.replicates)

@@ -42,6 +42,11 @@ def _guarded(name: str, measure: core.Measure) -> core.Measure:
             return measure(loops)
         except BenchmarkError:
             raise
+        except SystemExit as err:  # not an exit of perflab: a silent "success" once (exit 0)
+            raise BenchmarkError(
+                f"benchmark {name!r}: the target called sys.exit({err.code!r}); a benchmark "
+                "must return, not exit"
+            ) from err
         except Exception as err:  # any error of the target: named, re-raised
             raise BenchmarkError(
                 f"benchmark {name!r}: the target raised {type(err).__name__}: {err}"

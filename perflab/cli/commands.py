@@ -275,19 +275,27 @@ def history_command(args: argparse.Namespace) -> int:
 
     if args.path and "://" in args.path:
         check_url("--path", args.path, DATABASE_SCHEMES)
-    elif args.path:
-        check_output_file(Path(args.path), "--path")  # a SQLite file, created when missing
-    store = History(args.path)
+    # every use reads an existing history: a mistyped --path once created an empty file and
+    # the check said "no regressions" (exit 0); it is opened read-only unless it accepts
+    store = History(args.path, create=False)
     if args.accept:
+        store.close()
+        store = History(args.path)
         start = store.accept(args.accept)
         print(f"accepted: {args.accept} is judged from result #{start} on")
         return 0
+    frame = store.frame(args.name)
+    if frame.empty:
+        where = store.location
+        empty = f"no results saved in {where}" + (f" for {args.name!r}" if args.name else "")
+        if args.check:  # nothing to judge is not "no regressions"
+            raise ConfigurationError(
+                f"{empty}: nothing to check (is it the history `perflab bench --save` wrote?)",
+                name="--path",
+            )
+        print(empty)
+        return 0
     if not args.check:
-        frame = store.frame(args.name)
-        if frame.empty:
-            where = store.location
-            print(f"no results saved in {where}" + (f" for {args.name!r}" if args.name else ""))
-            return 0
         print(frame.drop(columns=["tags"]).to_string(index=False))
         return 0
     slower = store.changes(args.name, threshold=threshold(args.threshold), only="slower")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from perflab.cli.checks import check_output_file, threshold
 from perflab.errors import ConfigurationError
+from perflab.paths import write_page
 
 __all__ = ["ab_command", "compare_command", "print_comparisons"]
 
@@ -32,7 +33,7 @@ def _run_noise(location: str | None):
             "wrote, a postgresql:// URL, or 'none'",
             name="--history",
         )
-    store = History(location)
+    store = History(location, create=False)  # read-only: a read-only file or mount is fine
     return store.run_noise
 
 
@@ -64,7 +65,7 @@ def compare_command(args: argparse.Namespace) -> int:
     noise = _run_noise(args.history)
     if args.html:
         page = compare_page(before, after, threshold=limit, title="Before / after", run_noise=noise)
-        Path(args.html).write_text(page, encoding="utf-8")
+        write_page(Path(args.html), page)
         print(f"wrote {args.html}")
     comparisons = [
         compare(base[name], cand[name], threshold=limit, run_noise=noise(name)) for name in common
@@ -138,7 +139,7 @@ def ab_command(args: argparse.Namespace) -> int:
             for role, label in (("baseline", run.baseline), ("candidate", run.candidate))
         ]
         page = compare_page(*sides, threshold=limit, title=f"perflab ab: {run.summary()}")
-        Path(args.html).write_text(page, encoding="utf-8")
+        write_page(Path(args.html), page)
         print(f"wrote {args.html}")
     if args.save:
         from perflab.bench import History

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from perflab.paths import write_page
 from perflab.urls import redact_value
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def export_html(
     )
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(body, encoding="utf-8")
+    write_page(path, body)
     return path
 
 

@@ -135,7 +135,7 @@ def _file_meta(path: Path) -> dict[str, Any]:
 
 def _history_side(spec: str, location: str | Path | None) -> Side:
     parts = spec.split(":")[1:]
-    store = History(location)
+    store = History(location, create=False)
     try:
         frame = store.frame()
         runs: list[str] = []
