@@ -84,6 +84,23 @@ def test_a_benchmark_that_calls_sys_exit_fails_loudly(tmp_path, code):
     assert f"sys.exit({code})" in line and "exits/quits" in line
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_one_failing_benchmark_keeps_the_others_results(tmp_path, processes):
+    target = tmp_path / "mixed.py"
+    target.write_text(
+        "def bench_fine():\n    return sum(range(100))\n\n\n"
+        "def bench_broken():\n    raise ValueError('no data')\n"
+    )
+    out = tmp_path / "mixed.json"
+    argv = ("bench", str(target), "--quick", "--processes", processes, "--out", str(out), "-q")
+    done = perflab_cli(*argv)
+    line = one_line_error(done, code=1)
+    assert "mixed/broken" in line and "ValueError: no data" in line
+    doc = json.loads(out.read_text())
+    assert [r["name"] for r in doc["results"]] == ["mixed/fine"]
+    assert list(doc["failed"]) == ["mixed/broken"]
+
+
 # --- odd paths --------------------------------------------------------------------------------
 
 

@@ -208,7 +208,9 @@ def bench_command(args: argparse.Namespace) -> int:
         for r in results:
             store.save(r, tags=[suite.name])
         print(f"history: {store.location}")
-    return 0
+    for name, why in run.failed.items():  # the others were kept, saved and printed above
+        print(f"perflab: {name} failed: {why}", file=sys.stderr)
+    return 1 if run.failed else 0
 
 
 def _count_instructions(args: argparse.Namespace, suite, out: Path) -> int:
@@ -247,6 +249,8 @@ def _count_instructions(args: argparse.Namespace, suite, out: Path) -> int:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
+    if not args.verbose:  # Dask's workers log at INFO from their own processes (35 lines)
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
     from perflab.sweep import parse_grid, sweep
 
     check_timeout(args.timeout)
@@ -265,6 +269,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     )
     for row in result.frame.itertuples():
         print(f"{'ok    ' if row.ok else 'FAILED'} {row.seconds:6.1f} s  {row.html}")
+        if not row.ok and row.error:  # the cell and the error, not only where the page went
+            print(f"       {str(row.error).strip().splitlines()[0]}")
     print(f"sweep: {result.index}")
     return 0 if result.ok else 1
 
@@ -275,6 +281,7 @@ def history_command(args: argparse.Namespace) -> int:
 
     if args.path and "://" in args.path:
         check_url("--path", args.path, DATABASE_SCHEMES)
+    limit = threshold(args.threshold)  # every argument checked before the history is opened
     # every use reads an existing history: a mistyped --path once created an empty file and
     # the check said "no regressions" (exit 0); it is opened read-only unless it accepts
     store = History(args.path, create=False)
@@ -298,7 +305,7 @@ def history_command(args: argparse.Namespace) -> int:
     if not args.check:
         print(frame.drop(columns=["tags"]).to_string(index=False))
         return 0
-    slower = store.changes(args.name, threshold=threshold(args.threshold), only="slower")
+    slower = store.changes(args.name, threshold=limit, only="slower")
     for row in slower[slower["cause"] == "environment"].itertuples():
         print(environment_line(row))
     found = slower[slower["cause"] != "environment"]

@@ -67,6 +67,9 @@ class SuiteRun:
     results: list[Result]
     checks: dict[str, Any] = dataclasses.field(default_factory=dict)
     tables: dict[str, Any] = dataclasses.field(default_factory=dict)  # name -> DataFrame
+    # benchmarks that raised (or exited) instead of finishing: name -> why; the others' results
+    # are kept (one failing bench_ function once lost the whole file's results)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,12 +205,13 @@ def from_file(path: str | Path) -> Suite:
     def run(quick: bool) -> SuiteRun:
         from perflab import bench
 
-        results = [
-            bench.run(
-                fn, name=f"{label}/{name.removeprefix('bench_')}", min_time=0.3 if quick else None
-            )
-            for name, fn in functions.items()
-        ]
+        results, failed = [], {}
+        for name, fn in functions.items():
+            full = f"{label}/{name.removeprefix('bench_')}"
+            try:
+                results.append(bench.run(fn, name=full, min_time=0.3 if quick else None))
+            except BenchmarkError as err:  # named by the harness; the rest still run
+                failed[full] = str(err)
         checks: dict[str, Any] = {}
         for suite in registered:
             produced = suite.fn(quick)
@@ -216,7 +220,7 @@ def from_file(path: str | Path) -> Suite:
             )
             results += inner.results
             checks.update({f"{suite.name}/{k}": v for k, v in inner.checks.items()})
-        return SuiteRun(suite=label, results=results, checks=checks)
+        return SuiteRun(suite=label, results=results, checks=checks, failed=failed)
 
     return Suite(label, f"benchmarks in {path}", run, path=path, functions=tuple(functions))
 
@@ -254,6 +258,7 @@ def save_results(path: str | Path, run: SuiteRun) -> Path:
         "checks": run.checks,
         "tables": {k: v.to_dict(orient="split") for k, v in run.tables.items()},
         "results": [r.to_dict() for r in run.results],
+        "failed": run.failed,
     }
     path.write_text(json.dumps(doc, default=str))
     return path
@@ -303,7 +308,9 @@ def merge_runs(runs: list[SuiteRun]) -> SuiteRun:
         else:
             checks[key] = runs[0].checks[key]
     tables = runs[0].tables  # tables describe one process's run; the first stands for all
-    return SuiteRun(suite=runs[0].suite, results=merged, checks=checks, tables=tables)
+    failed = {name: why for run in runs for name, why in run.failed.items()}
+    merged = [r for r in merged if r.name not in failed]  # failed in some process: not judged
+    return SuiteRun(runs[0].suite, merged, checks, tables, failed)
 
 
 def _process_references(parts: list[Result]) -> Any:
@@ -339,6 +346,7 @@ def load_run(path: str | Path) -> SuiteRun:
         results=load_results(path),
         checks=doc.get("checks", {}),
         tables=tables,
+        failed=dict(doc.get("failed") or {}),
     )
 
 
