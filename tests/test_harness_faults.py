@@ -101,6 +101,21 @@ def test_one_failing_benchmark_keeps_the_others_results(tmp_path, processes):
     assert list(doc["failed"]) == ["mixed/broken"]
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_hung_benchmark_times_out_and_the_others_are_kept(tmp_path, processes):
+    target = tmp_path / "hangs.py"
+    target.write_text(
+        "import time\n\n\ndef bench_fine():\n    return sum(range(100))\n\n\n"
+        "def bench_hung():\n    while True:\n        time.sleep(0.01)\n"
+    )
+    out = tmp_path / "hangs.json"
+    argv = ("bench", str(target), "--quick", "--processes", processes, "--out", str(out), "-q")
+    line = one_line_error(perflab_cli(*argv, "--timeout", "2"), code=1)
+    assert "hangs/hung" in line and "timed out after 2 s" in line
+    doc = json.loads(out.read_text())
+    assert [r["name"] for r in doc["results"]] == ["hangs/fine"]
+
+
 # --- odd paths --------------------------------------------------------------------------------
 
 
@@ -236,3 +251,22 @@ def test_eight_runners_opening_a_new_history_at_once_lose_nothing(kind, tmp_path
                 with engine.begin() as conn:
                     conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
                 engine.dispose()
+
+
+# --- perflab ab with a benchmark that hangs -----------------------------------------------------
+
+
+def test_ab_stops_a_hung_benchmark_at_its_timeout(tmp_path):
+    hung = "import time\n\n\ndef bench_hung():\n    while True:\n        time.sleep(0.01)\n"
+    for name in ("old", "new"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "bench_hang.py").write_text(hung)
+    done = subprocess.run(
+        [sys.executable, "-m", "perflab", "ab", "old", "new", "bench_hang.py", "--timeout", "2"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    line = one_line_error(done, code=1)
+    assert "hung" in line and "no answer within 2 s" in line

@@ -27,6 +27,7 @@ import functools
 import json
 import math
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -127,8 +128,10 @@ def cores_for(pair: int, cores: list[int]) -> tuple[int, int]:
 class _Worker:
     """One side's worker process, asked one JSON line at a time."""
 
-    def __init__(self, tree: Path, file: Path, label: str, core: int | None) -> None:
-        self.label = label
+    def __init__(
+        self, tree: Path, file: Path, label: str, core: int | None, timeout: float | None = None
+    ) -> None:
+        self.label, self.timeout = label, timeout
         # the user's prints, and tracebacks; closed in close()
         self.errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
         pin = (lambda: os.sched_setaffinity(0, {core})) if core is not None else None
@@ -149,8 +152,18 @@ class _Worker:
         except BrokenPipeError:
             self.receive()  # the worker died: say why
 
-    def receive(self) -> dict[str, Any]:
+    def receive(self, name: str = "") -> dict[str, Any]:
         assert self.proc.stdout is not None
+        # one line answers each request, so nothing waits in the pipe's buffer between them
+        if (
+            self.timeout is not None
+            and not select.select([self.proc.stdout], [], [], self.timeout)[0]
+        ):
+            self.proc.kill()
+            raise BenchmarkError(
+                f"{self.label}: {name or 'the benchmark'} gave no answer within "
+                f"{self.timeout:g} s (--timeout); stopped"
+            )
         line = self.proc.stdout.readline()
         answer = json.loads(line) if line.strip() else {"error": self._last_words()}
         if "error" in answer:
@@ -159,7 +172,7 @@ class _Worker:
 
     def ask(self, ask: dict[str, Any]) -> dict[str, Any]:
         self.send(ask)
-        return self.receive()
+        return self.receive(str(ask.get("name", "")))
 
     def _last_words(self) -> str:
         self.proc.wait(timeout=10)
@@ -189,7 +202,7 @@ def _blocks(workers: list[_Worker], name: str, loops: int, count: int, duet: boo
             for w in workers:
                 w.send(ask)
             for i, w in enumerate(workers):
-                got[i] += w.receive()["ns"]
+                got[i] += w.receive(name)["ns"]
         else:
             for i in rng.permutation(2):
                 got[i] += workers[i].ask(ask)["ns"]
@@ -203,14 +216,18 @@ def _file_pair(
     duet: bool,
     cores: tuple[int, int] | None,
     rng,
+    timeout: float | None = None,
 ) -> dict[str, tuple[list[float], list[float]]]:
     workers = [
-        _Worker(trees[i], files[i], labels[i], cores[i] if cores else None) for i in range(2)
+        _Worker(trees[i], files[i], labels[i], cores[i] if cores else None, timeout)
+        for i in range(2)
     ]
     try:
         for w in workers:  # both calibrate at once: they start up side by side anyway
             w.send({"op": "calibrate", "target_ns": SAMPLE_NS})
-        loops = [w.receive()["loops"] for w in workers]
+        # calibrating runs every bench_* function of the file once or more
+        names = ", ".join(_functions(files[0]))
+        loops = [w.receive(f"calibrating {names}")["loops"] for w in workers]
         out = {}
         for name in [n for n in loops[0] if n in loops[1]]:
             # one loop count for both sides, so a sample of each is the same work
@@ -238,7 +255,12 @@ def _functions(file: Path) -> list[str]:
 
 
 def _suite_pair(
-    suite: str, trees: tuple[Path, Path], labels: tuple[str, str], rng, environ: dict[str, str]
+    suite: str,
+    trees: tuple[Path, Path],
+    labels: tuple[str, str],
+    rng,
+    environ: dict[str, str],
+    timeout: float | None = None,
 ) -> dict[str, tuple[Result, Result]]:
     """One process per side, in random order: each side's own perflab runs the suite."""
     got: list[dict[str, Result]] = [{}, {}]
@@ -249,7 +271,15 @@ def _suite_pair(
             argv += ["--processes", "1", "--out", str(out)]
             path = os.pathsep.join([str(trees[i]), *sys.path[1:]])
             env = {**os.environ, **environ, "PYTHONPATH": path}
-            done = subprocess.run(argv, cwd=trees[i], env=env, capture_output=True, text=True)
+            try:
+                done = subprocess.run(
+                    argv, cwd=trees[i], env=env, capture_output=True, text=True, timeout=timeout
+                )
+            except subprocess.TimeoutExpired as err:
+                raise BenchmarkError(
+                    f"{labels[i]}: suite {suite!r} gave no result within {timeout:g} s "
+                    "(--timeout); stopped"
+                ) from err
             if done.returncode != 0:
                 last = (done.stderr or done.stdout).strip().splitlines() or ["(no output)"]
                 raise BenchmarkError(f"{labels[i]}: suite {suite!r} failed: {last[-1]}")
@@ -271,13 +301,16 @@ def ab_sources(
     seed: int | None = None,
     on_pair: Callable[[int, float], None] | None = None,
     env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
 ) -> ABRun:
     """Compare two versions of the code at ``where`` (default: the current folder): each of
     ``baseline`` and ``candidate`` is a git revision or a folder; ``target`` a ``.py`` file of
     ``bench_*`` functions (its path inside the trees) or a built-in suite name. Pairs are added
     until every benchmark's verdict at ``threshold`` is known or ``budget`` seconds (default
     :data:`BUDGET`) are spent; the verdicts' family-wise error is at most ``1 - confidence``.
-    ``env``: variables for a suite's worker processes (the servers a report started)."""
+    ``env``: variables for a suite's worker processes (the servers a report started).
+    ``timeout``: seconds one request to a worker (a block of samples; a whole suite run in
+    suite mode) may take before the run stops with a BenchmarkError naming the benchmark."""
     from perflab.bench import sources
     from perflab.bench.comparison import compare
 
@@ -334,9 +367,9 @@ def ab_sources(
         while True:
             if rel is not None:
                 pin = cores_for(len(pairs), cores) if duet else None
-                pairs.append(_file_pair(files, trees, labels, duet, pin, rng))
+                pairs.append(_file_pair(files, trees, labels, duet, pin, rng, timeout))
             else:
-                pairs.append(_suite_pair(target, trees, labels, rng, dict(env or {})))
+                pairs.append(_suite_pair(target, trees, labels, rng, dict(env or {}), timeout))
                 m = m or len(pairs[0])
             if level is None:
                 level = 1.0 - sequential.look_alpha((1.0 - confidence) / max(1, m or 1))

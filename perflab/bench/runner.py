@@ -233,6 +233,7 @@ def ab(
     clock: Callable[[], int] = core.default_clock,
     seed: int | None = None,
     on_pair: Callable[[int, float], None] | None = None,
+    timeout: float | None = None,
 ) -> Any:
     """Baseline and candidate interleaved (A B, B A, … in random order), pair after pair, until
     the verdict at ``threshold`` (default 5 %) is known — faster, slower or same — or
@@ -267,6 +268,7 @@ def ab(
             confidence=confidence,
             seed=seed,
             on_pair=on_pair,
+            timeout=timeout,
         )
     from perflab.bench import sequential
 

@@ -175,6 +175,8 @@ def bench_command(args: argparse.Namespace) -> int:
         else resolve().outputs_dir / "bench" / f"{suite.name}-{stamp}.json"
     )
     check_output_file(out, "--out")  # before the suite runs, not after
+    check_timeout(args.timeout)
+    suites.BENCH_TIMEOUT = args.timeout
     if args.instructions:
         return _count_instructions(args, suite, out)
     # --quiet: the harness draws progress bars only on a terminal, so the run sees a stderr that
@@ -188,7 +190,13 @@ def bench_command(args: argparse.Namespace) -> int:
                 if not args.quiet:
                     print(f"  worker process {i}/{processes} done", file=sys.stderr, flush=True)
 
-            run = run_in_processes(args.suite, quick=args.quick, processes=processes, on_done=done)
+            run = run_in_processes(
+                args.suite,
+                quick=args.quick,
+                processes=processes,
+                on_done=done,
+                timeout=args.timeout,
+            )
     results = run.results
     if not args.quiet:
         print(f"{'benchmark':<34} {'centre':>12} {'95% CI':>25} {'p99':>12} {'reps':>5}")

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from perflab.cli.checks import check_output_file, threshold
+from perflab.cli.checks import check_output_file, check_timeout, threshold
 from perflab.errors import ConfigurationError
 from perflab.paths import write_page
 
@@ -109,6 +109,7 @@ def ab_command(args: argparse.Namespace) -> int:
     for option in ("out", "html"):
         if getattr(args, option):
             check_output_file(Path(getattr(args, option)), f"--{option}")
+    check_timeout(args.timeout)
     tty = sys.stderr.isatty()
 
     def progress(pairs: int, seconds: float) -> None:
@@ -123,6 +124,7 @@ def ab_command(args: argparse.Namespace) -> int:
         budget=args.budget,
         duet=bool(args.duet),
         on_pair=progress,
+        timeout=args.timeout,
     )
     if tty:
         print(file=sys.stderr)

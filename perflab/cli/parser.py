@@ -105,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
         "one replicate of every benchmark (default 8, or the suite's own: 1 for harness and "
         "api; 1 runs in this process, with rounds as replicates)",
     )
+    ben.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="FILE.py only: stop a bench_* function that runs longer than this (per process); "
+        "it is reported as timed out, the others' results are kept, and the exit code is 1",
+    )
     ben.add_argument("-q", "--quiet", action="store_true", help="print only where results went")
 
     his = sub.add_parser("history", help="saved results over time, and regressions among them")
@@ -186,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SECONDS",
         help="stop adding pairs after this long (default 45; most answers come sooner)",
+    )
+    ab.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop with an error when one block of a benchmark (or, for a suite, one side's "
+        "run) takes longer than this (default: no limit)",
     )
     duet = ab.add_mutually_exclusive_group()
     duet.add_argument(

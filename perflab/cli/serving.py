@@ -80,6 +80,11 @@ def load_command(args: argparse.Namespace) -> int:
             f"p99 {ns(s['p99'])}  max {ns(s['max'])}  statuses {r.params['statuses']}"
         )
         print(f"{url}  generator: {generator_line(r.params['generator'])}")
+        if r.params.get("cut_at_deadline"):
+            print(
+                f"{url}  {r.params['cut_at_deadline']} requests still waiting 1 s after the "
+                "window were cut (neither latencies nor failures)"
+            )
         if failed:
             kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(failed.items()))
             print(f"{url}  FAILED {r.params['failed']:.0%} of requests: {kinds}")

@@ -247,6 +247,8 @@ def merge_parts(
             "errors": dict(errors),
             "failures": failed,
             "failed": sum(failed.values()) / total if total else 0.0,
+            # requests still in flight a second after the window: cut, neither kept nor failed
+            "cut_at_deadline": sum(p.get("cut_at_deadline", 0) for p in parts),
             **extra,
         },
         meta=bench.environment(),

@@ -7,11 +7,14 @@ confidence interval built from replicates — what the claims audit judges by.""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
 import math
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +160,29 @@ def get(name: str) -> Suite:
     return _REGISTRY[name]
 
 
+BENCH_TIMEOUT: float | None = None  # `perflab bench FILE.py --timeout`: per bench_* function
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None, name: str) -> Iterator[None]:
+    """Stop the block with a BenchmarkError after ``seconds`` (a SIGALRM timer: in the main
+    thread, and where the code returns to Python or a system call; elsewhere no limit)."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise BenchmarkError(f"benchmark {name!r} timed out after {seconds:g} s (--timeout)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def from_file(path: str | Path) -> Suite:
     """The benchmarks of a user's Python file as one suite named after the file: every
     module-level function named ``bench_*`` (no arguments) is timed with :func:`bench.run`, and
@@ -209,7 +235,8 @@ def from_file(path: str | Path) -> Suite:
         for name, fn in functions.items():
             full = f"{label}/{name.removeprefix('bench_')}"
             try:
-                results.append(bench.run(fn, name=full, min_time=0.3 if quick else None))
+                with time_limit(BENCH_TIMEOUT, full):
+                    results.append(bench.run(fn, name=full, min_time=0.3 if quick else None))
             except BenchmarkError as err:  # named by the harness; the rest still run
                 failed[full] = str(err)
         checks: dict[str, Any] = {}

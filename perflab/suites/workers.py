@@ -28,6 +28,7 @@ def run_in_processes(
     quick: bool = False,
     processes: int = DEFAULT_PROCESSES,
     on_done: Callable[[int], None] | None = None,
+    timeout: float | None = None,
 ) -> SuiteRun:
     """Run suite ``name`` (or a ``.py`` benchmark file) in ``processes`` fresh interpreters,
     sequentially (two at once on a small machine would measure each other), and merge them."""
@@ -35,17 +36,18 @@ def run_in_processes(
         raise BenchmarkError(f"processes must be at least 1, got {processes}")
     runs = []
     for i in range(processes):
-        runs.append(_one(name, quick))
+        runs.append(_one(name, quick, timeout))
         if on_done is not None:
             on_done(i + 1)
     return runs[0] if processes == 1 else merge_runs(runs)
 
 
-def _one(name: str, quick: bool) -> SuiteRun:
+def _one(name: str, quick: bool, timeout: float | None = None) -> SuiteRun:
     with tempfile.TemporaryDirectory(prefix="perflab-bench-") as tmp:
         out = Path(tmp) / "run.json"
         argv = [sys.executable, "-m", "perflab", "bench", name, "--quiet", "--processes", "1"]
         argv += ["--out", str(out)] + (["--quick"] if quick else [])
+        argv += ["--timeout", repr(timeout)] if timeout is not None else []
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode == 1 and out.is_file():  # some benchmarks failed: keep the rest
             return load_run(out)
