@@ -84,36 +84,25 @@ def test_a_benchmark_that_calls_sys_exit_fails_loudly(tmp_path, code):
     assert f"sys.exit({code})" in line and "exits/quits" in line
 
 
+FINE = "import time\n\n\ndef bench_fine():\n    return sum(range(100))\n\n\n"
+BROKEN = "def bench_bad():\n    raise ValueError('no data')\n"
+HUNG = "def bench_bad():\n    while True:\n        time.sleep(0.01)\n"
+
+
 @pytest.mark.parametrize("processes", ["1", "2"])
-def test_one_failing_benchmark_keeps_the_others_results(tmp_path, processes):
+@pytest.mark.parametrize(
+    ("body", "why"), [(BROKEN, "ValueError: no data"), (HUNG, "timed out after 2 s")]
+)
+def test_a_failing_or_hung_benchmark_keeps_the_others_results(tmp_path, processes, body, why):
     target = tmp_path / "mixed.py"
-    target.write_text(
-        "def bench_fine():\n    return sum(range(100))\n\n\n"
-        "def bench_broken():\n    raise ValueError('no data')\n"
-    )
+    target.write_text(FINE + body)
     out = tmp_path / "mixed.json"
     argv = ("bench", str(target), "--quick", "--processes", processes, "--out", str(out), "-q")
-    done = perflab_cli(*argv)
-    line = one_line_error(done, code=1)
-    assert "mixed/broken" in line and "ValueError: no data" in line
+    line = one_line_error(perflab_cli(*argv, "--timeout", "2"), code=1)
+    assert "mixed/bad" in line and why in line
     doc = json.loads(out.read_text())
     assert [r["name"] for r in doc["results"]] == ["mixed/fine"]
-    assert list(doc["failed"]) == ["mixed/broken"]
-
-
-@pytest.mark.parametrize("processes", ["1", "2"])
-def test_a_hung_benchmark_times_out_and_the_others_are_kept(tmp_path, processes):
-    target = tmp_path / "hangs.py"
-    target.write_text(
-        "import time\n\n\ndef bench_fine():\n    return sum(range(100))\n\n\n"
-        "def bench_hung():\n    while True:\n        time.sleep(0.01)\n"
-    )
-    out = tmp_path / "hangs.json"
-    argv = ("bench", str(target), "--quick", "--processes", processes, "--out", str(out), "-q")
-    line = one_line_error(perflab_cli(*argv, "--timeout", "2"), code=1)
-    assert "hangs/hung" in line and "timed out after 2 s" in line
-    doc = json.loads(out.read_text())
-    assert [r["name"] for r in doc["results"]] == ["hangs/fine"]
+    assert list(doc["failed"]) == ["mixed/bad"]
 
 
 # --- odd paths --------------------------------------------------------------------------------
