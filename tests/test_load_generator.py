@@ -129,12 +129,12 @@ def test_open_loop_counts_lateness_from_the_schedule_when_the_server_is_slow():
 
 
 def test_requests_still_in_flight_after_the_window_are_cut_and_counted():
-    # a closed loop of two connections on a server that takes 60 s (of fake time) per response:
-    # the first requests run past the 20 ms window; without a deadline each connection would
-    # send once more "to be measured" and the run would last two responses
+    # a closed loop of two connections on a server that takes 60 s (of fake time) per response
+    # and a 10 s timeout: the first requests run past the 20 ms window; without a deadline each
+    # would finish, then send once more "to be measured": the run would last two responses
     fc = FakeClock()
     senders = [Server(fc, 60_000 * MS) for _ in range(2)]
-    closed = plan(rate=None, connections=2, timeout=120.0)
+    closed = plan(rate=None, connections=2, timeout=10.0)
     out = fc.run(run_plan(closed, senders, clock=fc.clock, sleep=fc.sleep, start=0))
     assert out["cut_at_deadline"] == 2  # both in flight at the deadline, counted as such
     assert out["requests"] == 0 and out["statuses"] == {} and out["errors"] == {}

@@ -82,8 +82,8 @@ def load_command(args: argparse.Namespace) -> int:
         print(f"{url}  generator: {generator_line(r.params['generator'])}")
         if r.params.get("cut_at_deadline"):
             print(
-                f"{url}  {r.params['cut_at_deadline']} requests still waiting 1 s after the "
-                "window were cut (neither latencies nor failures)"
+                f"{url}  {r.params['cut_at_deadline']} requests still waiting a timeout after "
+                "the window were cut (neither latencies nor failures)"
             )
         if failed:
             kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(failed.items()))

@@ -29,7 +29,9 @@ from perflab.service.limits import raise_file_limit
 __all__ = ["Plan", "Sender", "loop_factory", "run_part", "run_plan"]
 
 LAG_TICK = 0.01  # s between the loop-lag probe's wake-ups
-DEADLINE_GRACE = 1.0  # s after the window's end before requests still in flight are cut
+# s after the window's end (at least; the request timeout if longer) before requests still in
+# flight are cut: a slow endpoint's last responses still count, a hung one stops the run
+DEADLINE_GRACE = 1.0
 # epoll sleeps in whole milliseconds (rounded up): a timer fires up to 1 ms late. select()
 # takes microseconds, so parts with up to this many connections run on a select() loop
 SELECT_MAX = 500
@@ -185,9 +187,9 @@ async def run_plan(
             _open(s, plan.request, clock, sleep, start, plan, counter, total, log) for s in senders
         ]
     tasks = [asyncio.ensure_future(job) for job in jobs]
-    watchdog = asyncio.ensure_future(
-        _deadline(clock, sleep, end + int(DEADLINE_GRACE * 1e9), tasks)
-    )
+    # a request still waiting when it would have timed out anyway is cut at the deadline
+    grace = int(max(DEADLINE_GRACE, plan.timeout) * 1e9)
+    watchdog = asyncio.ensure_future(_deadline(clock, sleep, end + grace, tasks))
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     watchdog.cancel()
     cut = watchdog.result() if watchdog.done() and not watchdog.cancelled() else 0
@@ -204,9 +206,10 @@ async def run_plan(
 async def _deadline(
     clock: Callable[[], int], sleep: Callable[[float], Awaitable[Any]], until: int, tasks: list
 ) -> int:
-    """At ``until`` (the window's end plus a grace), cancel the senders still waiting for a
-    response: a server that dribbles its bodies once stretched a 3 s run to 22 s (a request
-    per connection after the window, each up to the timeout). Returns how many it cut."""
+    """At ``until`` (the window's end plus the request timeout), cancel the senders still
+    waiting for a response: a server that dribbles its bodies once stretched a 3 s run to 22 s
+    (a second request per connection after the window, each up to the 10 s timeout; now at
+    most one). Returns how many it cut."""
     while (left := until - clock()) > 0:
         await sleep(left / 1e9)
     cut = [t for t in tasks if not t.done()]

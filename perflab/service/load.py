@@ -219,8 +219,11 @@ def merge_parts(
             sizes.append(got.size)
             rates.append(n / per_round)
     completed = sum(statuses.values())
+    cut = sum(p.get("cut_at_deadline", 0) for p in parts)
     if not samples:
         kinds = ", ".join(f"{n} {k}" for k, n in failed.items()) or "no request finished"
+        if cut:
+            kinds += f"; {cut} still waiting a timeout after the window, cut"
         raise BenchmarkError(
             f"FAILED 100% of requests to {params['url']} ({kinds}): no response, so no latency"
         )
@@ -248,7 +251,7 @@ def merge_parts(
             "failures": failed,
             "failed": sum(failed.values()) / total if total else 0.0,
             # requests still in flight a second after the window: cut, neither kept nor failed
-            "cut_at_deadline": sum(p.get("cut_at_deadline", 0) for p in parts),
+            "cut_at_deadline": cut,
             **extra,
         },
         meta=bench.environment(),
