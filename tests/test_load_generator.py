@@ -128,17 +128,19 @@ def test_open_loop_counts_lateness_from_the_schedule_when_the_server_is_slow():
     assert sorted(samples.tolist()) == [(2 * j + 3) * MS for j in range(20)]
 
 
-def test_requests_still_in_flight_after_the_window_are_cut_and_counted():
-    # a closed loop of two connections on a server that takes 60 s (of fake time) per response
-    # and a 10 s timeout: the first requests run past the 20 ms window; without a deadline each
-    # would finish, then send once more "to be measured": the run would last two responses
+@pytest.mark.parametrize(("timeout", "drain", "deadline_s"), [(10.0, None, 10), (120.0, 1.0, 1)])
+def test_requests_still_in_flight_after_the_window_are_cut_and_counted(timeout, drain, deadline_s):
+    # a closed loop of two connections on a server that takes 60 s (of fake time) per response:
+    # the first requests run past the 20 ms window; without a deadline each would finish, then
+    # send once more "to be measured": the run would last two responses. The deadline is the
+    # request timeout after the window, or ``drain`` when given (perflab load's --drain)
     fc = FakeClock()
     senders = [Server(fc, 60_000 * MS) for _ in range(2)]
-    closed = plan(rate=None, connections=2, timeout=10.0)
+    closed = plan(rate=None, connections=2, timeout=timeout, drain=drain)
     out = fc.run(run_plan(closed, senders, clock=fc.clock, sleep=fc.sleep, start=0))
     assert out["cut_at_deadline"] == 2  # both in flight at the deadline, counted as such
     assert out["requests"] == 0 and out["statuses"] == {} and out["errors"] == {}
-    assert fc.now < 60_000 * MS  # (fake time) the run ended at the deadline, not a response
+    assert fc.now == 20 * MS + deadline_s * 1000 * MS  # (fake time) ended at the deadline
 
 
 def test_a_generator_that_wakes_late_is_flagged_as_the_limit():

@@ -53,3 +53,18 @@ def test_a_wrong_grid_value_is_refused_before_anything_runs(tmp_path):
         str(tmp_path / "s"),
     )
     assert done.returncode == 2 and "'samples'" in done.stderr and not (tmp_path / "s").exists()
+
+
+def test_a_failed_point_says_why_and_dask_stays_quiet(tmp_path):
+    # issue 28: a failure once showed only "FAILED … run-001/….html" (the cell and error were in
+    # sweep.json) beside 35 lines of Dask's INFO log
+    path = write_notebook(
+        tmp_path / "fails.ipynb",
+        "if n == 2:\n    raise ValueError(f'no data for n={n}')\nprint(n)",
+    )
+    done = perflab_cli("sweep", str(path), "--grid", "n=1,2", "--out", str(tmp_path / "sweep"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    failed = next(i for i, line in enumerate(lines) if line.startswith("FAILED"))
+    assert "ValueError" in lines[failed + 1] and "no data for n=2" in lines[failed + 1]
+    assert "INFO" not in done.stderr and "distributed." not in done.stderr, done.stderr

@@ -238,6 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     lod.add_argument("--workers", type=int, default=8, help="open loop: concurrent senders")
     lod.add_argument("--duration", type=float, default=10.0, help="seconds per URL (default 10)")
     lod.add_argument(
+        "--drain",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds after the window that requests still in flight may take; then they are "
+        "cut and counted, so a hung server cannot stretch the run (default 1)",
+    )
+    lod.add_argument(
         "--processes", type=int, metavar="N",
         help="generator processes sharing the connections and the schedule "
         "(default: half the cores, at least 1)",

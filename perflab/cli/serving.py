@@ -50,6 +50,7 @@ def load_command(args: argparse.Namespace) -> int:
         ("--concurrency", args.concurrency),
         ("--workers", args.workers),
         ("--processes", args.processes),
+        ("--drain", args.drain),
     ):
         if value is not None and not value > 0:
             raise ConfigurationError(f"{option} must be positive, got {value}", name=option)
@@ -72,6 +73,7 @@ def load_command(args: argparse.Namespace) -> int:
             processes=args.processes,
             scheduler=args.scheduler,
             progress=False,
+            drain=args.drain,
         )
         s = r.summary()
         failed = r.params["failures"]
@@ -82,8 +84,8 @@ def load_command(args: argparse.Namespace) -> int:
         print(f"{url}  generator: {generator_line(r.params['generator'])}")
         if r.params.get("cut_at_deadline"):
             print(
-                f"{url}  {r.params['cut_at_deadline']} requests still waiting a timeout after "
-                "the window were cut (neither latencies nor failures)"
+                f"{url}  {r.params['cut_at_deadline']} requests still waiting {args.drain:g} s "
+                "after the window were cut (neither latencies nor failures; see --drain)"
             )
         if failed:
             kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(failed.items()))

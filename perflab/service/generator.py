@@ -56,6 +56,9 @@ class Plan:
     max_samples: int = 100_000
     preconnect: bool = False  # open every connection before the start (held users)
     loop: str = "auto"  # the event loop: see loop_factory
+    # seconds after the window that requests still in flight may take before they are cut
+    # (None: the request timeout, so a slow endpoint's last responses still count)
+    drain: float | None = None
 
 
 class Sender(Protocol):
@@ -187,8 +190,8 @@ async def run_plan(
             _open(s, plan.request, clock, sleep, start, plan, counter, total, log) for s in senders
         ]
     tasks = [asyncio.ensure_future(job) for job in jobs]
-    # a request still waiting when it would have timed out anyway is cut at the deadline
-    grace = int(max(DEADLINE_GRACE, plan.timeout) * 1e9)
+    drain = plan.drain if plan.drain is not None else max(DEADLINE_GRACE, plan.timeout)
+    grace = int(drain * 1e9)
     watchdog = asyncio.ensure_future(_deadline(clock, sleep, end + grace, tasks))
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     watchdog.cancel()

@@ -107,6 +107,7 @@ def run_load(
     headers: dict[str, str] | None = None,
     preconnect: bool = False,
     loop: str = "auto",
+    drain: float | None = None,
 ) -> bench.Result:
     """Load ``url`` for ``duration`` seconds (after ``warmup`` seconds not counted) over
     ``concurrency`` keep-alive connections and return every request's latency. Closed loop,
@@ -122,7 +123,10 @@ def run_load(
     (a fraction) and ``generator``: its CPU per request, loop lag, send lateness and whether
     it was ``saturated`` (with the ``reason``): then the client, not the server, was the
     limit. Open-loop results also keep the uncorrected histogram (from the actual send) in
-    ``params["uncorrected_histogram"]``; ``histogram`` is corrected (from the due time)."""
+    ``params["uncorrected_histogram"]``; ``histogram`` is corrected (from the due time).
+
+    ``drain``: seconds after the window that requests still in flight may take; then they are
+    cut and counted in ``params["cut_at_deadline"]`` (default: the request ``timeout``)."""
     if not url.startswith(("http://", "https://")):
         raise ConfigurationError(f"load target {url!r} is not an http(s) URL", name="URL")
     if url.startswith("https://"):
@@ -157,7 +161,7 @@ def run_load(
     plans = [
         Plan(url=url, request=request, connections=n, rate=rate, duration=duration,
              warmup=warmup, rounds=rounds, timeout=timeout, part=i, parts=processes,
-             max_samples=max_samples, preconnect=preconnect, loop=loop)
+             max_samples=max_samples, preconnect=preconnect, loop=loop, drain=drain)
         for i, n in enumerate(shares)
     ]  # fmt: skip
     show = sys.stderr.isatty() if progress is None else progress
@@ -223,7 +227,7 @@ def merge_parts(
     if not samples:
         kinds = ", ".join(f"{n} {k}" for k, n in failed.items()) or "no request finished"
         if cut:
-            kinds += f"; {cut} still waiting a timeout after the window, cut"
+            kinds += f"; {cut} still in flight at the deadline after the window, cut"
         raise BenchmarkError(
             f"FAILED 100% of requests to {params['url']} ({kinds}): no response, so no latency"
         )
