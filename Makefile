@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(BIN)/perflab report $(REPORT_ARGS)
 
 test: $(STAMP)
+	sh tools/system-packages.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lab: $(STAMP)

@@ -100,10 +100,14 @@ def pgss_url():
     HypoPG installed (Debian postgresql-15-hypopg): the system server itself only gets
     pg_stat_statements through shared_preload_libraries and a restart, which would cut off
     everyone else using it."""
-    if not (PG_BIN / "initdb").exists():
+    # the server's binaries can be there without HypoPG (a machine with Debian's postgresql-15)
+    if not (PG_BIN / "initdb").exists() or not (PG_BIN.parent / "lib" / "hypopg.so").exists():
         if os.environ.get("CI"):
-            pytest.fail("PostgreSQL 15 binaries missing; .ci/run installs postgresql-15-hypopg")
-        pytest.skip("no system PostgreSQL 15 binaries (apt-get install postgresql-15-hypopg)")
+            pytest.fail(
+                "PostgreSQL 15 with HypoPG missing; tools/system-packages.sh installs "
+                "postgresql-15-hypopg"
+            )
+        pytest.skip("no PostgreSQL 15 with HypoPG (apt-get install postgresql-15-hypopg)")
     base = Path(tempfile.mkdtemp(prefix="perflab-pgss-"))
     data = base / "data"
     run_as: list[str] = []
