@@ -17,6 +17,7 @@ from perflab import claims, servers, suites
 from perflab.bench import History
 from perflab.errors import ConfigurationError, NotebookError
 from perflab.notebooks import NotebookRun, read_parameters, run_notebook
+from perflab.progress import Progress
 from perflab.recheck import (
     Confirmation,
     Recheck,
@@ -91,13 +92,16 @@ def _git_commit(folder: Path) -> str:
 def report(
     *,
     quick: bool = False,
+    capacity: bool = False,
     out_dir: str | Path | None = None,
     timeout: float | None = None,
     settings: Settings | None = None,
     check_history: bool = False,
     on_done: Callable[[NotebookRun], None] | None = None,
+    progress: Progress | None = None,
 ) -> ReportRun:
-    """Run every lab notebook (``quick=True`` passed to those that take ``quick``) into
+    """Run every lab notebook (``quick=True`` passed to those that take ``quick``;
+    ``capacity=True`` to those that take ``capacity``: the minutes-long capacity claims) into
     ``out_dir`` (default ``outputs/<UTC timestamp>``, with ``outputs/latest`` pointing at it) and
     write ``index.html`` with the claims audit as its summary. A failing notebook is recorded and
     the others still run. Suites the notebooks run publish into ``<out>/results`` (the kernels
@@ -106,7 +110,8 @@ def report(
     that got slower than earlier reports of the same mode.
 
     Notebooks run one at a time on purpose: they measure, and two at once on a 2-core machine
-    would measure each other."""
+    would measure each other. ``progress`` (:class:`perflab.progress.Progress`) is told each
+    notebook and cell as it starts, and kernels write what they measure into its note file."""
     settings = settings or resolve()
     notebooks = lab_notebooks(settings)
     default_out = out_dir is None
@@ -127,11 +132,17 @@ def report(
     published_by: dict[str, list[str]] = {}  # notebook -> the suites it published
     for path in notebooks:
         before = _published_files(settings.results_dir)
-        params = _parameters(path, quick)
+        params = _parameters(path, quick, capacity)
         t0 = time.monotonic()
         try:
             run = run_notebook(
-                path, params, out_dir=out, timeout=timeout, settings=settings, start_servers=False
+                path,
+                params,
+                out_dir=out,
+                timeout=timeout,
+                settings=settings,
+                start_servers=False,
+                **(progress.hooks(path.stem) if progress else {}),
             )
         except NotebookError as err:
             run = NotebookRun(
@@ -154,6 +165,7 @@ def report(
         "started (UTC)": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
         "duration": f"{time.time() - started:.1f} s",
         "mode": "quick" if quick else "full",
+        "capacity claims": "measured" if capacity else "not run (perflab report --capacity)",
         "perflab": perflab.__version__,
         "commit": _git_commit(settings.notebooks_dir),
         "python": platform.python_version(),
@@ -181,11 +193,12 @@ def report(
             notebooks={path.stem: path for path in notebooks},
             produced=produced,
             published_by=published_by,
-            parameters=lambda path: _parameters(path, quick),
+            parameters=lambda path: _parameters(path, quick, capacity),
             out=out,
             settings=settings,
             timeout=timeout,
             on_done=on_done,
+            progress=progress,
         )
         rechecked.append(found)
         return found.figures
@@ -343,8 +356,11 @@ def _published_what_it_declares(
     )
 
 
-def _parameters(path: Path, quick: bool) -> dict[str, Any]:
-    return {"quick": True} if quick and "quick" in read_parameters(_read(path)) else {}
+def _parameters(path: Path, quick: bool, capacity: bool = False) -> dict[str, Any]:
+    """What a report hands a notebook: only the switches it declares, and only when on."""
+    declared = read_parameters(_read(path))
+    asked = {"quick": quick, "capacity": capacity}
+    return {name: True for name, on in asked.items() if on and name in declared}
 
 
 def _published_files(folder: Path) -> set[str]:

@@ -26,6 +26,7 @@ from typing import Any
 from perflab import suites
 from perflab.errors import NotebookError
 from perflab.notebooks import NotebookRun, run_notebook
+from perflab.progress import Progress
 from perflab.settings import Settings
 
 __all__ = [
@@ -88,6 +89,7 @@ def rerun_suspects(
     timeout: float | None = None,
     reruns: int = RERUNS,
     on_done: Callable[[NotebookRun], None] | None = None,
+    progress: Progress | None = None,
 ) -> Recheck:
     """Run the notebooks that measured ``names`` ``reruns`` more times (in turn, so each re-run
     of one is spread out by the others) and collect each name's figure per re-run. A re-run
@@ -108,6 +110,7 @@ def rerun_suspects(
                     timeout=timeout,
                     settings=here,
                     start_servers=False,
+                    **(progress.hooks(stem) if progress else {}),
                 )
             except NotebookError as err:
                 run = NotebookRun(

@@ -64,6 +64,17 @@ def _project_dir() -> Path:
     return here if (here / "pyproject.toml").exists() else Path.cwd()
 
 
+#: the lab notebooks the package carries (a wheel installed anywhere; `perflab init` copies them)
+PACKAGED_NOTEBOOKS = Path(__file__).resolve().parent / "lab_notebooks"
+
+
+def _notebooks_dir() -> Path:
+    """``notebooks/`` of the checkout (or the working directory) when there is one, else the
+    notebooks packaged with perflab."""
+    local = _project_dir() / "notebooks"
+    return local if local.is_dir() else PACKAGED_NOTEBOOKS
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Settings:
     """Where the servers are and where files go. Build with :func:`resolve`."""
@@ -73,7 +84,7 @@ class Settings:
     read_database_url: str | None = None
     state_dir: Path = dataclasses.field(default_factory=_default_state_dir)
     outputs_dir: Path = dataclasses.field(default_factory=lambda: _project_dir() / "outputs")
-    notebooks_dir: Path = dataclasses.field(default_factory=lambda: _project_dir() / "notebooks")
+    notebooks_dir: Path = dataclasses.field(default_factory=lambda: _notebooks_dir())
     key_prefix: str = "perflab:"
     schema: str = "public"
     results_dir: Path | None = None  # None: <outputs>/results

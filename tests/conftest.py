@@ -124,7 +124,9 @@ def chromium() -> str:
     found = os.environ.get("PERFLAB_CHROMIUM") or shutil.which("chromium")
     if not found:
         if os.environ.get("CI"):
-            pytest.fail("Chromium is not installed; make test installs it (tools/system-packages.sh)")
+            pytest.fail(
+                "Chromium is not installed; make test installs it (tools/system-packages.sh)"
+            )
         pytest.skip("Chromium is not installed (apt-get install chromium)")
     return found
 

@@ -15,7 +15,8 @@ from perflab.errors import BenchmarkError
 from .conftest import perflab_cli
 
 pytestmark = pytest.mark.skipif(
-    instructions.available() is None, reason="valgrind not installed (make test installs it: tools/system-packages.sh)"
+    instructions.available() is None,
+    reason="valgrind not installed (make test installs it: tools/system-packages.sh)",
 )
 
 FILE = textwrap.dedent(

@@ -74,3 +74,32 @@ def test_flame_graph_without_samples_is_a_clear_error():
 
     with pytest.raises(ConfigurationError, match="profile"):
         report.flame_graph({})
+
+
+def test_readable_gives_every_cell_its_unit_and_booleans_as_words():
+    """Notebook 07 showed `throughput 31.666667`, `failed 0.0`, `p50_ms 50.167907` and a
+    column `generator saturated False` on a real service: every table goes through numbers."""
+    import pandas as pd
+
+    from perflab.report import readable
+
+    frame = pd.DataFrame(
+        {
+            "endpoint": ["GET /a", "GET /b"],
+            "throughput": [31.666667, 1200.0],
+            "failed": [0.0, 0.0125],
+            "p50_ms": [50.167907, float("nan")],
+            "generator saturated": [False, True],
+            "latencies": [1234, 98765],
+            "speedup p50": [12.3456, 0.5],
+            "hit": [0.853, 0.5],
+        }
+    )
+    out = readable(frame, {"hit": "fraction"})
+    assert list(out.iloc[0]) == [
+        "GET /a", "31.7 req/s", "0 %", "50.2 ms", "no", "1,234", "12.3x", "85.3 %",
+    ]  # fmt: skip
+    assert list(out.iloc[1]) == [
+        "GET /b", "1,200 req/s", "1.25 %", "—", "yes", "98,765", "0.5x", "50 %",
+    ]  # fmt: skip
+    assert frame["throughput"].iloc[0] == 31.666667  # the caller's frame is left as it was

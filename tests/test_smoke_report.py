@@ -55,6 +55,12 @@ def test_report_runs_every_lab_notebook_and_each_page_renders(tmp_path):
     out = tmp_path / "report"
     done = perflab_cli("report", "--quick", "--out", str(out), timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
+    # where it is, as plain lines (not a terminal): each notebook and cell, elapsed and an
+    # estimate of what is left (the notebooks declare their seconds before any earlier run)
+    for i, name in enumerate(LAB, 1):
+        assert f"[{i}/{len(LAB)}] {name} · cell " in done.stderr, done.stderr
+    assert "left" in done.stderr and "\r" not in done.stderr
+    assert all(line.startswith("ok ") for line in done.stdout.splitlines()[:-1]), done.stdout
     index = (out / "index.html").read_text()
     assert f"All {len(LAB)} notebooks ran" in index
     run = json.loads((out / "run.json").read_text())

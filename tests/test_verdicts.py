@@ -573,3 +573,17 @@ def test_a_small_drift_just_before_a_step_does_not_hide_the_step(tmp_path):
     found = store.regressions()
     assert list(found["name"]) == ["drifted"]
     assert found.iloc[0]["runs_before"] >= 3 and found.iloc[0]["ratio"] > 1.1
+
+
+def test_audit_says_how_to_measure_a_claim_the_run_left_out():
+    """The capacity claims take minutes, so a report runs them only when asked: where they were
+    not run, the audit says so and names the command, never a silent gap."""
+    frame = claims.audit({"api": {"signals/speedup_p50": suites.figure(40.0, 35.0, 45.0)}})
+    users = frame[frame["claim"].str.startswith("Concurrent users")].iloc[0]
+    assert users["verdict"] == "not measured"
+    assert users["conditions"].startswith("not measured in this run: run perflab report --capacity")
+    measured = claims.audit({"capacity": {"users_served_ratio": 10.0}})
+    row = measured[measured["claim"].str.startswith("Concurrent users")].iloc[0]
+    assert row["verdict"] == "confirmed" and "not measured" not in row["conditions"]
+    db = frame[frame["claim"].str.startswith("Prepared statements")].iloc[0]
+    assert "run perflab bench db" in db["conditions"]

@@ -222,3 +222,47 @@ def test_notebook_09_without_a_trace_says_what_to_give(tmp_path):
     done = perflab_cli("run", NOTEBOOK, "--out", str(tmp_path / "run"))
     assert done.returncode != 0
     assert "trace is empty; give a key file" in done.stdout + done.stderr
+
+
+@pytest.mark.servers
+def test_monitor_keeps_keys_whole_and_the_database_apart(settings):
+    """redis-py's Monitor split at spaces: `user 1` came back as `user`, a key ending in a
+    backslash as nothing. The raw reply keeps every key whole, and only the URL's database."""
+    from perflab import servers
+
+    prefix = settings.key_prefix
+    odd = [f"{prefix}user 1", f"{prefix}ends\\", f'{prefix}q"uote', f"{prefix}tab\there", "é ü"]
+    binary = prefix.encode() + b"\xff\x00bin"
+    other_db = f"{prefix}in-db-1"
+    stop = threading.Event()
+
+    def traffic() -> None:
+        url = servers.start(settings, database=False).redis_url
+        import redis
+
+        zero = servers.redis_client(settings)
+        one = redis.Redis.from_url(url)  # (a db= argument loses to the URL's own database)
+        one.connection_pool.connection_kwargs["db"] = 1
+        with zero, one:
+            while not stop.is_set():
+                for key in odd:
+                    zero.get(key)
+                zero.get(binary)
+                one.get(other_db)
+                time.sleep(0.01)
+
+    worker = threading.Thread(target=traffic, daemon=True)
+    worker.start()
+    try:
+        trace = cache.load_trace(_monitor_url(settings, 1.5))
+        every = cache.load_trace(_monitor_url(settings, 1.0) + "&monitor_db=all")
+    finally:
+        stop.set()
+        worker.join(10)
+    seen = set(trace.ids.tolist())
+    assert {hash(k) for k in odd} <= seen  # each key whole, hashed as a key file's would be
+    assert hash(binary.decode("utf-8", "surrogateescape")) in seen
+    assert hash(other_db) not in seen and hash(other_db) in set(every.ids.tolist())
+    assert hash(f"{prefix}user") not in seen  # what the split used to record
+    with pytest.raises(ConfigurationError, match="monitor_db"):
+        cache.load_trace(_monitor_url(settings, 1.0) + "&monitor_db=some")

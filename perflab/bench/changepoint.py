@@ -48,7 +48,6 @@ import math
 import numbers
 
 import numpy as np
-import ruptures as rpt
 
 from perflab.errors import BenchmarkError
 
@@ -162,6 +161,8 @@ def change_points(
         # Segments of >= 2 runs place the steps; min_size is applied afterwards. Handing
         # min_size to ruptures instead would move a young step back onto old runs to make
         # its segment long enough, rather than wait for it.
+        import ruptures as rpt  # here: it imports scipy.stats (~1 s), which compare never needs
+
         algo = rpt.Binseg(model="l1", min_size=2, jump=1).fit(x)
         bounds = [int(k) for k in algo.predict(pen=pen)]
         points = [k for k, end in itertools.pairwise(bounds) if end - k >= size]

@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from perflab.bench import stats
 from perflab.bench.noise import busy_note
 from perflab.bench.result import Result
 from perflab.errors import BenchmarkError
+
+if TYPE_CHECKING:  # pandas loads where a frame is built (~0.2 s a start-up saved)
+    import pandas as pd
 
 __all__ = ["VERDICTS", "Comparison", "compare", "verdict"]
 
@@ -90,6 +93,8 @@ class Comparison:
         return 1.0 / self.ratio if self.ratio else math.inf
 
     def summary(self) -> pd.Series:
+        import pandas as pd
+
         return pd.Series(
             {
                 "baseline_median": self.baseline.median,
@@ -258,6 +263,13 @@ def compare(
         # replicates (adjusted): a true +10 % read "same" in 2 of 20 pairs here, a confident
         # wrong answer, so the rounds still cannot stand for runs
         base, cand = _one_replicate(baseline), _one_replicate(candidate)
+    elif not _interleaved(baseline, candidate):
+        # one side's rounds against replicates of another kind (processes, runs, another
+        # tool's summary): the rounds are one run, so that side is one replicate too. Their
+        # spread, borrowed for the other side, called a single pytest-benchmark summary
+        # "slower, CI 4.11-4.36x" against one session's rounds
+        base = _one_replicate(base) if base.replicate_level == "round" else base
+        cand = _one_replicate(cand) if cand.replicate_level == "round" else cand
     aside = (0, 0)
     adjusted = (
         adjust
@@ -303,6 +315,7 @@ def compare(
             _aside_note(aside, baseline.n_replicates, candidate.n_replicates),
             _between_note(between),
             _speed_note(r),
+            _summary_note(baseline, candidate),
         )
         if note
     )
@@ -396,6 +409,18 @@ def _separate_rounds(a: Result, b: Result) -> bool:
     if a.replicate_level != "round" or b.replicate_level != "round":
         return False
     return not _interleaved(a, b)
+
+
+def _summary_note(a: Result, b: Result) -> str | None:
+    """Another tool's file without samples (pytest-benchmark without --benchmark-save-data, asv
+    without --record-samples) is one figure per run: said, never judged as if it had more."""
+    said = [f"{side}: {r.meta['summary_only']}" for side, r in (("baseline", a), ("candidate", b))
+            if r.meta.get("summary_only")]  # fmt: skip
+    if not said:
+        return None
+    if min(a.n_replicates, b.n_replicates) < 2:
+        said.append("one figure per side cannot be judged; compare folders of several runs")
+    return "; ".join(said)
 
 
 def _between_note(between: tuple[float, int] | None) -> str | None:

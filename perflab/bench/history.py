@@ -267,9 +267,11 @@ class History:
         *,
         tags: Iterable[str] = (),
         keep_samples: bool = True,
+        saved: float | None = None,
     ) -> list[int]:
         """Store a result (or both sides of a comparison); returns the new row ids.
-        ``keep_samples=False`` stores only the run-level figures."""
+        ``keep_samples=False`` stores only the run-level figures. ``saved``: when it ran
+        (seconds since 1970; default now), for results another tool's file dates."""
         results = [item.baseline, item.candidate] if isinstance(item, Comparison) else [item]
         if not all(isinstance(r, Result) for r in results):
             raise BenchmarkError(
@@ -280,7 +282,7 @@ class History:
             for r in results:
                 row = {
                     "name": r.name,
-                    "saved": time.time(),
+                    "saved": time.time() if saved is None else float(saved),
                     "git": r.meta.get("git"),
                     "tags": json.dumps(sorted(tags)),
                     "median": r.median,

@@ -3,8 +3,8 @@ other processes used while it ran, and how much of the wall time this process wa
 
 A comparison of two runs can only be as fair as the conditions of both: a run measured while a
 CI neighbour spun on one of two cores is not the same experiment as a quiet one, and saying so
-beats a confident verdict. Linux figures come from ``/proc/stat``; elsewhere only the load
-average and this process's CPU time are known.
+beats a confident verdict. The machine's CPU time comes from psutil (``/proc/stat`` on Linux,
+the same figures read by a library that also knows macOS and Windows).
 """
 
 from __future__ import annotations
@@ -13,27 +13,24 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 __all__ = ["BUSY_CORES", "busy_note", "probe"]
 
 BUSY_CORES = 0.3  # other processes using this much of a core on average: a busy machine
-_STAT = Path("/proc/stat")
 
 
 def _machine_busy_seconds() -> float | None:
     """Seconds of CPU time all processes have used since boot (every state but idle/iowait)."""
+    import psutil
+
     try:
-        first = _STAT.read_text().split("\n", 1)[0].split()
-    except OSError:
+        times = psutil.cpu_times()
+    except (OSError, RuntimeError):  # no /proc (a sandbox): the load average still says
         return None
-    if not first or first[0] != "cpu":
-        return None
-    ticks = [int(v) for v in first[1:]]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
-    busy = sum(ticks[:8]) - idle  # guest time is already inside user time
-    return busy / os.sysconf("SC_CLK_TCK")
+    # guest time is already inside user time, so it is not added (as /proc/stat's own rule)
+    states = ("user", "nice", "system", "irq", "softirq", "steal")
+    return float(sum(getattr(times, name, 0.0) for name in states))
 
 
 @contextmanager

@@ -10,13 +10,15 @@ import subprocess
 import time
 from importlib import metadata as _metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from perflab.bench import stats
 from perflab.errors import BenchmarkError
+
+if TYPE_CHECKING:  # pandas loads where a frame is built (~0.2 s a start-up saved)
+    import pandas as pd
 
 __all__ = ["FORMAT", "LEVELS", "Result", "environment"]
 
@@ -197,6 +199,8 @@ class Result:
     def summary(self) -> pd.Series:
         """n, mean, median, p50…p99.9, min, max, stdev, IQR, 95 % CI of the median, outliers,
         loops per sample (and throughput when concurrent), in the result's unit."""
+        import pandas as pd
+
         values = stats.summarize(self.samples)
         if self.histogram is not None:
             # every operation, not only the kept samples: HDR's 3 significant digits
@@ -224,6 +228,8 @@ class Result:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per sample: name, replicate, sample, value, unit, mode, concurrency."""
+        import pandas as pd
+
         sizes = self.replicates or (self.samples.size,)
         return pd.DataFrame(
             {

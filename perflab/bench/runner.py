@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import sys
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +15,7 @@ from perflab.bench.comparison import compare
 from perflab.bench.reference import Reference
 from perflab.bench.result import Result, environment
 from perflab.errors import BenchmarkError
+from perflab.progress import note, watched
 
 __all__ = ["ab", "run"]
 
@@ -59,8 +59,9 @@ QUIET = False  # set by `perflab bench --quiet`: no progress bars at all
 
 
 def _progress(name: str, enabled: bool | None):
-    """A tqdm bar, shown only once a run has lasted 2 s; silent when not a terminal or quiet."""
-    if enabled is False or (enabled is None and (QUIET or not sys.stderr.isatty())):
+    """A tqdm bar (tqdm.auto: a widget in JupyterLab, text in a terminal), shown only once a run
+    has lasted 2 s; silent when nobody watches (CI, cron, headless notebooks) or quiet."""
+    if enabled is False or (enabled is None and (QUIET or not watched())):
         return None, lambda: None
     from tqdm.auto import tqdm
 
@@ -120,6 +121,7 @@ def run(
     if not isinstance(concurrency, int) or concurrency < 1:
         raise BenchmarkError(f"benchmark {name!r}: concurrency must be an integer >= 1")
     budget = _budget(warmup, min_time, max_time, rounds)
+    note(name)
     is_async = inspect.iscoroutinefunction(fn)
     if setup is not None:
         setup()
@@ -272,6 +274,7 @@ def ab(
         )
     from perflab.bench import sequential
 
+    note(f"{name} (interleaved)")
     budget = BUDGET if budget is None else float(budget)
     if not budget > 0:
         raise BenchmarkError(f"ab {name!r}: budget must be a positive number of seconds")

@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import gzip
 import io
+import re
 import time
 from array import array
 from collections.abc import Callable, Iterator
@@ -58,7 +59,9 @@ class KeyTrace:
 def load_trace(
     trace: str, *, max_requests: int = DEFAULT_MAX_REQUESTS, key_column: str = "key"
 ) -> KeyTrace:
-    """A file path or ``redis://host:port/db?monitor=SECONDS`` → :class:`KeyTrace`."""
+    """A file path or ``redis://host:port/db?monitor=SECONDS`` → :class:`KeyTrace`
+    (``&monitor_db=N`` or ``=all``: the commands of another database, or of all; default the
+    URL's)."""
     if not isinstance(trace, str) or not trace.strip():
         raise ConfigurationError(
             "trace is empty; give a key file (one key per line, CSV with a 'key' column, .gz "
@@ -82,9 +85,18 @@ def load_trace(
                 f"trace {redact(trace)!r}: monitor={seconds!r} is not a number of seconds",
                 name="trace",
             ) from err
+        # MONITOR sees every database: the URL's alone by default, monitor_db=N or =all
+        chosen = query.pop("monitor_db", ["url"])[0]
+        if chosen not in ("url", "all") and not chosen.isdigit():
+            raise ConfigurationError(
+                f"trace {redact(trace)!r}: monitor_db={chosen!r} is neither a database number "
+                "nor all",
+                name="trace",
+            )
+        database = None if chosen == "all" else chosen if chosen == "url" else int(chosen)
         rest = urlencode(query, doseq=True)  # (urlsplit would turn unix:///a into unix:/a)
         url = f"{base}?{rest}" if rest else base
-        return monitor_keys(url, seconds=duration, max_requests=max_requests)
+        return monitor_keys(url, seconds=duration, max_requests=max_requests, database=database)
     return read_trace_file(trace, max_requests=max_requests, key_column=key_column)
 
 
@@ -205,15 +217,57 @@ def read_trace_file(
     return KeyTrace(np.frombuffer(ids, dtype=np.int64).copy(), str(path), truncated, note)
 
 
-def _monitored(command: str) -> list[str]:
-    """The keys one MONITOR line touches (GET/SET and their relatives), else none."""
-    words = command.split(" ")
-    name = words[0].upper() if words else ""
-    if name not in _TRACED or len(words) < 2:
+_MONITOR_LINE = re.compile(rb"(\d+\.\d+) \[(\d+) ([^\]]*)\] ?(.*)", re.S)
+_ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("a"): 7, ord("b"): 8}
+
+
+def parse_monitor_line(line: bytes) -> tuple[float, int, list[str]] | None:
+    r"""One raw MONITOR reply (``1712.5 [0 127.0.0.1:5]  "SET" "user 1" "x"``) as
+    ``(time, database, arguments)``, or None when it is not a command line (``OK``).
+
+    Redis quotes every argument with C escapes (``\"``, ``\\``, ``\n``, ``\xHH``);
+    redis-py's own Monitor splits the line at spaces, so a key ``user 1`` came back as ``user``
+    and a key ending in a backslash as nothing. Arguments are decoded as UTF-8 with surrogate
+    escapes: a binary key stays one distinct key, and a text key hashes as it does in a file."""
+    found = _MONITOR_LINE.fullmatch(line.strip(b"\r\n"))
+    if not found:
+        return None
+    args: list[str] = []
+    rest, i = found.group(4), 0
+    while i < len(rest):
+        if rest[i] == 0x20:  # spaces between arguments
+            i += 1
+            continue
+        if rest[i] != 0x22:  # Redis quotes every argument; anything else is not MONITOR's
+            return None
+        out, i = bytearray(), i + 1
+        while i < len(rest) and rest[i] != 0x22:
+            if rest[i] == 0x5C and i + 1 < len(rest):  # a backslash escape
+                nxt = rest[i + 1]
+                if nxt == ord("x") and i + 3 < len(rest):
+                    out.append(int(rest[i + 2 : i + 4], 16))
+                    i += 4
+                    continue
+                out.append(_ESCAPES.get(nxt, nxt))
+                i += 2
+                continue
+            out.append(rest[i])
+            i += 1
+        if i >= len(rest):  # no closing quote: a cut line
+            return None
+        args.append(bytes(out).decode("utf-8", "surrogateescape"))
+        i += 1
+    return float(found.group(1)), int(found.group(2)), args
+
+
+def _monitored(args: list[str]) -> list[str]:
+    """The keys one MONITOR command touches (GET/SET and their relatives), else none."""
+    name = args[0].upper() if args else ""
+    if name not in _TRACED or len(args) < 2:
         return []
     if name == "MGET":
-        return words[1:]
-    return words[1:2]
+        return args[1:]
+    return args[1:2]
 
 
 def monitor_keys(
@@ -222,10 +276,14 @@ def monitor_keys(
     seconds: float = MAX_MONITOR_SECONDS,
     max_requests: int = 1_000_000,
     clock: Callable[[], float] = time.monotonic,
+    database: int | str | None = "url",
 ) -> KeyTrace:
     """Record the keys of GET/SET-like commands a Redis server sees for ``seconds`` (at most
     :data:`MAX_MONITOR_SECONDS`) or until ``max_requests`` keys, whichever comes first.
     MONITOR only reads; it does cost a busy server throughput while it runs, hence both bounds.
+    MONITOR sees every database: only commands on ``database`` are kept (default: the URL's,
+    ``/0`` when it names none; None keeps them all). Keys are parsed from the raw reply, so
+    spaces, quotes, backslashes and binary bytes in them survive.
     """
     import redis
 
@@ -240,18 +298,23 @@ def monitor_keys(
             name="trace",
         )
     client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=5)
+    kwargs = client.connection_pool.connection_kwargs
+    wanted = kwargs.get("db", 0) if database == "url" else database
     ids = array("q")
     ended_by = "time"
     deadline = clock() + seconds
     try:
         with client.monitor() as monitor:
             while clock() < deadline:
-                try:
-                    entry = monitor.next_command()
+                try:  # the raw reply: redis-py's next_command() splits keys at spaces
+                    raw = monitor.connection.read_response(disable_decoding=True)
                 except redis.TimeoutError:
                     continue  # a quiet server: look at the clock again
+                entry = parse_monitor_line(raw) if isinstance(raw, bytes) else None
+                if entry is None or (wanted is not None and entry[1] != int(wanted)):
+                    continue
                 # an MGET touches several keys: the bound is on keys, so stop mid-command
-                for key in _monitored((entry or {}).get("command", ""))[: max_requests - len(ids)]:
+                for key in _monitored(entry[2])[: max_requests - len(ids)]:
                     ids.append(hash(key))
                 if len(ids) >= max_requests:
                     ended_by = "keys"

@@ -54,10 +54,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.serve_command(args)
         if args.command == "load":
             return commands.load_command(args)
+        if args.command == "init":
+            return commands.init_command(args)
         return commands.report_command(args)
     except PerflabError as err:
         print(f"perflab: error: {_one_line(str(err))}", file=sys.stderr)
         return err.exit_code
+    except ModuleNotFoundError as err:  # an optional part not installed: say which, exit 2
+        from perflab.extras import missing_extra
+
+        advice = missing_extra(err)
+        if advice is None:
+            raise
+        print(f"perflab: error: {advice}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (see _terminate)
         where = _one_line(str(err))
         print(f"perflab: {where or 'interrupted'}", file=sys.stderr)

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 from pathlib import Path
 
 from perflab.cli.checks import (
     check_out_dir,
+    check_output_dir,
     check_output_file,
     check_port,
     check_timeout,
-    environment_line,
     figure,
     ns,
     regression_line,
-    threshold,
 )
 from perflab.cli.child import run_child
 from perflab.cli.comparing import ab_command, compare_command
+from perflab.cli.history import history_command
 from perflab.cli.serving import load_command, serve_command
 from perflab.errors import ConfigurationError
 
@@ -29,6 +30,7 @@ __all__ = [
     "bench_command",
     "compare_command",
     "history_command",
+    "init_command",
     "lab_command",
     "load_command",
     "report_command",
@@ -85,6 +87,38 @@ def servers_command(action: str, exports: bool = False) -> int:
     return 0
 
 
+def init_command(args: argparse.Namespace) -> int:
+    """``perflab init [DIR]``: the lab notebooks packaged with perflab, copied into
+    ``DIR/notebooks`` for a project of one's own. Existing files are kept unless ``--force``."""
+    import shutil
+
+    from perflab.settings import PACKAGED_NOTEBOOKS
+
+    folder = Path(args.dir).expanduser() / "notebooks"
+    sources = sorted(PACKAGED_NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+    if not sources:
+        raise ConfigurationError(
+            f"this perflab install carries no notebooks ({PACKAGED_NOTEBOOKS}); reinstall it",
+            name="perflab",
+        )
+    check_output_dir(folder, "DIR")  # a file in the way, or a folder we cannot write: exit 2
+    folder.mkdir(parents=True, exist_ok=True)
+    copied, kept = [], []
+    for source in sources:
+        target = folder / source.name
+        if target.exists() and not args.force:
+            kept.append(target.name)
+            continue
+        shutil.copyfile(source, target)
+        copied.append(target.name)
+    print(f"copied {len(copied)} notebooks into {folder}")
+    if kept:
+        print(f"kept {len(kept)} already there (--force replaces them): {', '.join(kept)}")
+    where = "" if Path(args.dir) == Path(".") else f"cd {args.dir} && "
+    print(f"next: {where}perflab report --quick (or perflab lab to open them)")
+    return 0
+
+
 def lab_command(port: int | None, no_browser: bool) -> int:
     from perflab import servers
     from perflab.notebooks import ensure_kernelspec, kernel_environ
@@ -92,6 +126,14 @@ def lab_command(port: int | None, no_browser: bool) -> int:
 
     check_port(port)
     settings = resolve()
+    from perflab.settings import PACKAGED_NOTEBOOKS
+
+    if settings.notebooks_dir == PACKAGED_NOTEBOOKS:
+        print(
+            "perflab: no ./notebooks here: opening the notebooks packaged with perflab; "
+            "perflab init copies them here to keep your changes",
+            file=sys.stderr,
+        )
     servers.start(settings)
     ensure_kernelspec()
     argv = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={settings.notebooks_dir}"]
@@ -131,21 +173,42 @@ def run_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     check_timeout(args.timeout)
     check_out_dir(args.out)
-    from perflab.lab import report
+    import tempfile
 
-    def done(run) -> None:
-        state = "ok    " if run.ok else "FAILED"
-        print(f"{state} {run.notebook.name:<32} {run.seconds:6.1f} s", flush=True)
-        if run.error:
-            print(f"       {run.error}", flush=True)
+    from perflab.lab import lab_notebooks, report
+    from perflab.progress import Progress, expected_seconds
+    from perflab.settings import resolve
 
-    result = report(
-        quick=args.quick,
-        out_dir=args.out,
-        timeout=args.timeout,
-        check_history=args.check_history,
-        on_done=done,
-    )
+    settings = resolve()
+    notebooks = lab_notebooks(settings)
+    mode = "quick" if args.quick else "full"
+    with tempfile.TemporaryDirectory(prefix="perflab-progress-") as scratch:
+        progress = Progress(
+            [path.stem for path in notebooks],
+            expected_seconds(notebooks, mode, settings.outputs_dir),
+            Path(scratch) / "note",
+        )
+
+        def done(run) -> None:
+            state = "ok    " if run.ok else "FAILED"
+            progress.done(f"{state} {run.notebook.name:<32} {run.seconds:6.1f} s")
+            if run.error:
+                progress.say(f"       {run.error}")
+
+        progress.start()
+        try:
+            result = report(
+                quick=args.quick,
+                capacity=args.capacity,
+                out_dir=args.out,
+                timeout=args.timeout,
+                settings=settings,
+                check_history=args.check_history,
+                on_done=done,
+                progress=progress,
+            )
+        finally:
+            progress.close()
     print(f"report: {result.index}")
     regressed = result.regressions is not None and not result.regressions.empty
     if regressed:
@@ -208,14 +271,7 @@ def bench_command(args: argparse.Namespace) -> int:
             print(f"{r.name:<34} {row}")
         for key, value in run.checks.items():
             print(f"  {key}: {figure(value)}")
-    print(f"saved {suites.save_results(out, run)}")
-    if args.save:
-        from perflab.bench import History
-
-        store = History()
-        for r in results:
-            store.save(r, tags=[suite.name])
-        print(f"history: {store.location}")
+    _save(args, out, run, tags=[suite.name])
     for name, why in run.failed.items():  # the others were kept, saved and printed above
         print(f"perflab: {name} failed: {why}", file=sys.stderr)
     return 1 if run.failed else 0
@@ -245,15 +301,32 @@ def _count_instructions(args: argparse.Namespace, suite, out: Path) -> int:
                 f"{r.name:<44} {r.figure:>18,.0f} {(high - low) / r.figure:>8.2%} "
                 f"{r.n_replicates:>5}"
             )
-    print(f"saved {suites.save_results(out, run)}")
+    _save(args, out, run, tags=[suite.name, instructions.UNIT])
+    return 0
+
+
+def _save(args: argparse.Namespace, out: Path, run, *, tags: list[str]) -> None:
+    """``--out`` in the asked ``--format``, and the history with ``--save``."""
+    from perflab import suites
+
+    if getattr(args, "format", "perflab") == "pyperf":
+        from perflab.bench.foreign import to_pyperf
+        from perflab.paths import write_page
+
+        write_page(out, json.dumps(to_pyperf(run.results), indent=1))
+        print(f"saved {out} (pyperf format)")
+    else:
+        print(f"saved {suites.save_results(out, run)}")
     if args.save:
         from perflab.bench import History
 
         store = History()
-        for r in run.results:
-            store.save(r, tags=[suite.name, instructions.UNIT])
+        try:
+            for r in run.results:
+                store.save(r, tags=tags)
+        finally:
+            store.close()
         print(f"history: {store.location}")
-    return 0
 
 
 def sweep_command(args: argparse.Namespace) -> int:
@@ -281,45 +354,3 @@ def sweep_command(args: argparse.Namespace) -> int:
             print(f"       {str(row.error).strip().splitlines()[0]}")
     print(f"sweep: {result.index}")
     return 0 if result.ok else 1
-
-
-def history_command(args: argparse.Namespace) -> int:
-    from perflab.bench import History
-    from perflab.urls import DATABASE_SCHEMES, check_url
-
-    if args.path and "://" in args.path:
-        check_url("--path", args.path, DATABASE_SCHEMES)
-    limit = threshold(args.threshold)  # every argument checked before the history is opened
-    # every use reads an existing history: a mistyped --path once created an empty file and
-    # the check said "no regressions" (exit 0); it is opened read-only unless it accepts
-    store = History(args.path, create=False)
-    if args.accept:
-        store.close()
-        store = History(args.path)
-        start = store.accept(args.accept)
-        print(f"accepted: {args.accept} is judged from result #{start} on")
-        return 0
-    frame = store.frame(args.name)
-    if frame.empty:
-        where = store.location
-        empty = f"no results saved in {where}" + (f" for {args.name!r}" if args.name else "")
-        if args.check:  # nothing to judge is not "no regressions"
-            raise ConfigurationError(
-                f"{empty}: nothing to check (is it the history `perflab bench --save` wrote?)",
-                name="--path",
-            )
-        print(empty)
-        return 0
-    if not args.check:
-        print(frame.drop(columns=["tags"]).to_string(index=False))
-        return 0
-    slower = store.changes(args.name, threshold=limit, only="slower")
-    for row in slower[slower["cause"] == "environment"].itertuples():
-        print(environment_line(row))
-    found = slower[slower["cause"] != "environment"]
-    if found.empty:
-        print("no regressions")
-        return 0
-    for row in found.itertuples():
-        print(regression_line(row))
-    return 1

@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ben.add_argument("--quick", action="store_true", help="shorter runs, for CI")
     ben.add_argument("--out", metavar="FILE.json", help="results file (default: outputs/bench/)")
+    ben.add_argument(
+        "--format",
+        choices=("perflab", "pyperf"),
+        default="perflab",
+        help="the results file's format: perflab's (default) or pyperf's JSON (each process "
+        "replicate a pyperf run; pyperf show / compare_to read it)",
+    )
     ben.add_argument("--save", action="store_true", help="also add the results to the history")
     ben.add_argument(
         "--instructions",
@@ -117,6 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     his = sub.add_parser("history", help="saved results over time, and regressions among them")
     his.add_argument("--name", help="only this benchmark")
+    his.add_argument(
+        "--add",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="add a results file to the history: perflab's, or one pyperf, pytest-benchmark or "
+        "asv wrote (dated and tagged with its commit where the file says); repeatable",
+    )
+    his.add_argument("--tag", action="append", default=[], help="tag for --add (repeatable)")
     his.add_argument(
         "--check", action="store_true", help="list regressions; exit 1 if there are any"
     )
@@ -255,6 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the generator processes as tasks on this Dask scheduler's workers",
     )  # fmt: skip
     lod.add_argument("--out", metavar="FILE.json", help="results file (harness format)")
+    lod.add_argument(
+        "--cacert", metavar="FILE", help="https: the PEM file of a private CA to trust"
+    )
+    lod.add_argument(
+        "--insecure",
+        action="store_true",
+        help="https: do not verify the certificate (a test host with a self-signed one)",
+    )
 
     swp = sub.add_parser("sweep", help="run a notebook over a parameter grid on Dask")
     swp.add_argument("notebook", metavar="NOTEBOOK")
@@ -267,8 +291,19 @@ def build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--out", metavar="DIR", help="output folder (default: outputs/sweeps/…)")
     swp.add_argument("--timeout", type=float, metavar="S", help="time limit per run, seconds")
 
+    ini = sub.add_parser(
+        "init", help="copy the lab notebooks perflab carries into DIR/notebooks (a project's)"
+    )
+    ini.add_argument("dir", nargs="?", default=".", metavar="DIR", help="project folder (.)")
+    ini.add_argument("--force", action="store_true", help="replace notebooks already there")
+
     rep = sub.add_parser("report", help="run every lab notebook and write index.html")
     rep.add_argument("--quick", action="store_true", help="pass quick=True: small, fast runs")
+    rep.add_argument(
+        "--capacity",
+        action="store_true",
+        help="also measure the capacity claims (10,000 users, DB connections, RSS): minutes more",
+    )
     rep.add_argument("--out", metavar="DIR", help="output folder (default: outputs/<time>)")
     rep.add_argument("--timeout", type=float, metavar="S", help="time limit per notebook, seconds")
     rep.add_argument(

@@ -60,8 +60,11 @@ def load_command(args: argparse.Namespace) -> int:
         from perflab.sweep import check_scheduler
 
         check_scheduler(args.scheduler)
+    if args.cacert and not Path(args.cacert).is_file():
+        raise ConfigurationError(f"--cacert {args.cacert} is not a file", name="--cacert")
+    tls = {"ca_file": args.cacert, "verify": not args.insecure}
     for url in args.urls:  # a closed port is a mistake in what was asked: exit 2, no load
-        preflight(url)
+        preflight(url, **tls)
     results, code = [], 0
     for url in args.urls:
         concurrency = args.workers if args.rate else args.concurrency
@@ -74,6 +77,7 @@ def load_command(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             progress=False,
             drain=args.drain,
+            **tls,
         )
         s = r.summary()
         failed = r.params["failures"]

@@ -8,7 +8,7 @@ import math
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +150,8 @@ def run_notebook(
     start_servers: bool = True,
     progress: bool = False,
     log_output: bool = False,
+    on_cell: Callable[[int, int, str], None] | None = None,
+    note_file: Path | None = None,
 ) -> NotebookRun:
     """Execute ``notebook`` with papermill and write ``<stem>.ipynb`` and ``<stem>.html``.
 
@@ -157,6 +159,10 @@ def run_notebook(
     (strings are converted to the declared types). ``timeout`` bounds the whole run, kernel start
     included. With ``start_servers``, Redis and PostgreSQL are started (embedded) or checked
     (external) first, so an unreachable URL fails here rather than in a cell.
+
+    ``on_cell(index, total, source)`` is called as each cell starts (counted from 0 over the
+    executed notebook's cells); ``note_file`` is handed to the kernel as ``PERFLAB_PROGRESS``
+    for :func:`perflab.progress.note` (:class:`perflab.progress.Progress` reads it).
 
     Raises :class:`NotebookError` when a cell fails or time runs out; the executed notebook and
     its HTML are still written, showing where it stopped.
@@ -213,6 +219,11 @@ def run_notebook(
         return f"{label}: stopped {where}: {why}; see {html_path}", index
 
     env = {**os.environ, **kernel_environ(settings)}  # the kernel's, not this process's
+    if note_file is not None:
+        from perflab.progress import ENV
+
+        env[ENV] = str(note_file)
+    hooks = {"engine_name": _engine(), "on_cell": on_cell} if on_cell else {}
     with open(out / "kernel.log", "ab") as kernel_log:
         try:
             papermill.execute_notebook(
@@ -227,6 +238,7 @@ def run_notebook(
                 start_timeout=max(1, math.ceil(min(60.0, remaining() or 60.0))),
                 timeout_func=remaining if deadline else None,
                 kernel_manager_class=kernel_manager_class(kernel_log, kernels, env),
+                **hooks,
             )
         except papermill.PapermillExecutionError as err:
             executed = nbformat.read(ipynb, as_version=4)
@@ -271,6 +283,30 @@ def run_notebook(
     return NotebookRun(
         notebook=path, ipynb=ipynb, html=html_path, parameters=values, seconds=seconds
     )
+
+
+def _engine() -> str:
+    """papermill's nbclient engine with a cell-start hook (``on_cell=``), registered once as
+    ``perflab``: papermill's own progress bar is tqdm over cells with no room for the rest."""
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class HookedEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
+            on_cell = kwargs.pop("on_cell", None)
+            if on_cell is not None:
+                cell_start = nb_man.cell_start
+
+                def hooked(cell: Any, cell_index: int | None = None, **kw: Any) -> Any:
+                    if cell.get("cell_type") == "code":  # markdown "runs" in no time
+                        on_cell(cell_index or 0, len(nb_man.nb.cells), cell.get("source", ""))
+                    return cell_start(cell, cell_index, **kw)
+
+                nb_man.cell_start = hooked
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register("perflab", HookedEngine)  # a dict entry: the same each time
+    return "perflab"
 
 
 def _redact_parameters(executed: Any, values: dict[str, Any]) -> bool:

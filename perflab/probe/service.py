@@ -171,6 +171,8 @@ def load_endpoints(
     warmup: float = 1.0,
     timeout: float = 10.0,
     runs: int = 3,
+    ca_file: str | None = None,
+    verify: bool = True,
 ) -> ServiceRun:
     """Each endpoint under the same load through ``run_load``, in ``runs`` separate runs of
     ``duration / runs`` seconds taken in turn (A B C, A B C, …), each run one replicate: a
@@ -200,6 +202,8 @@ def load_endpoints(
                     rounds=1,
                     check=r == i == 0,
                     progress=False,
+                    ca_file=ca_file,
+                    verify=verify,
                 )
             except BenchmarkError as err:  # every request failed: say so for this endpoint
                 unanswered[endpoint.label] = str(err)

@@ -35,6 +35,7 @@ from perflab.report.tables import (
     comparisons_table,
     figures_table,
     latency_table,
+    readable,
     styled,
 )
 
@@ -72,6 +73,7 @@ __all__ = [
     "only_on_one_side",
     "percentile_plot",
     "ratio_chart",
+    "readable",
     "shared_notes",
     "sparkline",
     "styled",

@@ -10,13 +10,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from perflab.bench import Result, compare, stats
 from perflab.numbers import quantity
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["HEADLINES", "RUN_TAG", "headline_pairs", "headline_rows", "with_trends"]
 

@@ -7,14 +7,16 @@ always grey-blue and optimised always orange; the maximum is never dropped.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from perflab.errors import ConfigurationError
 from perflab.numbers import number, times
+
+if TYPE_CHECKING:  # pandas and matplotlib (~0.7 s, the lab extra) load when a plot is drawn
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 __all__ = [
     "BASELINE",
@@ -35,6 +37,8 @@ def _series(
     data: Mapping[str, np.ndarray] | pd.DataFrame, value: str, by: str | None
 ) -> dict[str, np.ndarray]:
     """{label: latencies in ns} from a mapping of arrays / Results, or a tidy frame."""
+    import pandas as pd
+
     if isinstance(data, pd.DataFrame):
         if by is None:
             return {value: data[value].to_numpy(dtype=float)}
@@ -54,6 +58,8 @@ def _series(
 def _plain_log(axis: object, suffix: str = "") -> None:
     """Ticks at 1, 2, 5 × 10^k labelled as plain numbers (``0.5``, ``20``, ``1,000``), never
     as powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{number(v)}{suffix}"))
     axis.set_minor_formatter(NullFormatter())
@@ -87,7 +93,7 @@ def latency_histogram(
     everything = np.concatenate(list(series.values())) / scale
     low, high = max(everything.min(), 1e-3), max(everything.max(), 1e-3)
     bins = np.logspace(np.log10(low), np.log10(high * 1.0001), 60)
-    fig = Figure(figsize=(8, 4), layout="constrained")
+    fig = _figure(figsize=(8, 4), layout="constrained")
     ax = fig.add_subplot()
     for i, (label, values) in enumerate(series.items()):
         v = values / scale
@@ -115,7 +121,7 @@ def ecdf_plot(
     """Empirical CDF of each series (every sample, so the max is the last step)."""
     series = _series(data, value, by)
     unit, scale = _unit(max(s.max() for s in series.values()))
-    fig = Figure(figsize=(8, 4), layout="constrained")
+    fig = _figure(figsize=(8, 4), layout="constrained")
     ax = fig.add_subplot()
     for i, (label, values) in enumerate(series.items()):
         v = np.sort(values / scale)
@@ -146,7 +152,7 @@ def percentile_plot(
     room; ticks at 50 % … 99.99 % and each series' max marked at its right end."""
     series = _series(data, value, by)
     unit, scale = _unit(max(s.max() for s in series.values()))
-    fig = Figure(figsize=(8, 4), layout="constrained")
+    fig = _figure(figsize=(8, 4), layout="constrained")
     ax = fig.add_subplot()
     longest = 1.0
     for i, (label, values) in enumerate(series.items()):
@@ -176,6 +182,8 @@ def ratio_chart(
 ) -> Figure:
     """Horizontal bars of speedup (baseline / candidate) with their 95 % CIs, log scale.
     Takes ``bench.Comparison`` objects or a frame with name, speedup, ci_low, ci_high."""
+    import pandas as pd
+
     if isinstance(comparisons, pd.DataFrame):
         frame = comparisons
     else:
@@ -188,7 +196,7 @@ def ratio_chart(
             }
         )
     frame = frame.reset_index(drop=True)
-    fig = Figure(figsize=(8, 0.6 * len(frame) + 1.5), layout="constrained")
+    fig = _figure(figsize=(8, 0.6 * len(frame) + 1.5), layout="constrained")
     ax = fig.add_subplot()
     y = np.arange(len(frame))
     errors = np.vstack([frame["speedup"] - frame["ci_low"], frame["ci_high"] - frame["speedup"]])
@@ -210,7 +218,7 @@ def ratio_chart(
 def capacity_plot(curves: Mapping[str, pd.DataFrame], *, title: str = "Capacity") -> Figure:
     """Throughput (req/s) against p99 latency as concurrency rises, one line per variant,
     each point labelled with its concurrency."""
-    fig = Figure(figsize=(8, 4), layout="constrained")
+    fig = _figure(figsize=(8, 4), layout="constrained")
     ax = fig.add_subplot()
     for i, (label, curve) in enumerate(curves.items()):
         colour = _colour(i, label)
@@ -235,7 +243,7 @@ def memory_plot(timeline: object, *, title: str = "Resident memory over time") -
         raise ConfigurationError(
             "memory_plot needs a bench.MemoryTimeline with readings", name="timeline"
         )
-    fig = Figure(figsize=(8, 3), layout="constrained")
+    fig = _figure(figsize=(8, 3), layout="constrained")
     ax = fig.add_subplot()
     ax.plot(seconds, mib, color=BASELINE, marker="." if seconds.size < 40 else None)
     k = int(np.argmax(mib))
@@ -253,3 +261,9 @@ def memory_plot(timeline: object, *, title: str = "Resident memory over time") -
     ax.set_ylabel("resident memory (MiB)")
     ax.set_title(title)
     return fig
+
+
+def _figure(**kwargs: object) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from perflab.bench import History, Result
+from perflab.bench import Result
 from perflab.errors import ConfigurationError
 from perflab.report.headlines import RUN_TAG
 
@@ -53,6 +53,7 @@ def load_side(spec: str, *, history: str | Path | None = None) -> Side:
     ``history:`` selections from (default: ``PERFLAB_HISTORY_URL`` / outputs/history.sqlite).
     Raises ConfigurationError naming ``spec`` when it names nothing usable."""
     from perflab import suites
+    from perflab.bench import foreign
 
     text = str(spec).strip()
     if not text:
@@ -70,11 +71,14 @@ def load_side(spec: str, *, history: str | Path | None = None) -> Side:
                 f"{path} holds no results files (*.json); give a file or a report's results folder",
                 name=text,
             )
-        results: list[Result] = []
+        loaded: list[list[Result]] = []
         meta: dict[str, Any] = {}
         for f in files:
-            results += suites.load_results(f)
+            loaded.append(suites.load_results(f))
             meta = meta or _file_meta(f)
+        # several runs of another tool (pytest-benchmark's .benchmarks/<machine>/ folder): a
+        # benchmark in more than one file is one result with a replicate per run
+        results = foreign.runs_as_replicates(loaded)
         return Side(label=str(path), results=tuple(results), meta=_meta_of(results, meta))
     if is_ab_file(path):
         raise ConfigurationError(
@@ -135,6 +139,8 @@ def _file_meta(path: Path) -> dict[str, Any]:
 
 def _history_side(spec: str, location: str | Path | None) -> Side:
     parts = spec.split(":")[1:]
+    from perflab.bench import History  # SQLAlchemy (~0.1 s): only for history: sides
+
     store = History(location, create=False)
     try:
         frame = store.frame()

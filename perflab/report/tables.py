@@ -5,11 +5,12 @@ support a figure (too few samples for a percentile)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from perflab.numbers import DASH, duration, interval, is_missing, percent, quantity, times
 
-from perflab.numbers import DASH, duration, interval, is_missing, quantity, times
+if TYPE_CHECKING:  # pandas loads when a table is built (~0.2 s off every command's start)
+    import pandas as pd
 
 __all__ = [
     "MIN_SAMPLES",
@@ -17,6 +18,7 @@ __all__ = [
     "comparisons_table",
     "figures_table",
     "latency_table",
+    "readable",
     "styled",
 ]
 
@@ -40,6 +42,8 @@ def styled(frame: pd.DataFrame, *, numeric: Sequence[str] = ()) -> Any:
 def latency_table(frame: pd.DataFrame, *, value: str = "ns", by: str | None = None) -> pd.DataFrame:
     """n, mean, p50, p90, p99 and max of latencies in ``value`` (ns), each in the unit that
     reads best; a percentile with fewer samples than :data:`MIN_SAMPLES` says "n too small"."""
+    import pandas as pd
+
     groups = frame.groupby(by, sort=False)[value] if by else [(value, frame[value])]
     rows = {}
     for label, series in groups:
@@ -64,6 +68,8 @@ def figures_table(
     """Labelled figures: one row per ``{label, value, ci_low, ci_high, unit, note}``, shown as
     ``measure | value | 95 % CI | note`` with units (a value that is not a number is shown as
     it is; no CI is a dash)."""
+    import pandas as pd
+
     items = rows.to_dict(orient="records") if isinstance(rows, pd.DataFrame) else list(rows)
     out = []
     for r in items:
@@ -84,6 +90,8 @@ def figures_table(
 def comparisons_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Headline comparisons (rows of ``report.headline_rows``): comparison, baseline →
     optimised, speedup with its 95 % CI, replicates, verdict."""
+    import pandas as pd
+
     out = []
     for r in rows:
         reps = r.get("replicates") or ("?", "?")
@@ -104,6 +112,8 @@ def comparisons_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 def claims_table(rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     """The claims audit for reading: claim, claimed, measured, 95 % CI (each with its unit),
     verdict, conditions."""
+    import pandas as pd
+
     items = rows.to_dict(orient="records") if isinstance(rows, pd.DataFrame) else list(rows)
     out = []
     for r in items:
@@ -119,3 +129,55 @@ def claims_table(rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFra
             }
         )
     return pd.DataFrame(out)
+
+
+# a column's unit read from its name, for frames that do not say (first match wins)
+_NAMED_UNITS = (
+    ((" ms", "_ms"), "ms"),
+    ((" ns", "_ns"), "ns"),
+    ((" us", "_us", " µs"), "µs"),
+    (("seconds", " s"), "s"),
+    (("req/s", "throughput", "_req_s"), "req/s"),
+    (("speedup", "ratio", " x", "improvement"), "x"),
+    (("failed", "fraction"), "fraction"),
+    ((" mb", "_mb", "rss"), "MB"),
+)
+
+
+def readable(frame: pd.DataFrame, units: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """``frame`` with every cell as text for reading, through :mod:`perflab.numbers`: each
+    column in its unit (``units`` maps a column to one of ``ns µs ms s x % fraction`` or any
+    label; otherwise the unit is read from the column's name: ``p99 ms``, ``throughput``,
+    ``speedup``, ``failed``), whole numbers grouped, booleans as ``yes``/``no``, a missing
+    value as a dash. Text stays as it is. What notebooks display instead of raw floats."""
+    given = dict(units or {})
+    out = frame.copy()
+    for column in out.columns:
+        unit = given.get(str(column), _unit_of(str(column)))
+        out[column] = [_cell(value, unit) for value in out[column]]
+    return out
+
+
+def _unit_of(name: str) -> str:
+    lowered = f" {name.lower()}"
+    for endings, unit in _NAMED_UNITS:
+        if any(lowered.endswith(e) or f"{e} " in lowered or (e[0] != " " and e in lowered)
+               for e in endings):  # fmt: skip
+            return unit
+    return ""
+
+
+def _cell(value: Any, unit: str) -> str:
+    import numbers
+
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return "yes" if value else "no"
+    if isinstance(value, str) or not isinstance(value, numbers.Number):
+        return DASH if value is None else str(value)
+    if is_missing(value):
+        return DASH
+    if unit == "fraction":
+        return percent(value)
+    if unit == "" and float(value).is_integer():
+        return f"{int(value):,}"
+    return quantity(value, unit)

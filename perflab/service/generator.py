@@ -23,7 +23,7 @@ import numpy as np
 
 from perflab.errors import ConfigurationError
 from perflab.service import hdr, schedule
-from perflab.service.httpclient import Connection, RequestFailed, split_url
+from perflab.service.httpclient import Connection, RequestFailed, split_url, tls_context
 from perflab.service.limits import raise_file_limit
 
 __all__ = ["Plan", "Sender", "loop_factory", "run_part", "run_plan"]
@@ -59,6 +59,10 @@ class Plan:
     # seconds after the window that requests still in flight may take before they are cut
     # (None: the request timeout, so a slow endpoint's last responses still count)
     drain: float | None = None
+    # https: TLS with the system's CAs, or ca_file's; verify=False for a self-signed test host
+    # (the context is built in the part's own process: an SSLContext does not pickle)
+    ca_file: str | None = None
+    verify: bool = True
 
 
 class Sender(Protocol):
@@ -340,7 +344,12 @@ def loop_factory(
 
 async def _live(plan: Plan) -> dict[str, Any]:
     host, port, _ = split_url(plan.url)
-    conns = [Connection(host, port, plan.timeout) for _ in range(plan.connections)]
+    tls = (
+        tls_context(ca_file=plan.ca_file, verify=plan.verify)
+        if plan.url.startswith("https://")
+        else None
+    )
+    conns = [Connection(host, port, plan.timeout, tls) for _ in range(plan.connections)]
     stop = asyncio.Event()
     sweeper = asyncio.ensure_future(_Sweeper(conns, plan.timeout).run(stop))
     try:

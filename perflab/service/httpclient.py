@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json as _json
+import ssl
 import urllib.parse
 from typing import Any
 
@@ -27,15 +28,30 @@ class RequestFailed(Exception):
         self.kind = kind
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def split_url(url: str) -> tuple[str, int, str]:
-    """(host, port, path with query) of an ``http://`` URL."""
+    """(host, port, path with query) of an ``http://`` or ``https://`` URL."""
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"{url!r} is not an http:// URL (the generator speaks plain HTTP/1.1)")
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    return parts.hostname, parts.port or 80, path
+    return parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme], path
+
+
+def tls_context(*, ca_file: str | None = None, verify: bool = True) -> ssl.SSLContext:
+    """The client side of TLS: certificates checked against the system's CAs (or ``ca_file``,
+    a PEM bundle, for a private CA) and the host name, unless ``verify`` is False (a test host
+    with a self-signed certificate; said in the results)."""
+    context = ssl.create_default_context(cafile=ca_file)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["http/1.1"])  # the generator speaks HTTP/1.1
+    return context
 
 
 def encode_request(
@@ -44,7 +60,10 @@ def encode_request(
     """The bytes of one keep-alive request to ``url``, built once and sent many times."""
     host, port, path = split_url(url)
     body = b"" if json_body is None else _json.dumps(json_body).encode()
-    lines = [f"{method.upper()} {path} HTTP/1.1", f"Host: {host}:{port}", "User-Agent: perflab"]
+    scheme = urllib.parse.urlsplit(url).scheme
+    # the port only when it is not the scheme's own: virtual hosts match "Host: example.com"
+    shown = host if port == DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    lines = [f"{method.upper()} {path} HTTP/1.1", f"Host: {shown}", "User-Agent: perflab"]
     for name, value in (headers or {}).items():
         if any(c in f"{name}{value}" for c in "\r\n") or ":" in name:
             raise ValueError(f"header {name!r} has a line break or a colon in its name")
@@ -58,8 +77,10 @@ class Connection(asyncio.Protocol):
     """One keep-alive connection; :meth:`request` sends a pre-encoded request and returns the
     response's status code once the whole response has arrived. One request at a time."""
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        self.host, self.port, self.timeout = host, port, timeout
+    def __init__(
+        self, host: str, port: int, timeout: float, tls: ssl.SSLContext | None = None
+    ) -> None:
+        self.host, self.port, self.timeout, self.tls = host, port, timeout, tls
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future | None = None
@@ -93,10 +114,19 @@ class Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         try:
             await asyncio.wait_for(
-                loop.create_connection(lambda: self, self.host, self.port), self.timeout
+                loop.create_connection(
+                    lambda: self,
+                    self.host,
+                    self.port,
+                    ssl=self.tls,
+                    server_hostname=self.host if self.tls else None,
+                ),
+                self.timeout,
             )
         except TimeoutError as err:
             raise RequestFailed("ConnectTimeout", f"{self.host}:{self.port}") from err
+        except ssl.SSLError as err:  # before OSError: it is one (a certificate, a handshake)
+            raise RequestFailed("TLSError", f"{self.host}:{self.port}: {err}") from err
         except OSError as err:
             raise RequestFailed("ConnectError", f"{self.host}:{self.port}: {err}") from err
         self.parser = httptools.HttpResponseParser(self)

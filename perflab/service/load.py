@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import queue
 import socket
+import ssl
 import sys
 import time
 import urllib.parse
@@ -26,9 +27,11 @@ import numpy as np
 
 from perflab import bench
 from perflab.errors import BenchmarkError, ConfigurationError, ServerError
+from perflab.progress import note as progress_note
+from perflab.progress import watched
 from perflab.service import hdr, schedule
 from perflab.service.generator import Plan, run_part
-from perflab.service.httpclient import encode_request
+from perflab.service.httpclient import encode_request, tls_context
 from perflab.service.limits import raise_file_limit
 
 __all__ = [
@@ -68,13 +71,30 @@ def failures(statuses: dict, errors: dict) -> dict[str, int]:
     return dict(out)
 
 
-def preflight(url: str, timeout: float = 2.0) -> None:
-    """One TCP connect to the URL's host and port: ServerError naming the URL when nothing
-    listens there, before any load is generated."""
+def preflight(
+    url: str, timeout: float = 2.0, *, ca_file: str | None = None, verify: bool = True
+) -> None:
+    """One connect to the URL's host and port (with the TLS handshake for https): ServerError
+    naming the URL when nothing listens there or its certificate is refused, before any load
+    is generated."""
     target = urllib.parse.urlsplit(url)
     port = target.port or (443 if target.scheme == "https" else 80)
     try:
-        socket.create_connection((target.hostname, port), timeout=timeout).close()
+        with socket.create_connection((target.hostname, port), timeout=timeout) as sock:
+            if target.scheme == "https":
+                context = tls_context(ca_file=ca_file, verify=verify)
+                with context.wrap_socket(sock, server_hostname=target.hostname):
+                    pass
+    except ssl.SSLCertVerificationError as err:
+        raise ServerError(
+            f"{url}: the server's certificate was refused ({err.verify_message}); give its CA "
+            "with --cacert FILE (ca_file=), or --insecure (verify=False) for a test host",
+            url=url,
+        ) from err
+    except ssl.SSLError as err:
+        raise ServerError(
+            f"{url}: the TLS handshake failed ({err.reason or err})", url=url
+        ) from err
     except OSError as err:
         raise ServerError(
             f"cannot connect to {url} ({target.hostname}:{port}: {err.strerror or err}); start "
@@ -108,6 +128,8 @@ def run_load(
     preconnect: bool = False,
     loop: str = "auto",
     drain: float | None = None,
+    ca_file: str | None = None,
+    verify: bool = True,
 ) -> bench.Result:
     """Load ``url`` for ``duration`` seconds (after ``warmup`` seconds not counted) over
     ``concurrency`` keep-alive connections and return every request's latency. Closed loop,
@@ -126,17 +148,25 @@ def run_load(
     ``params["uncorrected_histogram"]``; ``histogram`` is corrected (from the due time).
 
     ``drain``: seconds after the window that requests still in flight may take; then they are
-    cut and counted in ``params["cut_at_deadline"]`` (default: the request ``timeout``)."""
+    cut and counted in ``params["cut_at_deadline"]`` (default: the request ``timeout``).
+
+    ``https://`` URLs speak TLS: certificates are verified against the system's CAs, or
+    ``ca_file`` (a PEM bundle) for a private CA; ``verify=False`` skips the check for a test
+    host (``params["tls"]`` records which). The generator's CPU per request then includes the
+    encryption (``params["generator"]["cpu_us_per_request"]``)."""
     if not url.startswith(("http://", "https://")):
         raise ConfigurationError(f"load target {url!r} is not an http(s) URL", name="URL")
-    if url.startswith("https://"):
+    if ca_file is not None and not os.path.isfile(ca_file):
         raise ConfigurationError(
-            f"load target {url!r}: the generator speaks plain HTTP/1.1; use http://", name="URL"
+            f"ca_file {ca_file!r} is not a file; give the PEM file of the CA that signed the "
+            "server's certificate",
+            name="--cacert",
         )
     if duration <= 0 or concurrency < 1 or (rate is not None and rate <= 0):
         raise ConfigurationError(
             "duration, concurrency and rate must be positive", name="--duration"
         )
+    progress_note(f"load {method} {urllib.parse.urlsplit(url).path or '/'}")
     processes = default_processes() if processes is None else processes
     if processes < 1:
         raise ConfigurationError(
@@ -144,7 +174,7 @@ def run_load(
         )
     processes = min(processes, concurrency)
     if check:
-        preflight(url, timeout=min(timeout, 5.0))
+        preflight(url, timeout=min(timeout, 5.0), ca_file=ca_file, verify=verify)
     # ``preconnect``: every connection is opened before the start and held (keep-alive users)
     if rate is not None and int(duration * rate) < rounds:
         raise ConfigurationError(
@@ -161,10 +191,11 @@ def run_load(
     plans = [
         Plan(url=url, request=request, connections=n, rate=rate, duration=duration,
              warmup=warmup, rounds=rounds, timeout=timeout, part=i, parts=processes,
-             max_samples=max_samples, preconnect=preconnect, loop=loop, drain=drain)
+             max_samples=max_samples, preconnect=preconnect, loop=loop, drain=drain,
+             ca_file=ca_file, verify=verify)
         for i, n in enumerate(shares)
     ]  # fmt: skip
-    show = sys.stderr.isatty() if progress is None else progress
+    show = watched() if progress is None else progress
     if show:
         print(f"loading {url} for {warmup + duration:.0f} s …", file=sys.stderr, flush=True)
     if scheduler is not None:
@@ -178,6 +209,8 @@ def run_load(
         name=f"{method} {url}",
         params={"url": url, "method": method, "concurrency": concurrency, "rate": rate,
                 "processes": processes, "file_limit": limit,
+                **({"tls": "verified" if verify else "not verified (verify=False)"}
+                   if url.startswith("https://") else {}),
                 **({"scheduler": scheduler} if scheduler else {})},
         duration=duration,
         open_loop=rate is not None,

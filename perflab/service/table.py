@@ -267,9 +267,12 @@ def capacity_curve(
     method: str = "GET",
     json_body: object = None,
     warmup: float = 0.3,
+    ca_file: str | None = None,
+    verify: bool = True,
 ) -> pd.DataFrame:
     """Throughput and p99 as closed-loop concurrency rises; stops once p99 exceeds ``explode``
-    times its value at the first level, or errors appear."""
+    times its value at the first level, or errors appear. ``ca_file``/``verify``: https, as
+    :func:`run_load`."""
     rows, first_p99 = [], None
     for level in levels:
         r = run_load(
@@ -280,6 +283,8 @@ def capacity_curve(
             duration=duration,
             warmup=warmup,
             progress=False,  # the "generator saturated" column says it
+            ca_file=ca_file,
+            verify=verify,
         )
         s = r.summary()
         failures = sum(r.params["errors"].values()) + _non_2xx(r)

@@ -57,6 +57,7 @@ _BUILTIN = {
     "cache": "perflab.suites.cache",
     "db": "perflab.suites.db",
     "api": "perflab.suites.api",
+    "capacity": "perflab.suites.capacity",
 }
 _REGISTRY: dict[str, Suite] = {}
 
@@ -268,7 +269,10 @@ def published(results_dir: str | Path) -> dict[str, SuiteRun]:
 
 
 def run_suite(name: str, *, quick: bool = False) -> SuiteRun:
+    from perflab.progress import note
+
     suite = get(name)
+    note(f"suite {suite.name}")
     produced = suite.fn(quick)
     if isinstance(produced, SuiteRun):
         return produced
@@ -395,8 +399,13 @@ def _read(path: str | Path) -> dict:
 
 
 def load_results(path: str | Path) -> list[Result]:
-    """Results from a suite file written by ``perflab bench --out`` (or one result's JSON)."""
+    """Results from a suite file written by ``perflab bench --out`` (or one result's JSON), or
+    from a file pyperf, pytest-benchmark or asv wrote (:mod:`perflab.bench.foreign`)."""
+    from perflab.bench import foreign
+
     doc = _read(path)
+    if foreign.detect(doc):
+        return list(foreign.read(doc, str(path)))
     items = doc.get("results", [doc])
     if not isinstance(items, list):
         raise ConfigurationError(

@@ -57,10 +57,11 @@ def data(quick: bool) -> list[bench.Result]:
 
     # Budget per benchmark and worker process: quick 0.3-1 s (0.3-0.5 s for the per-row loop,
     # ~0.17 s a call on 10k bars: three calls per process, 24 over the default 8 processes,
-    # which are the replicates a comparison judges by), full 0.8-1 s.
+    # which are the replicates a comparison judges by), full 0.8-1 s on 200k bars (one loop
+    # call ~3 s; 1M bars made `make demo` spend 2 min here for the same ratio).
     min_time = 0.3 if quick else 0.8
     loop_max = 0.5 if quick else 1.0
-    market = bars("quick" if quick else "medium")  # 10k bars, or 1M
+    market = bars("quick" if quick else "small")  # 10k bars, or 200k
     _check_signals(market[market["symbol"] < "S0005"])
     shape = {"rows": len(market), "symbols": int(market["symbol"].nunique())}
     results = [

@@ -4,13 +4,16 @@ luck with the scheduler, and that spread is what a separate run will see too).""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from perflab import progress
 from perflab.errors import BenchmarkError
+from perflab.progress import CONTEXT_ENV
 from perflab.suites import SuiteRun, load_run, merge_runs
 
 __all__ = ["DEFAULT_PROCESSES", "run_in_processes"]
@@ -36,19 +39,21 @@ def run_in_processes(
         raise BenchmarkError(f"processes must be at least 1, got {processes}")
     runs = []
     for i in range(processes):
-        runs.append(_one(name, quick, timeout))
+        runs.append(_one(name, quick, timeout, context=f"process {i + 1}/{processes}"))
         if on_done is not None:
             on_done(i + 1)
     return runs[0] if processes == 1 else merge_runs(runs)
 
 
-def _one(name: str, quick: bool, timeout: float | None = None) -> SuiteRun:
+def _one(name: str, quick: bool, timeout: float | None = None, *, context: str = "") -> SuiteRun:
     with tempfile.TemporaryDirectory(prefix="perflab-bench-") as tmp:
         out = Path(tmp) / "run.json"
         argv = [sys.executable, "-m", "perflab", "bench", name, "--quiet", "--processes", "1"]
         argv += ["--out", str(out)] + (["--quick"] if quick else [])
         argv += ["--timeout", repr(timeout)] if timeout is not None else []
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        env = {**os.environ, CONTEXT_ENV: context}  # its progress notes say which process
+        progress.note(f"suite {name} ({context})")
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
         if done.returncode == 1 and out.is_file():  # some benchmarks failed: keep the rest
             return load_run(out)
         if done.returncode != 0:
