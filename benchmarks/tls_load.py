@@ -18,16 +18,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from perflab.service import run_load
 
-from test_load_tls import SERVER  # noqa: E402  (the server the tests use)
+ROOT = Path(__file__).resolve().parent.parent
 
-from perflab.service import run_load  # noqa: E402
 
-PLAIN = SERVER.replace(
-    "server.socket = context.wrap_socket(server.socket, server_side=True)",
-    "pass  # plain HTTP",
-)
+def tls_server_code() -> str:
+    """The TLS server the tests use (tests/test_load_tls.py), so both measure one server."""
+    sys.path.insert(0, str(ROOT))
+    from tests.test_load_tls import SERVER
+
+    return SERVER
 
 
 def serve(code: str, chain: str) -> tuple[subprocess.Popen, int]:
@@ -48,7 +49,12 @@ def main() -> None:
         chain, ca_file = f"{tmp}/server.pem", f"{tmp}/ca.pem"
         ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(chain)
         ca.cert_pem.write_to_path(ca_file)
-        (plain, p_port), (tls, t_port) = serve(PLAIN, chain), serve(SERVER, chain)
+        code = tls_server_code()
+        plain_code = code.replace(
+            "server.socket = context.wrap_socket(server.socket, server_side=True)",
+            "pass  # plain HTTP",
+        )
+        (plain, p_port), (tls, t_port) = serve(plain_code, chain), serve(code, chain)
         seen: dict[str, list[tuple[float, float]]] = {"http": [], "https": []}
         try:
             for _ in range(args.rounds):

@@ -73,22 +73,21 @@ def _verdicts(a: Path, b: Path) -> list[str]:
 
 def _learn_run_noise(files: list[Path]) -> None:
     """What ``History.run_noise`` would know had these runs been saved with ``--save``."""
-    from perflab.bench import changepoint, stats
-    from perflab.bench.history import _judged_figure
+    from perflab.bench import changepoint, machine_speed
     from perflab.suites import load_results
 
     figures: dict[str, list[float]] = collections.defaultdict(list)
     speeds: dict[str, list[float]] = collections.defaultdict(list)
     for f in files:
         for r in load_results(f):
-            figures[r.name].append(_judged_figure(r))
+            figures[r.name].append(r.judged_figure)
             ref = r.reference_figures
             speeds[r.name].append(float(np.exp(np.mean(np.log(ref)))) if ref.size else np.nan)
     for name, values in figures.items():
         fit = None
         if ADJUST[0] and np.all(np.isfinite(speeds[name])):
-            fit = stats.speed_slope(values, speeds[name])
-            values = list(stats.speed_adjusted(values, speeds[name]))
+            fit = machine_speed.speed_slope(values, speeds[name])
+            values = list(machine_speed.speed_adjusted(values, speeds[name]))
         RUN_NOISE[name] = (changepoint.run_spread(values), len(values))
         if fit is not None:  # and the slope across runs, as History.run_noise gives it
             RUN_NOISE[name] = (*RUN_NOISE[name], fit)

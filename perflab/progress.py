@@ -15,13 +15,14 @@ labelled as an estimate and never shown when neither exists."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+from perflab.settings import variable
 
 __all__ = ["CONTEXT_ENV", "ENV", "Progress", "clock", "expected_seconds", "note", "watched"]
 
@@ -36,10 +37,10 @@ def note(text: str) -> None:
     """Say what this process is measuring now (a kernel, a suite worker). A no-op unless
     ``PERFLAB_PROGRESS`` names a file; a file that cannot be written is left alone (progress
     must never fail a measurement)."""
-    path = os.environ.get(ENV)
+    path = variable(ENV)
     if not path:
         return
-    context = os.environ.get(CONTEXT_ENV)
+    context = variable(CONTEXT_ENV)
     text = f"{text} ({context})" if context else text
     try:
         with open(path, "w", encoding="utf-8") as out:
@@ -55,7 +56,7 @@ def watched() -> bool:
     draws a widget in JupyterLab (ipywidgets, the ``lab`` extra) and text in a terminal."""
     if sys.stderr.isatty():
         return True
-    if "ipykernel" not in sys.modules or os.environ.get(ENV) is not None:
+    if "ipykernel" not in sys.modules or variable(ENV) is not None:
         return False
     shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
     return type(shell).__name__ == "ZMQInteractiveShell"

@@ -128,8 +128,9 @@ def rerun_suspects(
                 on_done(run)
             for suite_run in suites.published(here.results_dir).values():
                 for result in suite_run.results:
-                    if result.name in found.figures and result.figure > 0:
-                        found.figures[result.name].append(float(result.figure))
+                    # the figure the history stores and judges, so a re-run adds like for like
+                    if result.name in found.figures and result.judged_figure > 0:
+                        found.figures[result.name].append(float(result.judged_figure))
     return found
 
 

@@ -29,7 +29,6 @@ from perflab.errors import ConfigurationError, ServerError
 from perflab.settings import Settings, resolve
 from perflab.urls import libpq_url as _libpq_url
 from perflab.urls import redact as _redact
-from perflab.urls import sqlalchemy_url
 from perflab.urls import sqlite_path as _sqlite_path
 
 if TYPE_CHECKING:
@@ -249,12 +248,14 @@ def redis_client(settings: Settings | None = None, **kwargs: object) -> redis.Re
 def database_engine(
     settings: Settings | None = None, *, read: bool = False, **kwargs: object
 ) -> sqlalchemy.Engine:
-    """A SQLAlchemy engine (psycopg 3 for PostgreSQL) for the database in use."""
-    import sqlalchemy
+    """A SQLAlchemy engine (psycopg 3 for PostgreSQL) for the database in use, with
+    SQLAlchemy's transactions (``engine.begin()`` commits or rolls back as a whole), made by
+    :func:`perflab.sql.make_engine` like every engine perflab opens. kwargs go to it."""
+    from perflab.sql import make_engine
 
     endpoints = start(settings, redis=False)
     url = endpoints.read_database_url if read else endpoints.database_url
-    return sqlalchemy.create_engine(sqlalchemy_url(url), **kwargs)
+    return make_engine(url, **{"autocommit": False, **kwargs})
 
 
 def _external_status(name: str, url: str, check) -> ServerStatus:

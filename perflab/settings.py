@@ -16,7 +16,7 @@ from perflab.identifiers import is_identifier
 from perflab.urls import DATABASE_SCHEMES, REDIS_SCHEMES, sqlalchemy_url
 from perflab.urls import check_url as _check_url
 
-__all__ = ["ENV_VARS", "Settings", "resolve", "sqlalchemy_url"]
+__all__ = ["ENV_VARS", "Settings", "resolve", "sqlalchemy_url", "variable"]
 
 _PREFIX_RE = re.compile(r"[A-Za-z0-9_.:\-]*")
 
@@ -49,6 +49,24 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "PERFLAB_NOTEBOOKS": ("notebooks_dir", "the lab notebooks `perflab report` runs"),
     "PERFLAB_KEY_PREFIX": ("key_prefix", "prefix of every Redis key perflab writes"),
     "PERFLAB_SCHEMA": ("schema", "PostgreSQL schema perflab's tables live in"),
+    "PERFLAB_SERVICE_PRESET": ("service_preset", "workload preset the demo service loads"),
+    "PERFLAB_SERVICE_DB": (
+        "service_db",
+        "the demo service's async database readers: engine (SQLAlchemy async) or thread",
+    ),
+    "PERFLAB_SERVICE_THREADS": (
+        "service_threads",
+        "threads computing the demo service's cold responses; unset: 2 per core",
+    ),
+    "PERFLAB_SERVICE_DEBUG": ("service_debug", "1: the demo service adds /debug/stall (tests)"),
+    "PERFLAB_PROGRESS": (
+        "progress_file",
+        "set by perflab report for its kernels: the file they note what they measure in",
+    ),
+    "PERFLAB_PROGRESS_CONTEXT": (
+        "progress_context",
+        "set by perflab for its suite worker processes: which one (process 3/8)",
+    ),
 }
 
 
@@ -89,6 +107,12 @@ class Settings:
     schema: str = "public"
     results_dir: Path | None = None  # None: <outputs>/results
     history_url: str | None = None  # None: <outputs>/history.sqlite
+    service_preset: str = "quick"
+    service_db: str | None = None  # None: the service's default (engine on PostgreSQL)
+    service_threads: str | None = None  # None: 2 per core
+    service_debug: str | None = None
+    progress_file: str | None = None
+    progress_context: str | None = None
 
     def __post_init__(self) -> None:
         if self.results_dir is None:
@@ -98,6 +122,18 @@ class Settings:
         _check_url("PERFLAB_READ_DATABASE_URL", self.read_database_url, DATABASE_SCHEMES)
         if self.history_url and "://" in self.history_url:  # else a SQLite file path
             _check_url("PERFLAB_HISTORY_URL", self.history_url, DATABASE_SCHEMES)
+        if self.service_db not in (None, "engine", "thread"):
+            raise ConfigurationError(
+                f"PERFLAB_SERVICE_DB={self.service_db!r}: use 'engine' or 'thread'",
+                name="PERFLAB_SERVICE_DB",
+            )
+        if self.service_threads is not None and not (
+            str(self.service_threads).isdigit() and int(self.service_threads) > 0
+        ):
+            raise ConfigurationError(
+                f"PERFLAB_SERVICE_THREADS={self.service_threads!r}: give a whole number above 0",
+                name="PERFLAB_SERVICE_THREADS",
+            )
         if self.read_database_url and not self.database_url:
             raise ConfigurationError(
                 "PERFLAB_READ_DATABASE_URL is set but PERFLAB_DATABASE_URL is not; "
@@ -146,3 +182,13 @@ def resolve(env: Mapping[str, str] | None = None, **overrides: object) -> Settin
         if field in values:
             values[field] = Path(str(values[field])).expanduser().absolute()
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def variable(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The value of one ``PERFLAB_*`` variable (None when unset or empty) without building
+    :class:`Settings`: for the channels perflab's own processes read on every benchmark (the
+    progress note). Only declared variables: every ``PERFLAB_*`` name lives in ``ENV_VARS``."""
+    if name not in ENV_VARS:
+        raise KeyError(f"{name} is not a perflab setting (ENV_VARS)")
+    value = (os.environ if env is None else env).get(name, "").strip()
+    return value or None

@@ -19,12 +19,15 @@ from perflab.service import terminate
 from .conftest import ROOT, perflab_cli
 
 README = (ROOT / "README.md").read_text()
+# the README, then each page of docs/: a ```python block is an example that must run as written
+# (a block labelled with a file name, ```python test_x.py, is a file its own tests run)
+PAGES = [README, *(p.read_text() for p in sorted((ROOT / "docs").glob("*.md")))]
 
 
 @pytest.mark.servers
 @pytest.mark.notebook
-def test_readme_python_examples_run(tmp_path):
-    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+def test_readme_and_docs_python_examples_run(tmp_path):
+    blocks = [b for page in PAGES for b in re.findall(r"```python\n(.*?)```", page, flags=re.S)]
     assert blocks, "README has no python example"
     printed = ""
     for code in blocks:
@@ -88,3 +91,12 @@ def test_perflab_lab_serves_jupyterlab_with_the_kernel(settings, tmp_path):
         assert all(s.running for s in servers.status(settings))
     finally:
         terminate(proc)
+
+
+def test_readme_is_a_starting_point_and_its_links_lead_somewhere():
+    """A newcomer's page: at most 12 KB (the depth lives in docs/), and every link it and the
+    docs give to a file of this repository names one that exists."""
+    assert len(README.encode()) <= 12_000
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.name} links to missing {target}"

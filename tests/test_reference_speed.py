@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from perflab import bench, suites
-from perflab.bench import stats
+from perflab.bench import machine_speed, stats
 from perflab.bench.reference import kernel
 from perflab.errors import BenchmarkError
 
@@ -76,7 +76,7 @@ def test_a_real_ten_percent_slowdown_is_seen_through_the_spell():
 def test_a_benchmark_that_follows_the_machine_only_half_way_gets_its_own_slope():
     a = _side(1000, FAST_RUN, seed=5, follow=0.5)
     b = _side(1000, SLOW_RUN, seed=6, follow=0.5)
-    r = stats.adjusted_ratio(
+    r = machine_speed.adjusted_ratio(
         a.replicate_figures, b.replicate_figures, a.reference_figures, b.reference_figures
     )
     assert r.slope == pytest.approx(0.5, abs=0.1)
@@ -101,7 +101,7 @@ def test_a_whole_run_slower_with_a_reference_noisy_on_its_own_is_not_called_slow
     # one whole run the machine ran 1.12x slower, which the benchmark followed fully
     a = _side(1000, [1.0] * 8, seed=21, own=0.04)
     b = _side(1000, [1.12] * 8, seed=22, own=0.04)
-    r = stats.adjusted_ratio(
+    r = machine_speed.adjusted_ratio(
         a.replicate_figures, b.replicate_figures, a.reference_figures, b.reference_figures
     )
     assert abs(r.slope) < 0.5  # the fitted slope alone would have left the whole 1.12x
@@ -117,22 +117,24 @@ def test_a_known_slope_is_used_as_it_is():
     a = _side(1000, [1.0] * 8, seed=24, own=0.04)
     b = _side(1000, [1.12] * 8, seed=25, own=0.04)
     args = (a.replicate_figures, b.replicate_figures, a.reference_figures, b.reference_figures)
-    told = stats.adjusted_ratio(*args, known_slope=(1.0, 0.05))
+    told = machine_speed.adjusted_ratio(*args, known_slope=(1.0, 0.05))
     assert told.slope == 1.0
     assert told.ci_low <= 1.0 <= told.ci_high
     assert (
         told.ci_high - told.ci_low
-        < stats.adjusted_ratio(*args).ci_high - stats.adjusted_ratio(*args).ci_low
+        < machine_speed.adjusted_ratio(*args).ci_high - machine_speed.adjusted_ratio(*args).ci_low
     )
     # told it does not follow the machine at all: the whole 1.12x is the code's
-    assert stats.adjusted_ratio(*args, known_slope=(0.0, 0.05)).ci_low > 1.05
+    assert machine_speed.adjusted_ratio(*args, known_slope=(0.0, 0.05)).ci_low > 1.05
 
 
 def test_adjusted_ratio_needs_two_replicates_per_side_and_one_reference_each():
-    one = stats.adjusted_ratio(np.array([1.0, 1.1]), np.array([1.2]), np.ones(2), np.ones(1))
+    one = machine_speed.adjusted_ratio(
+        np.array([1.0, 1.1]), np.array([1.2]), np.ones(2), np.ones(1)
+    )
     assert one.slope is None  # fell back to the unadjusted ratio
     with pytest.raises(ValueError, match="one reference figure per replicate"):
-        stats.adjusted_ratio(np.ones(3), np.ones(3), np.ones(2), np.ones(3))
+        machine_speed.adjusted_ratio(np.ones(3), np.ones(3), np.ones(2), np.ones(3))
 
 
 def test_interleaved_and_reference_free_results_are_judged_as_before():

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from perflab.bench import stats
+from perflab.bench import machine_speed, stats
 from perflab.bench.noise import busy_note
 from perflab.bench.result import Result
 from perflab.errors import BenchmarkError
@@ -229,11 +229,11 @@ def compare(
 
     ``adjust`` (default): when every replicate of both sides timed the machine's reference
     speed beside it (:mod:`perflab.bench.reference`; results of ``bench.run`` and ``perflab
-    bench``), separate runs are judged by :func:`stats.adjusted_ratio`, which takes out how much
-    faster or slower the machine itself ran. The spells of a VM's speed that the reference
-    follows are then explained rather than set aside as contended; ``run_noise`` should then
-    be how much runs differ beyond the machine's speed (:meth:`History.run_noise` learns it
-    from speed-adjusted run figures when the history holds each run's speed)."""
+    bench``), separate runs are judged by :func:`machine_speed.adjusted_ratio`, which takes
+    out how much faster or slower the machine itself ran. The spells of a VM's speed that the
+    reference follows are then explained rather than set aside as contended; ``run_noise``
+    should then be how much runs differ beyond the machine's speed (:meth:`History.run_noise`
+    learns it from speed-adjusted run figures when the history holds each run's speed)."""
     if not isinstance(baseline, Result) or not isinstance(candidate, Result):
         raise BenchmarkError("compare takes two bench.Result objects")
     if match_names and baseline.name != candidate.name:
@@ -284,7 +284,7 @@ def compare(
         between = (float(run_noise[0]), int(run_noise[1]))
         known = run_noise[2] if len(run_noise) > 2 else None
     if adjusted:
-        r = stats.adjusted_ratio(
+        r = machine_speed.adjusted_ratio(
             base.replicate_figures,
             cand.replicate_figures,
             base.reference_figures,

@@ -5,7 +5,7 @@ few seconds, quiet or not (measured: eight sequential processes timing ``sum(ran
 read floors of 350 or 600 µs, nothing between). That dominates how much separate runs differ,
 and no number of samples inside one run can tell a slow spell from slower code. A reference
 loop timed in the same rounds is slowed by the same spell; a comparison that adjusts each
-replicate's figure by its reference figure (:func:`perflab.bench.stats.adjusted_ratio`) sees
+replicate's figure by its reference figure (:func:`perflab.bench.machine_speed.adjusted_ratio`) sees
 the code's change and not the machine's. Measured on 6 runs x 8 processes here: the spread
 between runs of ``sum(range(20000))`` fell from 18 % to 2 % (quiet) and from 9 % to 1.2 % (one
 CPU-bound process beside); of a numpy convolution from 13 % to 0.7 %. Code that a spell slows

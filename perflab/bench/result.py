@@ -193,8 +193,27 @@ class Result:
 
     @property
     def figure(self) -> float:
-        """The geometric mean of :attr:`replicate_figures`: what comparisons and history use."""
+        """The geometric mean of :attr:`replicate_figures` (every replicate)."""
         return float(np.exp(np.mean(np.log(np.maximum(self.replicate_figures, 1e-300)))))
+
+    @property
+    def judged_figure(self) -> float:
+        """The run's figure as ``compare`` judges it, computed here only: for calibrated loops
+        the geometric mean of the replicate floors left after contended ones are set aside
+        (``stats.set_aside_contended``: one slow-luck worker process must not move a whole
+        run's figure), else :attr:`figure`. What the history stores and judges, what re-runs
+        add to it and what the report's headlines show."""
+        if self.statistic != "floor":
+            return self.figure
+        kept, _ = stats.set_aside_contended(self.replicate_figures, stray=stats.STRAY)
+        return float(np.exp(np.mean(np.log(np.maximum(kept, 1e-300)))))
+
+    @property
+    def speed(self) -> float | None:
+        """The machine's reference speed over the run (geometric mean of its replicates' ns per
+        reference call), None where none was timed."""
+        figures = self.reference_figures
+        return float(np.exp(np.mean(np.log(figures)))) if figures.size else None
 
     def summary(self) -> pd.Series:
         """n, mean, median, p50…p99.9, min, max, stdev, IQR, 95 % CI of the median, outliers,

@@ -19,6 +19,7 @@ from perflab.cache.kept import KeptConnection
 from perflab.cache.serializers import serializer as make_serializer
 from perflab.errors import CacheError
 from perflab.identifiers import is_identifier
+from perflab.sql import make_engine
 
 __all__ = ["DatabaseTier"]
 
@@ -84,14 +85,10 @@ class DatabaseTier(GuardedTier):
             raise CacheError(
                 f"schema {schema!r} is not a plain lower-case SQL identifier", tier="database"
             )
-        options: dict = {"isolation_level": "AUTOCOMMIT"}
-        if postgres:
-            options.update(
-                skip_autocommit_rollback=True,  # keep psycopg's prepared statements
-                connect_args={"connect_timeout": max(1, int(timeout))},
-                pool_pre_ping=False,
-            )
-        self.engine = sa.create_engine(sa_url, **options)
+        # psycopg's prepared statements kept across checkouts (perflab.sql)
+        self.engine = make_engine(
+            self.url, connect_timeout=timeout if postgres else None, pool_pre_ping=False
+        )
         meta = sa.MetaData(schema=schema)
         self.table = sa.Table(
             table,

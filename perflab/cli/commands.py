@@ -239,7 +239,7 @@ def bench_command(args: argparse.Namespace) -> int:
     )
     check_output_file(out, "--out")  # before the suite runs, not after
     check_timeout(args.timeout)
-    suites.BENCH_TIMEOUT = args.timeout
+    suites.set_timeout(args.timeout)
     if args.instructions:
         return _count_instructions(args, suite, out)
     # --quiet: the harness draws progress bars only on a terminal, so the run sees a stderr that

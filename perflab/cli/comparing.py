@@ -17,7 +17,6 @@ __all__ = ["ab_command", "compare_command", "print_comparisons"]
 def _run_noise(location: str | None):
     """name -> (sd, runs) of separate runs from the history, or None; a missing default
     history is no history (it is not created), a history the user named must open."""
-    from perflab.bench import History
     from perflab.settings import resolve
 
     if location == "none":
@@ -33,6 +32,8 @@ def _run_noise(location: str | None):
             "wrote, a postgresql:// URL, or 'none'",
             name="--history",
         )
+    from perflab.bench import History  # SQLAlchemy and pandas: only when there is a history
+
     store = History(location, create=False)  # read-only: a read-only file or mount is fine
     return store.run_noise
 

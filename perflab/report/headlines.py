@@ -12,9 +12,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from perflab.bench import Result, compare, stats
+from perflab.bench import Result, compare
 from perflab.numbers import quantity
 
 if TYPE_CHECKING:
@@ -81,11 +79,10 @@ def headline_pairs(
 
 
 def _judged(result: Result, other: Result) -> float:
-    """The figure ``compare`` judged: for two calibrated loops, the geometric mean of the
-    replicate floors it kept (contended replicates set aside), else the result's figure."""
+    """The figure ``compare`` judged: :attr:`Result.judged_figure` when both are calibrated
+    loops (compare judges floors only then), else the result's figure."""
     if result.statistic == other.statistic == "floor":
-        kept, _ = stats.set_aside_contended(result.replicate_figures)
-        return float(np.exp(np.mean(np.log(np.maximum(kept, 1e-300)))))
+        return result.judged_figure
     return result.figure
 
 

@@ -11,12 +11,12 @@ the default). SQLite has no async psycopg: it always takes the thread."""
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 from perflab.db import QueryRunner, quote_identifier
 from perflab.errors import ConfigurationError, QueryError
-from perflab.urls import sqlalchemy_url
+from perflab.settings import resolve
+from perflab.sql import make_async_engine
 
 __all__ = ["DEFAULT_MODE", "EngineReader", "ThreadReader", "make_reader"]
 
@@ -50,19 +50,12 @@ class EngineReader:
     mode = "engine"
 
     def __init__(self, url: str, schema: str | None, *, size: int = 5, overflow: int = 10) -> None:
-        from sqlalchemy.ext.asyncio import create_async_engine
-
-        args: dict[str, Any] = {"connect_timeout": 5}
+        options = None
         if schema not in (None, "public"):
-            args["options"] = f"-c search_path={quote_identifier(schema)},public"
+            options = f"-c search_path={quote_identifier(schema)},public"
         self.size, self.overflow = size, overflow
-        self.engine = create_async_engine(
-            sqlalchemy_url(url),
-            isolation_level="AUTOCOMMIT",
-            skip_autocommit_rollback=True,
-            pool_size=size,
-            max_overflow=overflow,
-            connect_args=args,
+        self.engine = make_async_engine(
+            url, connect_timeout=5, options=options, pool_size=size, max_overflow=overflow
         )
         self._compiled: dict[str, str] = {}
 
@@ -101,7 +94,7 @@ class EngineReader:
 
 def make_reader(runner: QueryRunner, mode: str | None = None) -> ThreadReader | EngineReader:
     """The reader ``mode`` (default ``PERFLAB_SERVICE_DB``, else DEFAULT_MODE) names."""
-    mode = mode or os.environ.get("PERFLAB_SERVICE_DB") or DEFAULT_MODE
+    mode = mode or resolve().service_db or DEFAULT_MODE
     if mode not in ("engine", "thread"):
         raise ConfigurationError(
             f"PERFLAB_SERVICE_DB={mode!r}: use 'engine' or 'thread'", name="PERFLAB_SERVICE_DB"

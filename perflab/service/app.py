@@ -60,7 +60,8 @@ log = logging.getLogger("perflab.service")
 MAX_CLIENTS = 16_384  # keep-alive connections the service makes room for (file descriptors)
 # Cold optimised requests compute (DataFrame, signals, JSON) in these threads, not on the event
 # loop: on the loop, 8 clients' cold requests queued behind each other's computation (0.53x the
-# baseline's thread pool); pandas and numpy release the GIL for much of it. Twice the cores.
+# baseline's thread pool); pandas and numpy release the GIL for much of it. Twice the cores,
+# unless PERFLAB_SERVICE_THREADS says otherwise.
 COMPUTE_THREADS = 2 * (os.cpu_count() or 1)
 # bigint: what the ts column holds; a larger bound would reach PostgreSQL and fail there
 Ts = Annotated[int | None, Query(ge=-(2**63), le=2**63 - 1)]
@@ -113,8 +114,9 @@ class Backend:
         self.reader = make_reader(self.db)
         self.bench_busy = False
         self.tail = TailWatch()
+        threads = int(settings.service_threads or COMPUTE_THREADS)
         self.compute_pool = concurrent.futures.ThreadPoolExecutor(
-            COMPUTE_THREADS, thread_name_prefix="perflab-compute"
+            threads, thread_name_prefix="perflab-compute"
         )
 
     async def compute(self, fn: Any, *args: Any) -> Any:
@@ -378,4 +380,4 @@ def app_from_env() -> FastAPI:
     """The app for ``uvicorn --factory`` (``perflab serve``): preset from PERFLAB_SERVICE_PRESET.
     The open-file limit goes up as far as allowed: every keep-alive client holds a socket."""
     raise_file_limit(MAX_CLIENTS, strict=False)
-    return create_app(preset=os.environ.get("PERFLAB_SERVICE_PRESET", "quick"))
+    return create_app(preset=resolve().service_preset)

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from perflab.service import microbench
 from perflab.service.requests import echo
+from perflab.settings import resolve
 
 __all__ = ["add_ops_routes"]
 
@@ -91,7 +92,7 @@ def add_ops_routes(app: FastAPI, backend: Callable[[], Any]) -> None:
             b.tail.reset()
         return out
 
-    if os.environ.get("PERFLAB_SERVICE_DEBUG") == "1":
+    if resolve().service_debug == "1":
         stalls = {"n": 0}
 
         @app.get("/debug/stall")

@@ -14,7 +14,9 @@ from pathlib import Path
 from perflab import progress
 from perflab.errors import BenchmarkError
 from perflab.progress import CONTEXT_ENV
-from perflab.suites import SuiteRun, load_run, merge_runs
+from perflab.suites.files import load_run
+from perflab.suites.merging import merge_runs
+from perflab.suites.runs import SuiteRun
 
 __all__ = ["DEFAULT_PROCESSES", "run_in_processes"]
 
