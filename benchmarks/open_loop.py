@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from perflab.service import run_load
-from perflab.service.table import running_service
+from perflab.service.api_runs import running_service
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

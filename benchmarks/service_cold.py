@@ -3,7 +3,7 @@ target: cold optimised ≥ 1.0x the baseline's req/s, warm ≥ 40x), every endpo
 
     .venv/bin/python benchmarks/service_cold.py [--duration 12] [--rounds 6] [--only signals]
 
-Interleaved rounds (perflab.service.table.api_table): baseline, optimised cold
+Interleaved rounds (perflab.service.api_runs.api_table): baseline, optimised cold
 (``Cache-Control: no-cache``) and optimised warm take turns, so drift falls on all three.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from perflab.service.table import ENDPOINTS, api_table, running_service
+from perflab.service.api_runs import ENDPOINTS, api_table, running_service
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from perflab.db import QueryRunner
-from perflab.service.adb import EngineReader, ThreadReader
+from perflab.service.async_db import EngineReader, ThreadReader
 
 BARS = "SELECT symbol, ts, open, high, low, close, volume FROM service_bars WHERE symbol = :symbol ORDER BY ts"  # noqa: E501
 

@@ -16,14 +16,18 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from perflab.settings import Settings
 
 __all__ = [
     "CLAIMS",
     "Claim",
     "audit",
+    "audit_published",
     "history_name",
     "judge",
     "learned_noise",
@@ -187,3 +191,29 @@ def _how(suite: str | None) -> str:
     if suite == "capacity":  # minutes of fresh services: a report runs it only when asked
         return "run perflab report --capacity (or perflab bench capacity)"
     return f"run perflab bench {suite}"
+
+
+def audit_published(*, quick: bool, settings: Settings | None = None) -> pd.DataFrame:
+    """Notebook 05's audit: the suites this report's notebooks published (cache, db and api run
+    here when one is missing, and are published), judged against the seed's claims with each
+    figure's run-to-run noise from earlier reports of the mode, as the report's index does (a
+    figure near its claim must not flip between confirmed and not reproduced). A DataFrame with
+    a ``judge`` column (at_least / at_most / None)."""
+    from perflab import suites
+    from perflab.bench import History
+    from perflab.settings import resolve
+
+    settings = settings or resolve()
+    runs: dict[str, Any] = dict(suites.published(settings.results_dir))
+    for name in ("cache", "db", "api"):
+        if name not in runs:
+            runs[name] = suites.run_suite(name, quick=quick)
+            suites.publish(runs[name], settings.results_dir)
+    history = History(settings.history_url or settings.outputs_dir / "history.sqlite")
+    try:
+        noise = learned_noise(history, "quick" if quick else "full")
+    finally:
+        history.close()
+    table = audit(runs, run_noise=noise)
+    table["judge"] = table["claim"].map({c.text: c.judge for c in CLAIMS})
+    return table

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from perflab.service import merge_parts
-from perflab.service.generator import Plan, run_plan
+from perflab.service.generator import LoadPlan, run_plan
 from perflab.service.hdr import encode, merge, new, record
 from perflab.service.schedule import intended_ns, round_index, scheduled_count, split, verdict
 
@@ -99,10 +99,10 @@ class Server:
         return 200
 
 
-def plan(**kw) -> Plan:
+def plan(**kw) -> LoadPlan:
     base = dict(url="http://fake/", request=b"", connections=1, rate=1000.0, duration=0.02,
                 warmup=0.0, rounds=2, timeout=5.0)  # fmt: skip
-    return Plan(**{**base, **kw})
+    return LoadPlan(**{**base, **kw})
 
 
 def hist_values(text: str) -> tuple[int, int, int]:

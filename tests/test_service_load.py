@@ -156,7 +156,7 @@ def test_both_async_database_paths_return_the_runners_rows(service):
     import asyncio
 
     from perflab.db import QueryRunner
-    from perflab.service.adb import EngineReader, ThreadReader
+    from perflab.service.async_db import EngineReader, ThreadReader
 
     runner = QueryRunner()
     sql = "SELECT ts, close FROM service_bars WHERE symbol = :symbol ORDER BY ts"

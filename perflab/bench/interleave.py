@@ -27,7 +27,6 @@ import functools
 import json
 import math
 import os
-import select
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from perflab.bench import sequential
+from perflab.bench.ab_workers import Worker, blocks, cores_for
 from perflab.bench.result import Result, environment
 from perflab.errors import BenchmarkError, ConfigurationError
 
@@ -49,7 +49,6 @@ BUDGET = 45.0  # seconds of pairs by default; the worktrees and the first pair's
 SAMPLE_NS = 1_000_000  # one sample lasts about 1 ms (as bench.run's)
 ROUNDS = 6  # blocks per side per benchmark in one pair
 PAIR_SECONDS = 0.3  # sampling per benchmark per pair, both sides together
-WORKER = Path(__file__).with_name("abworker.py")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,97 +117,6 @@ class ABRun:
         return [getattr(c, side) for c in self.comparisons]
 
 
-def cores_for(pair: int, cores: list[int]) -> tuple[int, int]:
-    """Duet: (baseline's core, candidate's core) of pair ``pair``, swapped every pair so
-    neither side keeps the faster core."""
-    first, second = cores[0], cores[1 % len(cores)]
-    return (first, second) if pair % 2 == 0 else (second, first)
-
-
-class _Worker:
-    """One side's worker process, asked one JSON line at a time."""
-
-    def __init__(
-        self, tree: Path, file: Path, label: str, core: int | None, timeout: float | None = None
-    ) -> None:
-        self.label, self.timeout = label, timeout
-        # the user's prints, and tracebacks; closed in close()
-        self.errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
-        pin = (lambda: os.sched_setaffinity(0, {core})) if core is not None else None
-        self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER), str(tree), str(file)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.errors,
-            text=True,
-            preexec_fn=pin,  # the affinity is set before the side's code loads
-        )
-
-    def send(self, ask: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(json.dumps(ask) + "\n")
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            self.receive()  # the worker died: say why
-
-    def receive(self, name: str = "") -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        # one line answers each request, so nothing waits in the pipe's buffer between them
-        if (
-            self.timeout is not None
-            and not select.select([self.proc.stdout], [], [], self.timeout)[0]
-        ):
-            self.proc.kill()
-            raise BenchmarkError(
-                f"{self.label}: {name or 'the benchmark'} gave no answer within "
-                f"{self.timeout:g} s (--timeout); stopped"
-            )
-        line = self.proc.stdout.readline()
-        answer = json.loads(line) if line.strip() else {"error": self._last_words()}
-        if "error" in answer:
-            raise BenchmarkError(f"{self.label}: the benchmark file failed: {answer['error']}")
-        return answer
-
-    def ask(self, ask: dict[str, Any]) -> dict[str, Any]:
-        self.send(ask)
-        return self.receive(str(ask.get("name", "")))
-
-    def _last_words(self) -> str:
-        self.proc.wait(timeout=10)
-        self.errors.seek(0)
-        lines = self.errors.read().strip().splitlines()
-        return lines[-1] if lines else f"the worker exited with {self.proc.returncode}"
-
-    def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self.errors.close()
-
-
-def _blocks(workers: list[_Worker], name: str, loops: int, count: int, duet: bool, rng) -> list:
-    """``ROUNDS`` blocks of ``count`` samples per side: in random order, or both at once."""
-    got: list[list[float]] = [[], []]
-    ask = {"op": "sample", "name": name, "loops": loops, "samples": count}
-    for _ in range(ROUNDS):
-        if duet:
-            for w in workers:
-                w.send(ask)
-            for i, w in enumerate(workers):
-                got[i] += w.receive(name)["ns"]
-        else:
-            for i in rng.permutation(2):
-                got[i] += workers[i].ask(ask)["ns"]
-    return got
-
-
 def _file_pair(
     files: tuple[Path, Path],
     trees: tuple[Path, Path],
@@ -219,7 +127,7 @@ def _file_pair(
     timeout: float | None = None,
 ) -> dict[str, tuple[list[float], list[float]]]:
     workers = [
-        _Worker(trees[i], files[i], labels[i], cores[i] if cores else None, timeout)
+        Worker(trees[i], files[i], labels[i], cores[i] if cores else None, timeout)
         for i in range(2)
     ]
     try:
@@ -233,7 +141,7 @@ def _file_pair(
             # one loop count for both sides, so a sample of each is the same work
             n = max(1, min(loops[0][name], loops[1][name]))
             count = max(3, round(PAIR_SECONDS * 1e9 / (2 * ROUNDS * SAMPLE_NS)))
-            a, b = _blocks(workers, name, n, count, duet, rng)
+            a, b = blocks(workers, name, n, count, duet, rng, ROUNDS)
             out[name] = (a, b)
         return out
     finally:

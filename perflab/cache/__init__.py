@@ -5,7 +5,7 @@ Import from here only; the modules behind these names are the package's own busi
 
 from perflab.cache.database import DatabaseTier
 from perflab.cache.entry import CorruptEntry, Entry, pack, unpack
-from perflab.cache.kept import KeptConnection
+from perflab.cache.kept_connection import KeptConnection
 from perflab.cache.memory import POLICIES, MemoryTier
 from perflab.cache.redis_tier import RedisTier
 from perflab.cache.serializers import JsonSerializer, MsgpackSerializer, PickleSerializer

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from perflab.cache.breaker import Breaker, GuardedTier, guarded
 from perflab.cache.entry import Entry, pack, unpack, unpack_many
-from perflab.cache.kept import KeptConnection
+from perflab.cache.kept_connection import KeptConnection
 from perflab.cache.serializers import serializer as make_serializer
 from perflab.errors import CacheError
 from perflab.identifiers import is_identifier

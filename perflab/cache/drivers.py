@@ -24,10 +24,10 @@ from perflab.cache.stats import TierStats
 from perflab.cache.tier import Tier, TierUnavailable
 from perflab.errors import CacheError
 
-__all__ = ["Drivers", "Plan"]
+__all__ = ["Drivers", "TierPlan"]
 
 log = logging.getLogger("perflab.cache")
-Plan = Generator[tuple[str, int, tuple], Any, Any]
+TierPlan = Generator[tuple[str, int, tuple], Any, Any]
 _READS = {"get", "get_many"}
 _POLL = 0.01  # how often the async driver looks again at a thread it waits for
 
@@ -85,7 +85,7 @@ class Drivers:
         stats.ops += 1
         return 0 if stats.ops & 15 else time.perf_counter_ns()
 
-    def _run(self, plan: Plan) -> Any:
+    def _run(self, plan: TierPlan) -> Any:
         try:
             method, i, args = next(plan)
             while True:
@@ -93,7 +93,7 @@ class Drivers:
         except StopIteration as stop:
             return stop.value
 
-    async def _arun(self, plan: Plan) -> Any:
+    async def _arun(self, plan: TierPlan) -> Any:
         try:
             method, i, args = next(plan)
             while True:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from perflab.cache.drivers import Plan
+from perflab.cache.drivers import TierPlan
 from perflab.cache.entry import Entry
 from perflab.cache.keys import MAX_KEY_LENGTH, normalize
 from perflab.cache.stats import TierStats, stats_frame
@@ -70,7 +70,7 @@ class Plans:
         return 1
 
     # --- the tier chain ----------------------------------------------------------------------
-    def _read_plan(self, key: str, first: int) -> Plan:
+    def _read_plan(self, key: str, first: int) -> TierPlan:
         now = self.timer()
         seen = self._stamp(key)  # before any tier is read: a write after this wins over us
         for i in range(first, len(self.tiers)):
@@ -89,7 +89,7 @@ class Plans:
             return entry
         return None
 
-    def _write_plan(self, key: str, entry: Entry, tags: tuple, tiers: range) -> Plan:
+    def _write_plan(self, key: str, entry: Entry, tags: tuple, tiers: range) -> TierPlan:
         # serialise for every tier first: a value that can't be stored fails before any write
         data = [self.tiers[i].prepare(key, entry) for i in tiers]
         for i, prepared in zip(reversed(tiers), reversed(data), strict=True):  # slowest first
@@ -97,7 +97,7 @@ class Plans:
             if done is not False:
                 self._stats[i].sets += 1
 
-    def _delete_plan(self, key: str, tiers: range) -> Plan:
+    def _delete_plan(self, key: str, tiers: range) -> TierPlan:
         found = False
         for i in tiers:
             deleted = yield ("delete", i, (key,))
@@ -105,7 +105,7 @@ class Plans:
             self._stats[i].deletes += 1
         return found
 
-    def _get_many_plan(self, keys: list[str]) -> Plan:
+    def _get_many_plan(self, keys: list[str]) -> TierPlan:
         now = self.timer()
         seen = [self._stamp(k) for k in keys] if self._l1 is not None else None
         found: dict[str, Entry] = {}
@@ -130,18 +130,18 @@ class Plans:
                 break
         return found
 
-    def _set_many_plan(self, entries: dict[str, Entry], tiers: range) -> Plan:
+    def _set_many_plan(self, entries: dict[str, Entry], tiers: range) -> TierPlan:
         for i in reversed(tiers):
             done = yield ("set_many", i, (entries,))
             if done is not False:
                 self._stats[i].sets += len(entries)
 
     # --- the public operations ---------------------------------------------------------------
-    def _get_many_op(self, mapped: dict[str, Any]) -> Plan:
+    def _get_many_op(self, mapped: dict[str, Any]) -> TierPlan:
         found = yield from self._get_many_plan(list(mapped))
         return {mapped[k]: e.value for k, e in found.items()}
 
-    def _set_op(self, k: str, entry: Entry, tags: tuple) -> Plan:
+    def _set_op(self, k: str, entry: Entry, tags: tuple) -> TierPlan:
         if self._queue is not None:
             for i in range(1, len(self.tiers)):  # serialise now: fail before acknowledging
                 self.tiers[i].prepare(k, entry)
@@ -153,7 +153,7 @@ class Plans:
             self._settle(k, entry, tags, seen)
         yield ("publish", -1, ("del", [k]))
 
-    def _set_many_op(self, mapping: Mapping[Any, Any], ttl: float | None) -> Plan:
+    def _set_many_op(self, mapping: Mapping[Any, Any], ttl: float | None) -> TierPlan:
         entries = {}
         for key, value in mapping.items():
             k = self._key(key)
@@ -176,7 +176,7 @@ class Plans:
                 self._settle(k, e, (), stamp)
         yield ("publish", -1, ("del", list(entries)))
 
-    def _delete_op(self, k: str) -> Plan:
+    def _delete_op(self, k: str) -> TierPlan:
         had = self._l1 is not None and self._l1.get(k) is not None
         if self._queue is not None:
             yield from self._stage(k, ("delete", k), None)
@@ -188,7 +188,7 @@ class Plans:
         yield ("publish", -1, ("del", [k]))
         return found or had
 
-    def _invalidate_op(self, pattern: str) -> Plan:
+    def _invalidate_op(self, pattern: str) -> TierPlan:
         yield from self._flush_plan(None)
         total = 0
         for i in range(len(self.tiers)):
@@ -198,7 +198,7 @@ class Plans:
         yield ("publish", -1, ("pattern", [pattern]))
         return total
 
-    def _invalidate_tags_op(self, tags: tuple[str, ...]) -> Plan:
+    def _invalidate_tags_op(self, tags: tuple[str, ...]) -> TierPlan:
         yield from self._flush_plan(None)
         keys: set[str] = set()
         for i in range(len(self.tiers)):
@@ -211,7 +211,7 @@ class Plans:
         yield ("publish", -1, ("tags", list(tags)))
         return len(keys)
 
-    def _clear_op(self) -> Plan:
+    def _clear_op(self) -> TierPlan:
         yield from self._flush_plan(None)
         for i in range(len(self.tiers)):
             yield ("clear", i, ())
@@ -219,7 +219,7 @@ class Plans:
             self._bump_all()
         yield ("publish", -1, ("pattern", ["*"]))
 
-    def _warm_op(self, items: Any, loader: Callable | None, ttl: float | None) -> Plan:
+    def _warm_op(self, items: Any, loader: Callable | None, ttl: float | None) -> TierPlan:
         if isinstance(items, Mapping):
             yield from self._set_many_op(items, ttl)
             return len(items)
@@ -234,7 +234,7 @@ class Plans:
         yield from self._set_many_op(loaded, ttl)
         return len(loaded)
 
-    def _stats_op(self) -> Plan:
+    def _stats_op(self) -> TierPlan:
         rows = []
         for i, (tier, s) in enumerate(zip(self.tiers, self._stats, strict=True)):
             sizes = yield ("size", -1, (i,))

@@ -21,7 +21,7 @@ import pandas as pd
 
 from perflab.cache.coherence import Coherence, Coherent
 from perflab.cache.convergence import L1Convergence
-from perflab.cache.drivers import Drivers, Plan
+from perflab.cache.drivers import Drivers, TierPlan
 from perflab.cache.entry import Entry
 from perflab.cache.keys import MAX_KEY_LENGTH
 from perflab.cache.loading import Loading
@@ -181,7 +181,7 @@ class TieredCache(Loading, WriteBack, Coherent, Plans, L1Convergence, Drivers):
     # ------------------------------------------------------------------------------------------
     # writing and invalidating
 
-    def _setting(self, key: Any, value: Any, ttl: float | None, tags: Iterable[str]) -> Plan:
+    def _setting(self, key: Any, value: Any, ttl: float | None, tags: Iterable[str]) -> TierPlan:
         k = self._key(key)
         return self._set_op(k, self._entry(value, ttl, k), tuple(tags))
 
@@ -294,7 +294,7 @@ class TieredCache(Loading, WriteBack, Coherent, Plans, L1Convergence, Drivers):
     async def aflush(self, timeout: float | None = None) -> bool:
         return await self._arun(self._flush_plan(timeout))
 
-    def _close_plan(self) -> Plan:
+    def _close_plan(self) -> TierPlan:
         if self._closed:
             return
         if self._queue is not None:

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from perflab.cache.drivers import Plan
+from perflab.cache.drivers import TierPlan
 from perflab.cache.entry import Entry
 from perflab.cache.stats import TierStats
 from perflab.cache.tier import Tier, TierUnavailable
@@ -60,7 +60,7 @@ class WriteBack:
             )
             self._writer.start()
 
-    def _stage(self, k: str, item: tuple, entry: Entry | None, tags: tuple = ()) -> Plan:
+    def _stage(self, k: str, item: tuple, entry: Entry | None, tags: tuple = ()) -> TierPlan:
         """L1 now and the queue, in one order under the stripe lock, so the lower tiers
         receive a key's writes in the order L1 saw them (without L1: the first tier now)."""
         if self._l1 is None:
@@ -72,7 +72,7 @@ class WriteBack:
             return
         yield from self._enqueue_plan(item, lambda offer: self._stage_l1(k, entry, tags, offer))
 
-    def _enqueue_plan(self, item: tuple, staged: Any = None) -> Plan:
+    def _enqueue_plan(self, item: tuple, staged: Any = None) -> TierPlan:
         """Queue a write-back (through ``staged(offer)``, the L1 step, when there is L1).
 
         A full queue (the writer stalled on an outage) is waited for at most ``write_block``
@@ -201,7 +201,7 @@ class WriteBack:
             self._queue.task_done()
         self.write_back_failures += lost
 
-    def _flush_plan(self, timeout: float | None) -> Plan:
+    def _flush_plan(self, timeout: float | None) -> TierPlan:
         """True once every queued write reached the lower tiers, False after ``timeout``."""
         if self._queue is None:
             return True
@@ -213,7 +213,7 @@ class WriteBack:
             yield ("wait", -1, (self._queue, min(remaining, 0.1)))
         return True
 
-    def _stop_writer_plan(self) -> Plan:
+    def _stop_writer_plan(self) -> TierPlan:
         """close()'s part: the sentinel after what is queued, then wait for the writer until
         ``close_timeout``; past it the writer stops waiting for the tier and counts the rest."""
         deadline = time.monotonic() + self.close_timeout

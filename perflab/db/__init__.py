@@ -4,7 +4,7 @@ advice for a database perflab did not create (``advise_workload``)."""
 
 from perflab.db.advisor import Advice, advise_workload, apply_suggestion
 from perflab.db.bulk import BatchInsertError
-from perflab.db.explain import IndexSuggestion, Plan, PlanNode, index_ddl
+from perflab.db.explain import IndexSuggestion, Plan, PlanNode, QueryPlan, index_ddl
 from perflab.db.identifiers import IdentifierError, check_identifier, quote_identifier
 from perflab.db.runner import PoolConfig, QueryRunner
 from perflab.db.statements import WorkloadQuery, queries_from_file, queries_from_slow_log
@@ -19,6 +19,7 @@ __all__ = [
     "Plan",
     "PlanNode",
     "PoolConfig",
+    "QueryPlan",
     "QueryRunner",
     "WorkloadQuery",
     "advise_workload",

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from perflab.db.explain import IndexSuggestion, Plan, advise, from_postgres
+from perflab.db.explain import IndexSuggestion, QueryPlan, advise, from_postgres
 from perflab.db.identifiers import quote_identifier, quote_qualified
 from perflab.db.statements import (
     WorkloadQuery,
@@ -47,7 +47,7 @@ class Advice:
     hypothetical: bool  # savings priced with HypoPG (else from the plan's cost shares)
     unit: str = "ms"  # of est_saved: ms, or planner cost units when no query has a time
     notes: tuple[str, ...] = ()
-    plans: dict[str, Plan] = dataclasses.field(default_factory=dict)
+    plans: dict[str, QueryPlan] = dataclasses.field(default_factory=dict)
     chosen: tuple[IndexSuggestion, ...] = ()  # in the order of ``suggestions``
 
     @property
@@ -93,7 +93,7 @@ def read_only(url: str, *, timeout_ms: int = 5_000, search_path: str = "") -> It
         conn.close()
 
 
-def _explain(conn: Any, sql: str, analyze: bool) -> Plan:
+def _explain(conn: Any, sql: str, analyze: bool) -> QueryPlan:
     """The plan (VERBOSE, so scans name their schema). A statement with ``$n`` placeholders
     (pg_stat_statements normalises constants away) is planned generically: prepared, then
     explained with NULLs under ``plan_cache_mode = force_generic_plan``, so no value is used."""
@@ -112,7 +112,7 @@ def _explain(conn: Any, sql: str, analyze: bool) -> Plan:
     return from_postgres(json.loads(raw) if isinstance(raw, str) else raw, sql, None)
 
 
-def _table_rows(conn: Any, plan: Plan) -> dict[str, float]:
+def _table_rows(conn: Any, plan: QueryPlan) -> dict[str, float]:
     rows = {}
     for node in plan.seq_scans:
         if node.relation and node.schema:
@@ -139,7 +139,7 @@ def _hypothetical_cost(
             conn.execute(f"SELECT {hypopg}.hypopg_reset()")
 
 
-def _cost_share(plan: Plan, suggestion: IndexSuggestion) -> float:
+def _cost_share(plan: QueryPlan, suggestion: IndexSuggestion) -> float:
     """Without HypoPG: the share of the plan's cost spent in the scans the index would replace
     (an upper bound on the saving: the index scan costs something too)."""
     total = plan.root.total_cost or 0.0

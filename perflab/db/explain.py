@@ -20,6 +20,7 @@ __all__ = [
     "IndexSuggestion",
     "Plan",
     "PlanNode",
+    "QueryPlan",
     "advise",
     "from_postgres",
     "from_sqlite",
@@ -50,7 +51,7 @@ class PlanNode:
 
 
 @dataclasses.dataclass
-class Plan:
+class QueryPlan:
     """A plan tree with the statement it belongs to."""
 
     root: PlanNode
@@ -97,8 +98,8 @@ class Plan:
         return pd.DataFrame(rows)
 
 
-def from_postgres(doc: Any, sql: str, params: dict | None) -> Plan:
-    """EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) output → Plan."""
+def from_postgres(doc: Any, sql: str, params: dict | None) -> QueryPlan:
+    """EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) output → QueryPlan."""
     top = doc[0] if isinstance(doc, list) else doc
 
     def node(d: dict) -> PlanNode:
@@ -117,14 +118,14 @@ def from_postgres(doc: Any, sql: str, params: dict | None) -> Plan:
             children=[node(c) for c in d.get("Plans", [])],
         )
 
-    return Plan(node(top["Plan"]), sql, params, "postgresql", top.get("Execution Time"), doc)
+    return QueryPlan(node(top["Plan"]), sql, params, "postgresql", top.get("Execution Time"), doc)
 
 
 _SQLITE = re.compile(r"^(SCAN|SEARCH)\s+(\w+)(?:\s+USING\s+(?:COVERING\s+)?INDEX\s+(\w+))?")
 
 
-def from_sqlite(rows: list[tuple], sql: str, params: dict | None) -> Plan:
-    """EXPLAIN QUERY PLAN rows (id, parent, _, detail) → Plan in the same shape."""
+def from_sqlite(rows: list[tuple], sql: str, params: dict | None) -> QueryPlan:
+    """EXPLAIN QUERY PLAN rows (id, parent, _, detail) → QueryPlan in the same shape."""
     nodes: dict[int, PlanNode] = {0: PlanNode("Query")}
     for node_id, parent, _, detail in rows:
         match = _SQLITE.match(detail)
@@ -136,7 +137,7 @@ def from_sqlite(rows: list[tuple], sql: str, params: dict | None) -> Plan:
         nodes[node_id] = n
         nodes.get(parent, nodes[0]).children.append(n)
     root = nodes[0]
-    return Plan(
+    return QueryPlan(
         root.children[0] if len(root.children) == 1 else root, sql, params, "sqlite", None, rows
     )
 
@@ -195,7 +196,7 @@ def _where(sql: str) -> str:
 
 
 def advise(
-    plan: Plan, *, min_discard: float = 0.5, table_rows: dict[str, float] | None = None
+    plan: QueryPlan, *, min_discard: float = 0.5, table_rows: dict[str, float] | None = None
 ) -> list[IndexSuggestion]:
     """Seq Scans that throw away most of the rows they read through a filter → an index on the
     filter's columns, equality columns first, then range columns.
@@ -242,3 +243,7 @@ def advise(
         ddl = index_ddl(table, columns)
         suggestions.append(IndexSuggestion(table, columns, ddl, reason, plan.sql, plan.params))
     return suggestions
+
+
+#: the older name of :class:`QueryPlan` (a load generator and the cache drivers have plans too)
+Plan = QueryPlan

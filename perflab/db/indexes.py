@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from perflab.db.explain import IndexSuggestion, Plan, advise, from_postgres, from_sqlite
+from perflab.db.explain import IndexSuggestion, QueryPlan, advise, from_postgres, from_sqlite
 from perflab.db.identifiers import quote_qualified
 from perflab.errors import QueryError
 
@@ -27,7 +27,7 @@ class IndexAdvice:
     _args: Callable[..., Any]
     execute: Callable[..., int]
 
-    def explain(self, sql: str, params: dict | None = None, analyze: bool = True) -> Plan:
+    def explain(self, sql: str, params: dict | None = None, analyze: bool = True) -> QueryPlan:
         """The plan as data. PostgreSQL: EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) — ANALYZE runs
         the statement. SQLite: EXPLAIN QUERY PLAN in the same shape."""
         if self.postgres:

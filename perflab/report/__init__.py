@@ -31,9 +31,11 @@ from perflab.report.plots import (
 from perflab.report.svg import forest_plot, sparkline
 from perflab.report.tables import (
     MIN_SAMPLES,
+    claims_styled,
     claims_table,
     comparisons_table,
     figures_table,
+    hit_ratio_table,
     latency_table,
     readable,
     styled,
@@ -50,6 +52,7 @@ __all__ = [
     "before_after",
     "before_after_table",
     "capacity_plot",
+    "claims_styled",
     "claims_table",
     "compare_page",
     "comparisons_table",
@@ -62,6 +65,7 @@ __all__ = [
     "forest_plot",
     "headline_pairs",
     "headline_rows",
+    "hit_ratio_table",
     "index_page",
     "latency_histogram",
     "latency_table",

@@ -20,6 +20,8 @@ VERDICT_COLOURS = {
     "slower": "#b00020",
     "inconclusive": "#8a6d00",
     "same": "#555",
+    "not measured": "#666",
+    "not measurable here": "#666",
 }
 _E = html.escape
 

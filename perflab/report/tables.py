@@ -14,9 +14,11 @@ if TYPE_CHECKING:  # pandas loads when a table is built (~0.2 s off every comman
 
 __all__ = [
     "MIN_SAMPLES",
+    "claims_styled",
     "claims_table",
     "comparisons_table",
     "figures_table",
+    "hit_ratio_table",
     "latency_table",
     "readable",
     "styled",
@@ -181,3 +183,36 @@ def _cell(value: Any, unit: str) -> str:
     if unit == "" and float(value).is_integer():
         return f"{int(value):,}"
     return quantity(value, unit)
+
+
+def claims_styled(audit: pd.DataFrame) -> Any:
+    """The claims audit as notebook 05 shows it: :func:`claims_table`, each verdict in the
+    colour the forest plot and the index give it."""
+    from perflab.report.svg import VERDICT_COLOURS
+
+    return styled(claims_table(audit), numeric=["claimed", "measured", "95 % CI"]).map(
+        lambda v: f"color: {VERDICT_COLOURS.get(v, 'inherit')}; font-weight: bold",
+        subset=["verdict"],
+    )
+
+
+POLICIES = ("lru", "lfu", "fifo", "tinylfu", "belady")
+
+
+def hit_ratio_table(checks: Mapping[str, Any]) -> pd.DataFrame:
+    """The cache suite's ``hit/<trace>/<capacity>/<policy>`` checks as one row per trace and
+    capacity, a column per policy (Belady's optimum last), each a percentage."""
+    import pandas as pd
+
+    rows = []
+    for key, value in checks.items():
+        parts = str(key).split("/")
+        if len(parts) == 4 and parts[0] == "hit" and isinstance(value, int | float):
+            rows.append({"trace": parts[1], "capacity": parts[2], "policy": parts[3], "v": value})
+    if not rows:
+        return pd.DataFrame(columns=["trace", "capacity", *POLICIES])
+    table = pd.DataFrame(rows).pivot_table(
+        index=["trace", "capacity"], columns="policy", values="v", sort=False
+    )
+    shown = [p for p in POLICIES if p in table.columns]
+    return readable(table[shown].reset_index(), units=dict.fromkeys(shown, "fraction"))

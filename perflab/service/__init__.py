@@ -1,9 +1,6 @@
 """The demo HTTP service (baseline vs optimised endpoints) and its load generator."""
 
-from perflab.service.app import MAX_BATCH, create_app
-from perflab.service.capacity import capacity_claims, summarise_capacity
-from perflab.service.load import default_processes, merge_parts, preflight, run_load
-from perflab.service.table import (
+from perflab.service.api_runs import (
     ENDPOINTS,
     api_table,
     capacity_curve,
@@ -11,6 +8,9 @@ from perflab.service.table import (
     service_process,
     terminate,
 )
+from perflab.service.app import MAX_BATCH, create_app
+from perflab.service.capacity import capacity_claims, summarise_capacity
+from perflab.service.load import default_processes, merge_parts, preflight, run_load
 
 __all__ = [
     "ENDPOINTS",

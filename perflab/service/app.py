@@ -4,7 +4,7 @@
 a new database connection and a fresh computation (per-row loops, one query per symbol) on
 every request. ``/optimized/...`` is async end to end: ``async def`` endpoints on the cache's
 async path (``aget_or_load``: L1 memory + L2 Redis, refresh-ahead), database reads that do not
-block the loop (:mod:`perflab.service.adb`), set-based SQL, vectorised computation, and whole
+block the loop (:mod:`perflab.service.async_db`), set-based SQL, vectorised computation, and whole
 JSON responses cached as text. Both return the same answers.
 
 ``/health`` reports each dependency (Redis, the database, pool use) and answers 503 when one
@@ -38,7 +38,7 @@ from perflab import servers
 from perflab.cache import MemoryTier, RedisTier, TieredCache
 from perflab.db import QueryRunner
 from perflab.errors import QueryError
-from perflab.service.adb import make_reader
+from perflab.service.async_db import make_reader
 from perflab.service.limits import raise_file_limit
 from perflab.service.ops import add_ops_routes
 from perflab.service.requests import (

@@ -18,8 +18,8 @@ import psycopg
 
 from perflab.bench import stats
 from perflab.errors import BenchmarkError
+from perflab.service.api_runs import service_process
 from perflab.service.load import run_load
-from perflab.service.table import service_process
 
 __all__ = ["PATH", "Peaks", "capacity_claims", "summarise_capacity"]
 

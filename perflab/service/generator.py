@@ -1,4 +1,4 @@
-"""One load-generator process: ``Plan`` in, plain data out (picklable, so it travels from a
+"""One load-generator process: ``LoadPlan`` in, plain data out (picklable, so it travels from a
 child process or a Dask worker). The request loop is lean on purpose (a pre-encoded request,
 the httptools client, three integers appended per request); everything else (histograms,
 rounds, reservoirs) is computed after the timed window.
@@ -26,7 +26,7 @@ from perflab.service import hdr, schedule
 from perflab.service.httpclient import Connection, RequestFailed, split_url, tls_context
 from perflab.service.limits import raise_file_limit
 
-__all__ = ["Plan", "Sender", "loop_factory", "run_part", "run_plan"]
+__all__ = ["LoadPlan", "Sender", "loop_factory", "run_part", "run_plan"]
 
 LAG_TICK = 0.01  # s between the loop-lag probe's wake-ups
 # s after the window's end (at least; the request timeout if longer) before requests still in
@@ -38,7 +38,7 @@ SELECT_MAX = 500
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Plan:
+class LoadPlan:
     """What one generator process does. ``rate`` is the whole run's (all parts); ``start_at``
     is the common start as ``time.time()`` (None: as soon as it is ready)."""
 
@@ -115,7 +115,7 @@ async def _open(
     clock: Callable[[], int],
     sleep: Callable[[float], Awaitable[Any]],
     start: int,
-    plan: Plan,
+    plan: LoadPlan,
     counter: itertools.count,
     total: int,
     log: _Log,
@@ -167,7 +167,7 @@ class _Sweeper:
 
 
 async def run_plan(
-    plan: Plan,
+    plan: LoadPlan,
     senders: list[Sender],
     *,
     clock: Callable[[], int] = time.perf_counter_ns,
@@ -226,7 +226,7 @@ async def _deadline(
 
 
 def summarise(
-    plan: Plan, log: _Log, measure: int, *, cpu: tuple[float, float], wall: float
+    plan: LoadPlan, log: _Log, measure: int, *, cpu: tuple[float, float], wall: float
 ) -> dict[str, Any]:
     """The part's figures from its log: per round (requests that were due, or sent in a
     closed loop, in that slice of the window) the latencies kept and counted; histograms of
@@ -274,7 +274,7 @@ def summarise(
     return out
 
 
-def run_part(plan: Plan) -> dict[str, Any]:
+def run_part(plan: LoadPlan) -> dict[str, Any]:
     """Run one part on a private event loop (in a thread of its own when the calling thread
     already runs a loop, as a Jupyter kernel's does) and return its figures."""
     raise_file_limit(plan.connections)
@@ -342,7 +342,7 @@ def loop_factory(
     return asyncio.new_event_loop
 
 
-async def _live(plan: Plan) -> dict[str, Any]:
+async def _live(plan: LoadPlan) -> dict[str, Any]:
     host, port, _ = split_url(plan.url)
     tls = (
         tls_context(ca_file=plan.ca_file, verify=plan.verify)

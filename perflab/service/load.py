@@ -30,7 +30,7 @@ from perflab.errors import BenchmarkError, ConfigurationError, ServerError
 from perflab.progress import note as progress_note
 from perflab.progress import watched
 from perflab.service import hdr, schedule
-from perflab.service.generator import Plan, run_part
+from perflab.service.generator import LoadPlan, run_part
 from perflab.service.httpclient import encode_request, tls_context
 from perflab.service.limits import raise_file_limit
 
@@ -189,7 +189,7 @@ def run_load(
         raise ConfigurationError(str(err), name="headers") from err
     shares = schedule.split(concurrency, processes)
     plans = [
-        Plan(url=url, request=request, connections=n, rate=rate, duration=duration,
+        LoadPlan(url=url, request=request, connections=n, rate=rate, duration=duration,
              warmup=warmup, rounds=rounds, timeout=timeout, part=i, parts=processes,
              max_samples=max_samples, preconnect=preconnect, loop=loop, drain=drain,
              ca_file=ca_file, verify=verify)
@@ -332,7 +332,7 @@ def _self_report(parts: list[dict[str, Any]], requests: int, open_loop: bool) ->
     return out
 
 
-def _child(plan: Plan, ready: Any, go: Any, results: Any) -> None:
+def _child(plan: LoadPlan, ready: Any, go: Any, results: Any) -> None:
     """A generator process: ready, wait for the common start, run, send the figures back."""
     try:
         ready.put(plan.part)
@@ -342,7 +342,7 @@ def _child(plan: Plan, ready: Any, go: Any, results: Any) -> None:
         results.put((plan.part, None, f"{type(err).__name__}: {err}"))
 
 
-def _in_processes(plans: list[Plan]) -> list[dict[str, Any]]:
+def _in_processes(plans: list[LoadPlan]) -> list[dict[str, Any]]:
     ctx = multiprocessing.get_context("spawn")  # forking a process with threads is unsafe
     ready, go, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
     procs = [ctx.Process(target=_child, args=(p, ready, go, results), daemon=True) for p in plans]
@@ -371,7 +371,7 @@ def _in_processes(plans: list[Plan]) -> list[dict[str, Any]]:
     return [out[i] for i in sorted(out)]
 
 
-def _on_dask(plans: list[Plan], scheduler: str) -> list[dict[str, Any]]:
+def _on_dask(plans: list[LoadPlan], scheduler: str) -> list[dict[str, Any]]:
     """Each part as a task on its own Dask worker (when there are enough), from a common start
     a moment after the tasks are sent (the workers import the generator first)."""
     from distributed import Client
