@@ -96,7 +96,7 @@ class Worker:
 
 def blocks(
     workers: list[Worker], name: str, loops: int, count: int, duet: bool, rng: Any, rounds: int
-) -> list:
+) -> list[list[float]]:
     """``rounds`` blocks of ``count`` samples per side: in random order, or both at once."""
     got: list[list[float]] = [[], []]
     ask = {"op": "sample", "name": name, "loops": loops, "samples": count}

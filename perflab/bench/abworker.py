@@ -22,14 +22,18 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 
-def _load(tree, path):
+def _load(tree: str, path: str) -> dict[str, Callable[[], Any]]:
     # the side's tree first, and not this script's folder (Python put it at sys.path[0])
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [tree] + [p for p in sys.path if os.path.abspath(p or ".") != here]
     os.chdir(tree)
     spec = importlib.util.spec_from_file_location("perflab_ab_target", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path} as Python")
     module = importlib.util.module_from_spec(spec)
     sys.modules["perflab_ab_target"] = module
     spec.loader.exec_module(module)
@@ -40,7 +44,7 @@ def _load(tree, path):
     }
 
 
-def _time(fn, loops):
+def _time(fn: Callable[[], Any], loops: int) -> int:
     now, it = time.perf_counter_ns, itertools.repeat(None, loops)
     t0 = now()
     for _ in it:
@@ -48,7 +52,7 @@ def _time(fn, loops):
     return now() - t0
 
 
-def _calibrate(fn, target_ns):
+def _calibrate(fn: Callable[[], Any], target_ns: int) -> int:
     loops = 1
     while loops < 1 << 32:
         elapsed = _time(fn, loops)
@@ -59,7 +63,7 @@ def _calibrate(fn, target_ns):
     return loops
 
 
-def main():
+def main() -> None:
     tree, path = sys.argv[1], sys.argv[2]
     out = sys.stdout
     sys.stdout = sys.stderr  # what the user's code prints must not break the protocol
@@ -67,6 +71,7 @@ def main():
         functions = _load(tree, path)
         for line in sys.stdin:
             ask = json.loads(line)
+            answer: dict[str, Any]
             if ask["op"] == "calibrate":
                 loops = {name: _calibrate(fn, ask["target_ns"]) for name, fn in functions.items()}
                 answer = {"loops": loops}

@@ -77,7 +77,7 @@ def _log_values(values: np.ndarray) -> np.ndarray:
             f"run-level figure values[{i}] = {x[i]!r} is not a positive finite number; "
             "drop that run (a failed run has no median) before looking for change points"
         )
-    return np.log(x)
+    return np.asarray(np.log(x))
 
 
 def _noise(x: np.ndarray) -> float:

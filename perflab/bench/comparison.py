@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -111,7 +111,7 @@ class Comparison:
             name=self.name,
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "ratio": self.ratio,
@@ -156,7 +156,7 @@ def compare(
     threshold: float = THRESHOLD,
     confidence: float = CONFIDENCE,
     match_names: bool = True,
-    run_noise: tuple | None = None,
+    run_noise: tuple[Any, ...] | None = None,
     adjust: bool = True,
 ) -> Comparison:
     """Is ``candidate`` faster, slower, the same as ``baseline``, or can the data not tell?

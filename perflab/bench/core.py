@@ -266,7 +266,7 @@ def histogram(latencies: np.ndarray) -> str:
     hist = HdrHistogram(1, 3_600 * 10**9, 3)
     for value in latencies:
         hist.record_value(max(1, int(value)))
-    return hist.encode().decode("ascii")
+    return str(hist.encode().decode("ascii"))
 
 
 def reservoir(values: np.ndarray, size: int, seed: int = 0) -> np.ndarray:

@@ -35,7 +35,7 @@ FORMATS = ("pyperf", "pytest-benchmark", "asv")
 ROUNDS = 10  # consecutive groups a one-process sample list is cut into (as bench.run's rounds)
 
 
-class Foreign(list):
+class Foreign(list[Result]):
     """The results read from another tool's file: a list of :class:`Result`, with the tool's
     name in ``tool`` and what was left out (name → why) in ``left_out``."""
 

@@ -19,6 +19,7 @@ import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -184,7 +185,9 @@ class History:
                     "payload": r.to_json() if keep_samples else None,
                 }
                 cur = conn.execute(sa.insert(self._results).values(**row))
-                ids.append(int(cur.inserted_primary_key[0]))
+                key = cur.inserted_primary_key
+                assert key is not None  # an INSERT of one row always has one
+                ids.append(int(key[0]))
         return ids
 
     @database_io("write")
@@ -299,7 +302,7 @@ class History:
         return pd.DataFrame(rows, columns=columns)
 
     @database_io("read")
-    def run_noise(self, name: str, *, tag: str | None = None) -> tuple | None:
+    def run_noise(self, name: str, *, tag: str | None = None) -> tuple[Any, ...] | None:
         """How much separate runs of ``name`` differ as a whole: (robust sd of the log run
         figures, :func:`changepoint.run_spread`; runs), after its accepted baseline — the term
         :func:`compare` adds for two separate runs. None until the history holds

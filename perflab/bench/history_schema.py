@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import functools
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
@@ -101,11 +102,14 @@ def redact(location: str) -> str:
     return location
 
 
-def database_io(verb: str) -> Any:
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def database_io(verb: str) -> Callable[[_Method], _Method]:
     """A History method whose database errors become one ConfigurationError naming it
     (``self.damaged``)."""
 
-    def decorate(method: Any) -> Any:
+    def decorate(method: _Method) -> _Method:
         @functools.wraps(method)
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             try:
@@ -113,6 +117,6 @@ def database_io(verb: str) -> Any:
             except sa.exc.SQLAlchemyError as err:
                 raise self.damaged(err, verb) from err
 
-        return wrapper
+        return cast("_Method", wrapper)
 
     return decorate

@@ -30,6 +30,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from perflab.bench.result import Result
 from perflab.errors import BenchmarkError, ConfigurationError
@@ -137,7 +140,7 @@ def count_calls(
         )
     return Result(
         name=label or f"{file.stem}/{name.removeprefix('bench_')}",
-        samples=per_call,
+        samples=np.asarray(per_call, dtype=float),
         replicates=(1,) * len(per_call),
         replicate_level="process",
         unit=UNIT,
@@ -146,7 +149,7 @@ def count_calls(
     )
 
 
-def count_file(path: str | Path, names: Sequence[str], **options) -> list[Result]:
+def count_file(path: str | Path, names: Sequence[str], **options: Any) -> list[Result]:
     """:func:`count_calls` for each function in ``names`` of the file ``path``, named as
     ``perflab bench FILE.py`` names its timings, with `` [instructions]`` added (a history
     follows a benchmark by name, and a count is not a time)."""

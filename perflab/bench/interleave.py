@@ -123,7 +123,7 @@ def _file_pair(
     labels: tuple[str, str],
     duet: bool,
     cores: tuple[int, int] | None,
-    rng,
+    rng: np.random.Generator,
     timeout: float | None = None,
 ) -> dict[str, tuple[list[float], list[float]]]:
     workers = [
@@ -166,7 +166,7 @@ def _suite_pair(
     suite: str,
     trees: tuple[Path, Path],
     labels: tuple[str, str],
-    rng,
+    rng: np.random.Generator,
     environ: dict[str, str],
     timeout: float | None = None,
 ) -> dict[str, tuple[Result, Result]]:
@@ -322,16 +322,14 @@ def _is_suite(name: str) -> bool:
     return name in _SUITES
 
 
-def _known(pairs: list, level: float, threshold: float, whole: bool) -> bool:
+def _known(pairs: list[dict[str, Any]], level: float, threshold: float, whole: bool) -> bool:
     """Whether every benchmark's verdict is known from these pairs."""
     for name in pairs[0]:
         rounds = 1 if whole else ROUNDS
-        d = [
-            sequential.pair_log_ratio(
-                *(p[name][i].samples if whole else p[name][i] for i in (0, 1)), rounds
-            )
-            for p in pairs
-        ]
+        d = []
+        for p in pairs:
+            a, b = (p[name][i].samples if whole else p[name][i] for i in (0, 1))
+            d.append(sequential.pair_log_ratio(a, b, rounds))
         ci = sequential.paired_interval(np.asarray(d), level)
         if sequential.decide(ci.ci_low, ci.ci_high, threshold) == "inconclusive":
             return False
@@ -339,7 +337,13 @@ def _known(pairs: list, level: float, threshold: float, whole: bool) -> bool:
 
 
 def _side_result(
-    name: str, parts: list, stem: str | None, source, meta: dict, level: float, mode: str
+    name: str,
+    parts: list[Any],  # Results (a suite) or sample lists (a file)
+    stem: str | None,
+    source: Any,
+    meta: dict[str, Any],
+    level: float,
+    mode: str,
 ) -> Result:
     """One side of one benchmark: every pair's samples, each pair one replicate. ``stem``: the
     benchmark file's name (its results are named ``stem/function``, as ``perflab bench

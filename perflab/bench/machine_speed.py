@@ -140,5 +140,5 @@ def speed_adjusted(
     y, x = np.log(_array(figures)), np.log(_array(speeds))
     fit = speed_slope(figures, speeds)
     if fit is None:
-        return np.exp(y)
-    return np.exp(y - fit[0] * (x - x.mean()))
+        return np.asarray(np.exp(y))
+    return np.asarray(np.exp(y - fit[0] * (x - x.mean())))

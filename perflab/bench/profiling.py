@@ -86,7 +86,8 @@ def profile(fn: Callable[[], Any], *, top: int = 20, repeat: int = 1) -> pd.Data
     finally:
         profiler.disable()
     rows = []
-    for (path, line, func), (cc, nc, tt, ct, _) in pstats.Stats(profiler).stats.items():
+    table = pstats.Stats(profiler).stats  # type: ignore[attr-defined]  # (not in typeshed)
+    for (path, line, func), (cc, nc, tt, ct, _) in table.items():
         rows.append(
             {
                 "function": func,

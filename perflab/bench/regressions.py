@@ -78,7 +78,7 @@ def judge_changes(
     return pd.DataFrame(rows, columns=[*COLUMNS, "verdict", "peer", "cause"])
 
 
-def run_noise(series: pd.DataFrame) -> tuple | None:
+def run_noise(series: pd.DataFrame) -> tuple[Any, ...] | None:
     """How much separate runs of one benchmark differ as a whole, from its series frame (see
     :meth:`History.run_noise`); None until it holds ``MIN_RUNS + 1`` runs."""
     centres = series["center"].to_numpy(dtype=float)

@@ -96,7 +96,8 @@ class Result:
     replicates: tuple[int, ...] = ()
     replicate_level: str = "run"  # round | process | run | pair (interleaved: bench.ab)
     rates: tuple[float, ...] = ()
-    reference: np.ndarray | tuple = ()
+    # (any sequence is taken; it is kept as an array, empty where no reference was timed)
+    reference: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
     loops: int = 1
     unit: str = "ns"
     mode: str = "sync"  # sync | async | threads | tasks
@@ -237,7 +238,7 @@ class Result:
             values["throughput"] = self.throughput
         return pd.Series(values, name=self.name)
 
-    def hdr(self):  # -> hdrh.histogram.HdrHistogram
+    def hdr(self) -> Any:  # an hdrh.histogram.HdrHistogram
         """The HdrHistogram of every operation (per-operation runs only)."""
         if self.histogram is None:
             raise BenchmarkError(f"result {self.name!r} has no HDR histogram (not a per-op run)")

@@ -58,7 +58,9 @@ def _guarded(name: str, measure: core.Measure) -> core.Measure:
 QUIET = False  # set by `perflab bench --quiet`: no progress bars at all
 
 
-def _progress(name: str, enabled: bool | None):
+def _progress(
+    name: str, enabled: bool | None
+) -> tuple[Callable[[float], None] | None, Callable[[], None]]:
     """A tqdm bar (tqdm.auto: a widget in JupyterLab, text in a terminal), shown only once a run
     has lasted 2 s; silent when nobody watches (CI, cron, headless notebooks) or quiet."""
     if enabled is False or (enabled is None and (QUIET or not watched())):
@@ -126,7 +128,11 @@ def run(
     if setup is not None:
         setup()
     meta = environment()
-    base = {"params": dict(params or {}), "meta": meta, "concurrency": concurrency}
+    base: dict[str, Any] = {
+        "params": dict(params or {}),
+        "meta": meta,
+        "concurrency": concurrency,
+    }
 
     if rate is not None and not rate > 0:
         raise BenchmarkError(f"benchmark {name!r}: rate must be a positive number of calls/s")
@@ -208,7 +214,7 @@ def run(
         name=name,
         samples=raw / loops,
         replicates=sizes,
-        reference=np.asarray(speed.ns) if speed else (),
+        reference=np.asarray(speed.ns if speed else (), dtype=float),
         replicate_level="round",
         loops=loops,
         mode="async" if is_async else "sync",
@@ -221,8 +227,8 @@ PAIR_NS = 30_000_000  # one interleaved pair lasts about this long (both arms)
 
 
 def ab(
-    baseline: Callable[[], Any] | str | os.PathLike,
-    candidate: Callable[[], Any] | str | os.PathLike,
+    baseline: Callable[[], Any] | str | os.PathLike[str],
+    candidate: Callable[[], Any] | str | os.PathLike[str],
     *,
     target: str | None = None,
     name: str = "ab",
@@ -258,6 +264,12 @@ def ab(
     if isinstance(baseline, str | os.PathLike) or isinstance(candidate, str | os.PathLike):
         from perflab.bench.interleave import ab_sources
 
+        if not (
+            isinstance(baseline, str | os.PathLike) and isinstance(candidate, str | os.PathLike)
+        ):
+            raise BenchmarkError(
+                "ab takes two functions or two source trees (revisions or folders), not one of each"
+            )
         if target is None:
             raise BenchmarkError("ab of two source trees needs target= (a .py file or a suite)")
         return ab_sources(

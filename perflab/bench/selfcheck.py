@@ -19,6 +19,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 __all__ = ["cross_run"]
 
 N = 20_000  # sum(range(N)): ~0.1-0.3 ms here, short enough for many samples per round
@@ -98,8 +100,8 @@ def cross_run(
         # machine's speed as it does for `perflab bench` runs
         return Result(
             name="selfcheck",
-            samples=[w[key] for w in group],
-            reference=[w[f"{key}_ref"] for w in group],
+            samples=np.array([w[key] for w in group], dtype=float),
+            reference=np.array([w[f"{key}_ref"] for w in group], dtype=float),
             replicates=(1,) * len(group),
             replicate_level="process",
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 
@@ -248,7 +249,7 @@ def _interval(
     terms: list[tuple[float, float]],
     replicates: tuple[int, int],
     confidence: float,
-    **adjusted: float,
+    **adjusted: Any,
 ) -> ReplicateRatio:
     """The t interval of a log ratio ``diff`` whose variance is the sum of ``terms`` (variance,
     degrees of freedom), with Welch-Satterthwaite degrees of freedom over them."""

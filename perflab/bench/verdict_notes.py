@@ -73,7 +73,7 @@ def _replicates_needed(c: Any) -> int | None:
         return None
     k = min(c.replicates)
     scale = math.log1p(c.detectable) / math.log1p(c.threshold)
-    return math.ceil(max(k, 2) * scale**2)
+    return math.ceil(max(k, 2) * scale**2)  # type: ignore[no-any-return]  # (an int)
 
 
 def summary_note(a: Result, b: Result) -> str | None:
