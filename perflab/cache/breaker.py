@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from perflab.cache.tier import Tier, TierUnavailable
@@ -20,7 +21,9 @@ class Breaker:
     """After a failure, skip the tier for a growing pause (0.5 s doubling to 30 s) so an outage
     costs one timeout, not one per operation; log the outage once and the recovery once."""
 
-    def __init__(self, label: str, timer=time.monotonic, *, tier: str | None = None) -> None:
+    def __init__(
+        self, label: str, timer: Callable[[], float] = time.monotonic, *, tier: str | None = None
+    ) -> None:
         self.label = label
         self.tier = tier or label
         self.timer = timer
@@ -29,7 +32,8 @@ class Breaker:
         self.failures = 0
 
     def allow(self) -> bool:
-        return self.timer() >= self.down_until
+        typed: bool = self.timer() >= self.down_until
+        return typed
 
     def failed(self, err: BaseException) -> TierUnavailable:
         if self.failures == 0:
@@ -56,7 +60,7 @@ def guarded(method: Any) -> Any:
     """Decorator for shared-tier methods: refuse while backing off; turn a connection error
     (the tier's ``_errors``) into TierUnavailable and start backing off."""
 
-    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         breaker = self._breaker
         # healthy (no failures) means allowed and nothing to reset: two calls fewer on the
         # hit path, which is ~2 % of an L2 round trip here
@@ -70,7 +74,7 @@ def guarded(method: Any) -> Any:
             breaker.succeeded()
         return result
 
-    async def awrapper(self, *args: Any, **kwargs: Any) -> Any:
+    async def awrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         if not self._breaker.allow():
             raise self._breaker.skipped()
         try:
@@ -95,4 +99,5 @@ class GuardedTier(Tier):
         return self._breaker.allow()
 
     def retry_in(self) -> float:
-        return self._breaker.down_until - self._breaker.timer()
+        typed: float = self._breaker.down_until - self._breaker.timer()
+        return typed

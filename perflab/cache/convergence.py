@@ -45,7 +45,7 @@ class L1Convergence:
         for k, entry in entries.items():
             self._fill(k, entry, seen[k])
 
-    def _settle(self, k: str, entry: Entry | None, tags: tuple, seen: int) -> None:
+    def _settle(self, k: str, entry: Entry | None, tags: tuple[Any, ...], seen: int) -> None:
         """The L1 step of a write, after the lower tiers took it: store ``entry`` if no other
         write of the stripe completed meanwhile (the lower tiers then hold ours), else drop the
         key (which write the lower tiers kept is unknown); ``entry=None`` (a delete) drops it."""
@@ -60,7 +60,7 @@ class L1Convergence:
             finally:
                 self._stamps[s] += 1
 
-    def _stage_l1(self, k: str, entry: Entry | None, tags: tuple, offer: Any) -> bool:
+    def _stage_l1(self, k: str, entry: Entry | None, tags: tuple[Any, ...], offer: Any) -> bool:
         """Write-back's L1 step: ``offer()`` the write to the queue and, if it was taken (True),
         update L1 under the same stripe lock, so the lower tiers receive a key's writes in L1's
         order. Returns what ``offer()`` returned (False: nothing changed, try again later)."""

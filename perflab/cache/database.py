@@ -123,7 +123,7 @@ class DatabaseTier(GuardedTier):
     def _q(self, name: str) -> str:
         return self.engine.dialect.identifier_preparer.quote(name)
 
-    def _upsert(self, rows: list[dict]) -> sa.Executable:
+    def _upsert(self, rows: list[dict[str, Any]]) -> sa.Executable:
         stmt = self._insert(self.table).values(rows)
         return stmt.on_conflict_do_update(
             index_elements=["key"],
@@ -133,7 +133,7 @@ class DatabaseTier(GuardedTier):
     def prepare(self, key: str, entry: Entry) -> bytes:
         return pack(self.serializer, key, entry)
 
-    def _row(self, key: str, entry: Entry, data: bytes | None = None) -> dict:
+    def _row(self, key: str, entry: Entry, data: bytes | None = None) -> dict[str, Any]:
         data = data if data is not None else pack(self.serializer, key, entry)
         return {"key": key, "value": data, "expires_at": entry.expires_at}
 
@@ -235,10 +235,12 @@ class DatabaseTier(GuardedTier):
     def _purge(self, conn: Any, limit: int | None) -> int:
         expired = self.table.c.expires_at < (self.timer or time.time)()
         if limit is None:
-            return conn.execute(sa.delete(self.table).where(expired)).rowcount
-        # DELETE ... LIMIT is not portable: a bounded subquery of keys (the primary key)
-        batch = sa.select(self.table.c.key).where(expired).limit(limit).scalar_subquery()
-        return conn.execute(sa.delete(self.table).where(self.table.c.key.in_(batch))).rowcount
+            statement = sa.delete(self.table).where(expired)
+        else:  # DELETE ... LIMIT is not portable: a bounded subquery of keys (the primary key)
+            batch = sa.select(self.table.c.key).where(expired).limit(limit).scalar_subquery()
+            statement = sa.delete(self.table).where(self.table.c.key.in_(batch))
+        deleted: int = conn.execute(statement).rowcount
+        return deleted
 
     @guarded
     def purge_expired(self, limit: int | None = None) -> int:

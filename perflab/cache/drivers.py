@@ -27,12 +27,12 @@ from perflab.errors import CacheError
 __all__ = ["Drivers", "TierPlan"]
 
 log = logging.getLogger("perflab.cache")
-TierPlan = Generator[tuple[str, int, tuple], Any, Any]
+TierPlan = Generator[tuple[str, int, tuple[Any, ...]], Any, Any]
 _READS = {"get", "get_many"}
 _POLL = 0.01  # how often the async driver looks again at a thread it waits for
 
 
-def _named(err: CacheError, tier: Tier, args: tuple) -> CacheError:
+def _named(err: CacheError, tier: Tier, args: tuple[Any, ...]) -> CacheError:
     """``err`` with the tier's name, and the key when the operation had one."""
     if err.tier is None:
         err.tier = tier.name
@@ -45,7 +45,7 @@ class Drivers:
     tiers: list[Tier]
     _stats: list[TierStats]
 
-    def _call(self, i: int, method: str, args: tuple) -> Any:
+    def _call(self, i: int, method: str, args: tuple[Any, ...]) -> Any:
         if i < 0:  # a cache-local step
             return getattr(self, "_" + method)(*args)
         stats = self._stats[i]
@@ -60,7 +60,7 @@ class Drivers:
             stats.latencies.append(time.perf_counter_ns() - t0)
         return result
 
-    async def _acall(self, i: int, method: str, args: tuple) -> Any:
+    async def _acall(self, i: int, method: str, args: tuple[Any, ...]) -> Any:
         if i < 0:
             twin = getattr(self, "_a" + method, None)
             if twin is None:  # no I/O in it: the sync step serves both
@@ -103,7 +103,7 @@ class Drivers:
             return stop.value
 
     # --- what a plan receives when a tier fails ----------------------------------------------
-    def _recover(self, i: int, method: str, args: tuple, err: CacheError) -> Any:
+    def _recover(self, i: int, method: str, args: tuple[Any, ...], err: CacheError) -> Any:
         """What the sync driver returns when tier ``i``'s ``method`` raised ``err``."""
         if isinstance(err, CorruptEntry):
             for k in err.keys:
@@ -146,10 +146,10 @@ class Drivers:
         log.warning("cache tier %s: could not delete unreadable %r: %s", self.tiers[i].name, k, err)
 
     # --- cache-local steps -------------------------------------------------------------------
-    def _invoke(self, fn: Any, args: tuple) -> Any:
+    def _invoke(self, fn: Any, args: tuple[Any, ...]) -> Any:
         return fn(*args)
 
-    async def _ainvoke(self, fn: Any, args: tuple) -> Any:
+    async def _ainvoke(self, fn: Any, args: tuple[Any, ...]) -> Any:
         result = fn(*args)
         return await result if inspect.isawaitable(result) else result
 

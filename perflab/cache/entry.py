@@ -45,7 +45,12 @@ class CorruptEntry(CacheError):
     ``keys`` are the unreadable keys; ``found`` the entries of a batch read that did decode."""
 
     def __init__(
-        self, message: str, *, keys: list[str], found: dict | None = None, tier: str | None = None
+        self,
+        message: str,
+        *,
+        keys: list[str],
+        found: dict[str, Any] | None = None,
+        tier: str | None = None,
     ) -> None:
         super().__init__(message, key=keys[0] if len(keys) == 1 else None, tier=tier)
         self.keys = keys
@@ -71,7 +76,10 @@ def pack(serializer: Any, key: str, entry: Entry) -> bytes:
     """Header (format, serializer, expiry) + the serialised value."""
     payload = serializer.dumps(key, entry.value)
     expires = math.nan if entry.expires_at is None else entry.expires_at
-    return _HEADER.pack(_MAGIC, _VERSION, _SERIALIZER_IDS[serializer.name], expires) + payload
+    typed: bytes = (
+        _HEADER.pack(_MAGIC, _VERSION, _SERIALIZER_IDS[serializer.name], expires) + payload
+    )
+    return typed
 
 
 # the first four header bytes (magic, version, serializer id) each serializer expects

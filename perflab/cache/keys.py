@@ -27,7 +27,7 @@ def normalize(key: Any, key_func: Callable[[Any], str] | None = None) -> str:
     return f"{key[:100]}#sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
-def call_key(prefix: str, args: tuple, kwargs: dict) -> str:
+def call_key(prefix: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """A stable key for a call: ``prefix`` + the JSON of its arguments (repr for other types)."""
     try:
         spelled = json.dumps([args, sorted(kwargs.items())], default=repr, sort_keys=True)

@@ -37,7 +37,7 @@ class Flight:
         self.value: Any = None
         self.error: BaseException | None = None
         self.thread = threading.get_ident()  # the leader's thread
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = []
         self._lock = threading.Lock()
 
     def result(self) -> Any:
@@ -66,7 +66,7 @@ class Flight:
             loop.call_soon_threadsafe(_wake, future)
 
 
-def _wake(future: asyncio.Future) -> None:
+def _wake(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_result(None)
 
@@ -97,7 +97,7 @@ class Loading:
         self._flight_lock = threading.Lock()
         self._refreshing: set[str] = set()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._reloads: set[concurrent.futures.Future] = set()
+        self._reloads: set[concurrent.futures.Future[Any]] = set()
 
     def get_or_load(
         self, key: Any, loader: Callable[[], Any], ttl: float | None = None, *, lock: bool = False
@@ -186,7 +186,8 @@ class Loading:
         entry = self._l1_store.get(k) if self._l1_store is not None else None
         if entry is None or entry.expired(self.timer()):
             return None
-        return entry
+        typed: Entry | None = entry
+        return typed
 
     def _land(self, k: str, flight: Flight) -> None:
         with self._flight_lock:
@@ -209,7 +210,9 @@ class Loading:
         async with self.alock(f"load:{k}", timeout=60):
             yield
 
-    def _maybe_refresh(self, k: str, entry: Entry, loader: Callable, ttl: float | None) -> None:
+    def _maybe_refresh(
+        self, k: str, entry: Entry, loader: Callable[..., Any], ttl: float | None
+    ) -> None:
         ttl = self.default_ttl if ttl is None else ttl
         if self.refresh_ahead is None or ttl is None or entry.expires_at is None:
             return
@@ -258,14 +261,14 @@ class Loading:
 
     def cached(
         self, ttl: float | None = None, *, key: Callable[..., str] | None = None
-    ) -> Callable:
+    ) -> Callable[..., Any]:
         """Decorator: cache a function's results (sync or async) by its arguments. One
         decorator serves both kinds (so it has no async twin of its own)."""
 
-        def decorate(fn: Callable) -> Callable:
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
             prefix = f"{fn.__module__}.{fn.__qualname__}"
 
-            def make(args: tuple, kwargs: dict) -> str:
+            def make(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
                 return key(*args, **kwargs) if key else call_key(prefix, args, kwargs)
 
             if inspect.iscoroutinefunction(fn):

@@ -28,7 +28,7 @@ class _Theine:
     def __init__(self, maxsize: int) -> None:
         import theine
 
-        self._cache = theine.Cache(maxsize)
+        self._cache: Any = theine.Cache(maxsize)
         self._keys: set[str] = set()  # theine does not list keys; patterns and len need them
         self._lock = threading.Lock()
 
@@ -55,7 +55,8 @@ class _Theine:
         return live
 
     def __contains__(self, key: str) -> bool:
-        return self._cache.get(key)[1]
+        held: bool = self._cache.get(key)[1]
+        return held
 
     def __len__(self) -> int:
         return len(self.keys())
@@ -102,7 +103,8 @@ class MemoryTier(Tier):
 
     # the hit path: one lookup, no lock of ours
     def get(self, key: str) -> Entry | None:
-        return self._store.get(key)
+        typed: Entry | None = self._store.get(key)
+        return typed
 
     def set(self, key: str, entry: Entry, tags: Iterable[str] = (), data: Any = None) -> None:
         store = self._store
@@ -148,7 +150,8 @@ class MemoryTier(Tier):
         return items, None
 
     async def aget(self, key: str) -> Entry | None:
-        return self._store.get(key)
+        typed: Entry | None = self._store.get(key)
+        return typed
 
     async def aset(
         self, key: str, entry: Entry, tags: Iterable[str] = (), data: Any = None

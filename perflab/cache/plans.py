@@ -89,7 +89,7 @@ class Plans:
             return entry
         return None
 
-    def _write_plan(self, key: str, entry: Entry, tags: tuple, tiers: range) -> TierPlan:
+    def _write_plan(self, key: str, entry: Entry, tags: tuple[Any, ...], tiers: range) -> TierPlan:
         # serialise for every tier first: a value that can't be stored fails before any write
         data = [self.tiers[i].prepare(key, entry) for i in tiers]
         for i, prepared in zip(reversed(tiers), reversed(data), strict=True):  # slowest first
@@ -141,7 +141,7 @@ class Plans:
         found = yield from self._get_many_plan(list(mapped))
         return {mapped[k]: e.value for k, e in found.items()}
 
-    def _set_op(self, k: str, entry: Entry, tags: tuple) -> TierPlan:
+    def _set_op(self, k: str, entry: Entry, tags: tuple[Any, ...]) -> TierPlan:
         if self._queue is not None:
             for i in range(1, len(self.tiers)):  # serialise now: fail before acknowledging
                 self.tiers[i].prepare(k, entry)
@@ -219,7 +219,9 @@ class Plans:
             self._bump_all()
         yield ("publish", -1, ("pattern", ["*"]))
 
-    def _warm_op(self, items: Any, loader: Callable | None, ttl: float | None) -> TierPlan:
+    def _warm_op(
+        self, items: Any, loader: Callable[..., Any] | None, ttl: float | None
+    ) -> TierPlan:
         if isinstance(items, Mapping):
             yield from self._set_many_op(items, ttl)
             return len(items)

@@ -34,7 +34,7 @@ class RedisSubscription:
     def __init__(self, url: str, channel: str, timeout: float) -> None:
         self.channel, self.timeout = channel, timeout
         client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
-        self._pubsub = client.pubsub()
+        self._pubsub = client.pubsub()  # type: ignore[no-untyped-call]  # (redis-py's stubs)
         try:
             self._pubsub.subscribe(channel)
             deadline = time.monotonic() + timeout
@@ -105,17 +105,18 @@ class RedisTier(GuardedTier):
         self.name = "redis"
         self.timer = timer  # None: the tiered cache's (expiry is decided there)
         options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-        self.client = redis.Redis.from_url(self.url, **options)
+        # Any: redis-py's stubs type every reply bytes | str; without decode_responses it is bytes
+        self.client: Any = redis.Redis.from_url(self.url, **options)
         # one asyncio client per event loop (connections are bound to the loop that opened
         # them); loops in several threads each get their own, and a closed loop's is forgotten
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis]
         self._aclients = weakref.WeakKeyDictionary()
         self._aclients_lock = threading.Lock()
-        self._options = options
+        self._options: dict[str, Any] = options
         self._breaker = Breaker(f"redis ({self.url})", tier=self.name)
 
     @property
-    def aclient(self) -> redis.asyncio.Redis:
+    def aclient(self) -> Any:  # a redis.asyncio.Redis (replies typed as the sync client's)
         """The asyncio client of the running event loop (one per loop: connections are bound
         to the loop that opened them)."""
         loop = asyncio.get_running_loop()

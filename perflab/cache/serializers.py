@@ -88,7 +88,7 @@ def _walk(obj: Any) -> Any:
 _TAG = b'"__perflab__"'
 
 
-def _decode(obj: dict) -> Any:
+def _decode(obj: dict[str, Any]) -> Any:
     kind = obj.get("__perflab__")
     if kind is None:
         return obj
@@ -117,7 +117,7 @@ def _decode(obj: dict) -> Any:
         reader = pd.read_json(
             io.StringIO(value), orient="split", typ="frame" if kind == "dataframe" else "series"
         )
-        dtypes = obj.get("dtypes")
+        dtypes = obj.get("dtypes") or {}
         if kind == "dataframe":
             return reader.astype({k: v for k, v in dtypes.items() if k in reader.columns})
         return reader.astype(dtypes)
@@ -142,7 +142,7 @@ class JsonSerializer:
     # the C scanner json's decode() wraps: called directly, the hit path skips two Python
     # frames and two whitespace regexes (our encoder writes none); anything it doesn't take
     # whole goes to the full decoder, which says what is wrong
-    _scan = json.scanner.make_scanner(_plain)
+    _scan = json.scanner.make_scanner(_plain)  # type: ignore[arg-type]  # (typeshed: the class)
 
     def dumps(self, key: str, value: Any) -> bytes:
         try:
@@ -182,7 +182,8 @@ class JsonSerializer:
             return [self.loads(k, p) for k, p in zip(keys, payloads, strict=True)]  # find which
         if len(values) != len(keys):  # a payload holding "1,2" would shift the rest
             return [self.loads(k, p) for k, p in zip(keys, payloads, strict=True)]
-        return values
+        typed: list[Any] = values
+        return typed
 
 
 class MsgpackSerializer:
@@ -201,7 +202,8 @@ class MsgpackSerializer:
 
     def dumps(self, key: str, value: Any) -> bytes:
         try:
-            return self._msgpack.packb(value, use_bin_type=True)
+            typed: bytes = self._msgpack.packb(value, use_bin_type=True)
+            return typed
         except (TypeError, ValueError) as err:
             raise TypeError(
                 f"cannot cache key {key!r} with msgpack: {type(value).__name__}: {err}"

@@ -122,12 +122,16 @@ def sieve_hit_ratio(trace: np.ndarray, capacity: int) -> float:
             visited[key] = True
             continue
         if len(visited) >= capacity:
-            victim = oldest if hand is None else hand
+            start: int | None = oldest if hand is None else hand
+            assert start is not None  # a full cache has an oldest key
+            victim: int = start
             while visited[victim]:
                 visited[victim] = False
-                victim = newer[victim]
-                if victim is None:
-                    victim = oldest
+                step = newer[victim]
+                if step is None:  # past the newest end: round to the oldest
+                    assert oldest is not None
+                    step = oldest
+                victim = step
             hand = newer[victim]
             before, after = older.pop(victim), newer.pop(victim)
             del visited[victim]

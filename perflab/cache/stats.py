@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ class TierStats:
 
 
 def stats_frame(
-    rows: list[tuple[str, TierStats, int, int | None, int | None, tuple]],
+    rows: list[tuple[str, TierStats, int, int | None, int | None, tuple[Any, ...]]],
 ) -> pd.DataFrame:
     """One row per ``(name, stats, extra_hits, evictions, expired, (items, bytes))``: hits,
     misses, sets, deletes, evictions, expired (rows purged after their TTL; None where the

@@ -116,11 +116,12 @@ class TieredCache(Loading, WriteBack, Coherent, Plans, L1Convergence, Drivers):
                 return entry
             stats.misses += 1
             return self._run(self._read_plan(k, 1)) if len(self.tiers) > 1 else None
-        entry = store.get(k)
-        if entry is not None and (entry.expires_at is None or entry.expires_at > self.timer()):
+        held: Entry | None = store.get(k)
+        if held is not None and (held.expires_at is None or held.expires_at > self.timer()):
             self._l1_hit_box[0] += 1
-            return entry
-        return self._run(self._read_plan(k, self._first(entry)))
+            return held
+        read: Entry | None = self._run(self._read_plan(k, self._first(held)))
+        return read
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The value, from the fastest tier that has it fresh (back-filling the faster ones
@@ -173,10 +174,12 @@ class TieredCache(Loading, WriteBack, Coherent, Plans, L1Convergence, Drivers):
 
     def get_many(self, keys: Iterable[Any]) -> dict[Any, Any]:
         """``{key: value}`` for the keys found (one round trip per tier: MGET, IN (...))."""
-        return self._run(self._get_many_op(self._mapped(keys)))
+        typed: dict[Any, Any] = self._run(self._get_many_op(self._mapped(keys)))
+        return typed
 
     async def aget_many(self, keys: Iterable[Any]) -> dict[Any, Any]:
-        return await self._arun(self._get_many_op(self._mapped(keys)))
+        typed: dict[Any, Any] = await self._arun(self._get_many_op(self._mapped(keys)))
+        return typed
 
     # ------------------------------------------------------------------------------------------
     # writing and invalidating
@@ -204,25 +207,31 @@ class TieredCache(Loading, WriteBack, Coherent, Plans, L1Convergence, Drivers):
 
     def delete(self, key: Any) -> bool:
         """Remove ``key`` from every tier (and from other processes' L1). True if any had it."""
-        return self._run(self._delete_op(self._key(key)))
+        typed: bool = self._run(self._delete_op(self._key(key)))
+        return typed
 
     async def adelete(self, key: Any) -> bool:
-        return await self._arun(self._delete_op(self._key(key)))
+        typed: bool = await self._arun(self._delete_op(self._key(key)))
+        return typed
 
     def invalidate(self, pattern: str = "*") -> int:
         """Delete keys matching a glob (``signals:*``) in every tier and every process's L1."""
-        return self._run(self._invalidate_op(pattern))
+        typed: int = self._run(self._invalidate_op(pattern))
+        return typed
 
     async def ainvalidate(self, pattern: str = "*") -> int:
-        return await self._arun(self._invalidate_op(pattern))
+        typed: int = await self._arun(self._invalidate_op(pattern))
+        return typed
 
     def invalidate_tags(self, *tags: str) -> int:
         """Delete every key set with any of ``tags``, everywhere (including copies that reached
         an L1 by back-fill, which carry no tags of their own). Returns how many keys."""
-        return self._run(self._invalidate_tags_op(tags))
+        typed: int = self._run(self._invalidate_tags_op(tags))
+        return typed
 
     async def ainvalidate_tags(self, *tags: str) -> int:
-        return await self._arun(self._invalidate_tags_op(tags))
+        typed: int = await self._arun(self._invalidate_tags_op(tags))
+        return typed
 
     def clear(self) -> None:
         """Empty every tier, and every process's L1."""
@@ -234,22 +243,24 @@ class TieredCache(Loading, WriteBack, Coherent, Plans, L1Convergence, Drivers):
     def warm(
         self,
         items: Mapping[Any, Any] | Iterable[Any],
-        loader: Callable[[list], Mapping] | None = None,
+        loader: Callable[[list[Any]], Mapping[Any, Any]] | None = None,
         ttl: float | None = None,
     ) -> int:
         """Fill the cache in one batch: a mapping is stored as is; keys with a ``loader`` are
         loaded for those not already cached (``loader(missing_keys) -> {key: value}``).
         Returns how many values were stored."""
-        return self._run(self._warm_op(items, loader, ttl))
+        typed: int = self._run(self._warm_op(items, loader, ttl))
+        return typed
 
     async def awarm(
         self,
         items: Mapping[Any, Any] | Iterable[Any],
-        loader: Callable[[list], Any] | None = None,
+        loader: Callable[[list[Any]], Any] | None = None,
         ttl: float | None = None,
     ) -> int:
         """``warm``; ``loader`` may be a coroutine function."""
-        return await self._arun(self._warm_op(items, loader, ttl))
+        typed: int = await self._arun(self._warm_op(items, loader, ttl))
+        return typed
 
     # ------------------------------------------------------------------------------------------
     # locks: the first tier that supports them
@@ -289,10 +300,12 @@ class TieredCache(Loading, WriteBack, Coherent, Plans, L1Convergence, Drivers):
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued write-back has reached the lower tiers, at most ``timeout``
         seconds (default ``close_timeout``). True if the queue drained."""
-        return self._run(self._flush_plan(timeout))
+        typed: bool = self._run(self._flush_plan(timeout))
+        return typed
 
     async def aflush(self, timeout: float | None = None) -> bool:
-        return await self._arun(self._flush_plan(timeout))
+        typed: bool = await self._arun(self._flush_plan(timeout))
+        return typed
 
     def _close_plan(self) -> TierPlan:
         if self._closed:
@@ -335,7 +348,7 @@ class TieredCache(Loading, WriteBack, Coherent, Plans, L1Convergence, Drivers):
         return f"<TieredCache {' → '.join(t.name for t in self.tiers)} write={self.write}>"
 
 
-def _close_at_exit(ref: weakref.ref) -> None:
+def _close_at_exit(ref: weakref.ref[Any]) -> None:
     cache = ref()
     if cache is not None:
         cache.close()

@@ -151,7 +151,7 @@ def _open_text(path: Path) -> io.TextIOBase:
         binary.close()
         raise
     binary.seek(0)
-    return io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline="")
+    return io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline="")  # type: ignore[type-var]
 
 
 def _is_utf8(head: bytes) -> bool:
@@ -304,7 +304,7 @@ def monitor_keys(
     ended_by = "time"
     deadline = clock() + seconds
     try:
-        with client.monitor() as monitor:
+        with client.monitor() as monitor:  # type: ignore[no-untyped-call]  # (redis-py's stubs)
             while clock() < deadline:
                 try:  # the raw reply: redis-py's next_command() splits keys at spaces
                     raw = monitor.connection.read_response(disable_decoding=True)

@@ -51,7 +51,7 @@ class WriteBack:
         self.write_back_dropped = 0  # writes not queued because the queue stayed full
         self._stalled = False  # the queue was full for write_block: drop without waiting
         self._stop = threading.Event()
-        self._queue: queue.Queue | None = None
+        self._queue: queue.Queue[Any] | None = None
         self._writer: threading.Thread | None = None
         if write == "back" and len(self.tiers) > 1:
             self._queue = queue.Queue(maxsize=write_queue)
@@ -60,7 +60,9 @@ class WriteBack:
             )
             self._writer.start()
 
-    def _stage(self, k: str, item: tuple, entry: Entry | None, tags: tuple = ()) -> TierPlan:
+    def _stage(
+        self, k: str, item: tuple[Any, ...], entry: Entry | None, tags: tuple[Any, ...] = ()
+    ) -> TierPlan:
         """L1 now and the queue, in one order under the stripe lock, so the lower tiers
         receive a key's writes in the order L1 saw them (without L1: the first tier now)."""
         if self._l1 is None:
@@ -72,7 +74,7 @@ class WriteBack:
             return
         yield from self._enqueue_plan(item, lambda offer: self._stage_l1(k, entry, tags, offer))
 
-    def _enqueue_plan(self, item: tuple, staged: Any = None) -> TierPlan:
+    def _enqueue_plan(self, item: tuple[Any, ...], staged: Any = None) -> TierPlan:
         """Queue a write-back (through ``staged(offer)``, the L1 step, when there is L1).
 
         A full queue (the writer stalled on an outage) is waited for at most ``write_block``
@@ -95,11 +97,13 @@ class WriteBack:
                 return
             yield ("wait", -1, (self._queue, min(deadline - now, _ROOM_POLL)))
 
-    def _offer(self, item: tuple, final: bool) -> bool:
+    def _offer(self, item: tuple[Any, ...], final: bool) -> bool:
         """Put ``item`` on the queue without waiting; False if it is full and the write may
         still wait (``final`` False). On the final try a full queue drops the write."""
+        q = self._queue
+        assert q is not None  # write-back is on (a queue exists)
         try:
-            self._queue.put_nowait(item)
+            q.put_nowait(item)
             return True
         except queue.Full:
             if not final:
@@ -110,7 +114,7 @@ class WriteBack:
                 "cache write-back queue full (%d writes) for %.2f s: the lower tiers are "
                 "unavailable or too slow; further writes stay in L1 only (counted in "
                 "write_back_dropped) until the writer catches up",
-                self._queue.maxsize,
+                q.maxsize,
                 self.write_block,
             )
         self.write_back_dropped += 1
@@ -118,11 +122,13 @@ class WriteBack:
 
     def _drain(self) -> None:
         """The writer: up to 512 queued items at a time, until the sentinel (None) or stop."""
+        q = self._queue
+        assert q is not None  # write-back is on (a queue exists)
         while True:
-            batch = [self._queue.get()]
+            batch = [q.get()]
             while len(batch) < 512:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(q.get_nowait())
                 except queue.Empty:
                     break
             stop = None in batch
@@ -131,12 +137,12 @@ class WriteBack:
             if written:
                 self._publish("del", written)
             for _ in batch:
-                self._queue.task_done()
+                q.task_done()
             if stop or self._stop.is_set():
                 self._abandon()
                 return
 
-    def _write_batch(self, items: list[tuple]) -> list[str]:
+    def _write_batch(self, items: list[tuple[Any, ...]]) -> list[str]:
         """Apply ``items`` in order; returns the keys written (for invalidation messages)."""
         written: list[str] = []
         run: dict[str, Entry] = {}
@@ -160,7 +166,7 @@ class WriteBack:
             written.extend(run)
         return written
 
-    def _apply(self, item: tuple) -> bool:
+    def _apply(self, item: tuple[Any, ...]) -> bool:
         """Write one item to every lower tier, waiting out outages; False if close() gave up."""
         pending = list(reversed(range(1, len(self.tiers))))  # slowest first, like write-through
         while pending:
@@ -191,56 +197,63 @@ class WriteBack:
 
     def _abandon(self) -> None:
         """close() gave up: count what is still queued as lost."""
+        q = self._queue
+        assert q is not None  # write-back is on (a queue exists)
         lost = 0
         while True:
             try:
-                item = self._queue.get_nowait()
+                item = q.get_nowait()
             except queue.Empty:
                 break
             lost += item is not None
-            self._queue.task_done()
+            q.task_done()
         self.write_back_failures += lost
 
     def _flush_plan(self, timeout: float | None) -> TierPlan:
         """True once every queued write reached the lower tiers, False after ``timeout``."""
-        if self._queue is None:
+        q, writer = self._queue, self._writer
+        if q is None or writer is None:
             return True
         deadline = time.monotonic() + (self.close_timeout if timeout is None else timeout)
-        while self._queue.unfinished_tasks:
+        while q.unfinished_tasks:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._writer.is_alive():
+            if remaining <= 0 or not writer.is_alive():
                 return False
-            yield ("wait", -1, (self._queue, min(remaining, 0.1)))
+            yield ("wait", -1, (q, min(remaining, 0.1)))
         return True
 
     def _stop_writer_plan(self) -> TierPlan:
         """close()'s part: the sentinel after what is queued, then wait for the writer until
         ``close_timeout``; past it the writer stops waiting for the tier and counts the rest."""
+        q = self._queue
+        assert q is not None  # write-back is on (a queue exists)
+        writer = self._writer
+        assert writer is not None
         deadline = time.monotonic() + self.close_timeout
         while True:
             try:
-                self._queue.put_nowait(None)
+                q.put_nowait(None)
                 break
             except queue.Full:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self._stop.set()
                     break
-                yield ("wait", -1, (self._queue, min(remaining, 0.05)))
-        while self._writer.is_alive() and time.monotonic() < deadline:
-            yield ("wait", -1, (self._writer, max(0.0, deadline - time.monotonic())))
-        if self._writer.is_alive():
+                yield ("wait", -1, (q, min(remaining, 0.05)))
+        while writer.is_alive() and time.monotonic() < deadline:
+            yield ("wait", -1, (writer, max(0.0, deadline - time.monotonic())))
+        if writer.is_alive():
             self._stop.set()
             grace = max((getattr(t, "timeout", 0.0) for t in self.tiers), default=0.0)
             until = time.monotonic() + grace + 1.0  # at most one socket timeout in progress
-            while self._writer.is_alive() and time.monotonic() < until:
-                yield ("wait", -1, (self._writer, max(0.0, until - time.monotonic())))
+            while writer.is_alive() and time.monotonic() < until:
+                yield ("wait", -1, (writer, max(0.0, until - time.monotonic())))
         if self.write_back_failures or self.write_back_dropped:
             log.error(
                 "cache closed with %d write-backs not written to the lower tiers "
                 "(close_timeout=%s s) and %d never queued (queue full); those keys keep "
                 "older values (or none) there until their TTL",
-                self.write_back_failures + self._queue.qsize(),
+                self.write_back_failures + q.qsize(),
                 self.close_timeout,
                 self.write_back_dropped,
             )
