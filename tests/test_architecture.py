@@ -160,3 +160,18 @@ def test_the_harness_and_the_cache_are_type_checked_strictly():
         capture_output=True, text=True, cwd=ROOT, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_no_import_cycles_not_even_for_types():
+    """No module reaches itself through imports, TYPE_CHECKING blocks included (a cycle held
+    together by import order once guarded suites/__init__.py with noqa: E402)."""
+    import grimp
+
+    graph = grimp.build_graph("perflab", include_external_packages=False)
+    cycles = sorted(
+        f"{module} <-> {imported}"
+        for module in graph.modules
+        for imported in graph.find_modules_directly_imported_by(module)
+        if graph.chain_exists(importer=imported, imported=module)
+    )
+    assert not cycles, cycles

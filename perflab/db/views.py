@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import pandas as pd
 import sqlalchemy as sa
 
 from perflab.db.identifiers import IdentifierError, check_identifier, quote_identifier
 
-if TYPE_CHECKING:
-    from perflab.db.runner import QueryRunner
+__all__ = ["MaterializedView", "ViewRunner"]
 
-__all__ = ["MaterializedView"]
+
+class ViewRunner(Protocol):
+    """What a view needs of :class:`perflab.db.QueryRunner` (named here, so views and the
+    runner do not import each other, not even for types)."""
+
+    postgres: bool
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> int: ...
+
+    def query(
+        self, sql: str, params: dict[str, Any] | None = None, cache_ttl: float | None = None
+    ) -> pd.DataFrame: ...
+
+    def transaction(
+        self, fn: Callable[[sa.Connection], Any], retries: int | None = None
+    ) -> Any: ...
+
+    def invalidate(self, table: str) -> int: ...
 
 
 class MaterializedView:
     """A named, stored query: native on PostgreSQL; on SQLite a table rebuilt by ``refresh``."""
 
-    def __init__(self, runner: QueryRunner, name: str, sql: str) -> None:
+    def __init__(self, runner: ViewRunner, name: str, sql: str) -> None:
         self.runner, self.name, self.sql = runner, check_identifier(name, "view"), sql
         self.quoted = quote_identifier(name, "view")
 
