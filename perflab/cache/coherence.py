@@ -18,8 +18,11 @@ import random
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
+from perflab.cache.entry import Entry
+from perflab.cache.memory import MemoryTier
 from perflab.cache.tier import Subscription, Tier, TierUnavailable
 
 __all__ = ["Coherence", "Coherent"]
@@ -30,10 +33,10 @@ log = logging.getLogger("perflab.cache")
 class Coherent:
     """Mixin of TieredCache: what it publishes, and what it drops when others publish."""
 
-    _l1: Any
+    _l1: MemoryTier | None
     _coherence: Coherence | None
-    _settle: Any
-    _bump_all: Any
+    _settle: Callable[[str, Entry | None, tuple[Any, ...], int], None]
+    _bump_all: Callable[[], None]
 
     def _publish(self, kind: str, items: list[str]) -> None:
         if self._coherence is not None:

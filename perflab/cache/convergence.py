@@ -9,9 +9,11 @@ took it: its entry if no other write of the stripe completed meanwhile, else not
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from perflab.cache.entry import Entry
+from perflab.cache.memory import MemoryTier
 from perflab.cache.stats import TierStats
 
 __all__ = ["STRIPES", "L1Convergence"]
@@ -22,9 +24,9 @@ STRIPES = 256
 class L1Convergence:
     """Mixin of TieredCache; ``_call`` is the sync driver's (L1 calls never do I/O)."""
 
-    _l1: Any
+    _l1: MemoryTier | None
     _stats: list[TierStats]
-    _call: Any
+    _call: Callable[[int, str, tuple[Any, ...]], Any]
 
     def _init_stripes(self) -> None:
         self._locks = [threading.Lock() for _ in range(STRIPES)]
@@ -55,7 +57,7 @@ class L1Convergence:
                 if entry is not None and self._stamps[s] == seen:
                     self._call(0, "set", (k, entry, tags, None))
                     self._stats[0].sets += 1
-                else:
+                elif self._l1 is not None:  # (only called with L1; the check narrows the type)
                     self._l1.delete(k)
             finally:
                 self._stamps[s] += 1
@@ -70,7 +72,8 @@ class L1Convergence:
                 return False
             try:
                 if entry is None:
-                    self._l1.delete(k)
+                    if self._l1 is not None:  # (only called with L1)
+                        self._l1.delete(k)
                     self._stats[0].deletes += 1
                 else:
                     self._call(0, "set", (k, entry, tags, None))

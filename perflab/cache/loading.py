@@ -82,15 +82,15 @@ class Loading:
     default_ttl: float | None
     refresh_ahead: float | None
     timer: Callable[[], float]
-    _l1_store: Any
-    _key: Any
-    _lookup: Any
-    get: Any
-    set: Any
-    aget: Any
-    aset: Any
-    lock: Any
-    alock: Any
+    _l1_store: Any  # cachebox's store behind L1 (the hit path reads it directly)
+    _key: Callable[[Any], str]
+    _lookup: Callable[[str], Entry | None]
+    get: Callable[..., Any]
+    set: Callable[..., None]
+    aget: Callable[..., Any]
+    aset: Callable[..., Any]
+    lock: Callable[..., Any]
+    alock: Callable[..., Any]
 
     def _init_loading(self) -> None:
         self._flights: dict[str, Flight] = {}

@@ -11,12 +11,14 @@ each operation is written once. The L1 hit path of ``get`` skips plans entirely.
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from perflab.cache.drivers import TierPlan
 from perflab.cache.entry import Entry
 from perflab.cache.keys import MAX_KEY_LENGTH, normalize
+from perflab.cache.memory import MemoryTier
 from perflab.cache.stats import TierStats, stats_frame
 from perflab.cache.tier import Tier
 from perflab.errors import CacheError
@@ -32,8 +34,8 @@ class Plans:
     default_ttl: float | None
     key_func: Callable[[Any], str] | None
     _stats: list[TierStats]
-    _l1: Any
-    _queue: Any
+    _l1: MemoryTier | None
+    _queue: queue.Queue[Any] | None
     _l1_hit_box: list[int]
 
     # --- keys and entries --------------------------------------------------------------------
@@ -246,9 +248,9 @@ class Plans:
         return stats_frame(rows)
 
     # provided by the other parts of TieredCache
-    _stamp: Any
-    _settle: Any
-    _bump_all: Any
-    _stage: Any
-    _enqueue_plan: Any
-    _flush_plan: Any
+    _stamp: Callable[[str], int]
+    _settle: Callable[[str, Entry | None, tuple[Any, ...], int], None]
+    _bump_all: Callable[[], None]
+    _stage: Callable[..., TierPlan]
+    _enqueue_plan: Callable[..., TierPlan]
+    _flush_plan: Callable[[float | None], TierPlan]

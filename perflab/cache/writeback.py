@@ -12,10 +12,12 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from perflab.cache.drivers import TierPlan
 from perflab.cache.entry import Entry
+from perflab.cache.memory import MemoryTier
 from perflab.cache.stats import TierStats
 from perflab.cache.tier import Tier, TierUnavailable
 from perflab.errors import CacheError
@@ -31,12 +33,12 @@ class WriteBack:
 
     tiers: list[Tier]
     _stats: list[TierStats]
-    _l1: Any
+    _l1: MemoryTier | None
     _closed: bool
-    _publish: Any
-    _stage_l1: Any
-    _write_plan: Any
-    _delete_plan: Any
+    _publish: Callable[[str, list[str]], None]
+    _stage_l1: Callable[[str, Entry | None, tuple[Any, ...], Any], bool]
+    _write_plan: Callable[[str, Entry, tuple[Any, ...], range], TierPlan]
+    _delete_plan: Callable[[str, range], TierPlan]
 
     def _init_writeback(
         self, write: str, write_queue: int, write_block: float, close_timeout: float
