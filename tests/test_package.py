@@ -49,6 +49,7 @@ MODULES = [
     "perflab.claims",
     "perflab.sweep",
     "perflab.probe",
+    "perflab.your_system",
 ]
 
 

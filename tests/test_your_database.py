@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from perflab import db, probe
+from perflab import db, your_system
 from perflab.errors import ConfigurationError, ServerError
 from perflab.urls import libpq_url
 
@@ -165,7 +165,7 @@ def test_pg_stat_statements_path_ranks_the_index_that_matters_first(pgss_url):
     assert {"calls", "mean_ms", "total_ms"} <= set(advice.queries.columns)
     assert schema_snapshot(pgss_url, schema) == before  # advice wrote nothing
 
-    comparison = probe.verify_index(
+    comparison = your_system.verify_index(
         pgss_url,
         advice.chosen[0],
         "SELECT id, amount FROM orders WHERE customer_id = %s",

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from perflab import probe
+from perflab import your_system
 from perflab.errors import ConfigurationError, ServerError
 
 from .conftest import perflab_cli
@@ -68,15 +68,17 @@ def service():
 
 
 def test_endpoints_from_a_list_and_from_spec_files(tmp_path):
-    listed = probe.parse_endpoints(["/a", 'POST /b {"qty": 1}', {"method": "put", "path": "/c"}])
+    listed = your_system.parse_endpoints(
+        ["/a", 'POST /b {"qty": 1}', {"method": "put", "path": "/c"}]
+    )
     assert [e.label for e in listed] == ["GET /a", "POST /b", "PUT /c"]
     assert listed[1].body == {"qty": 1}
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps([{"path": "/a"}, {"method": "POST", "path": "/b", "body": [1]}]))
-    assert [e.label for e in probe.parse_endpoints(str(spec))] == ["GET /a", "POST /b"]
+    assert [e.label for e in your_system.parse_endpoints(str(spec))] == ["GET /a", "POST /b"]
     lines = tmp_path / "spec.txt"
     lines.write_text('# endpoints\nGET /a\nPOST /b {"x": 2}\n')
-    assert probe.parse_endpoints(str(lines))[1].body == {"x": 2}
+    assert your_system.parse_endpoints(str(lines))[1].body == {"x": 2}
     for bad, why in [
         (["a"], "must start with /"),
         (["POST /b {nope"], "not JSON"),
@@ -86,41 +88,43 @@ def test_endpoints_from_a_list_and_from_spec_files(tmp_path):
         (str(tmp_path / "missing.json"), "cannot be read"),
     ]:
         with pytest.raises(ConfigurationError, match=why):
-            probe.parse_endpoints(bad)
+            your_system.parse_endpoints(bad)
     for url in ("", "ftp://h/", "http://h:99999", "127.0.0.1:8000"):
         with pytest.raises(ConfigurationError):
-            probe.check_base_url(url)
+            your_system.check_base_url(url)
 
 
 def test_each_endpoint_under_load_with_statuses_and_an_endpoint_that_never_answers(service):
-    endpoints = probe.parse_endpoints(["/work", "/error", 'POST /echo {"qty": 1}', "/hang"])
-    run = probe.load_endpoints(
+    endpoints = your_system.parse_endpoints(["/work", "/error", 'POST /echo {"qty": 1}', "/hang"])
+    run = your_system.load_endpoints(
         service, endpoints, concurrency=2, duration=1.0, warmup=0.2, runs=2, timeout=0.3
     )
     assert list(run.results) == ["GET /work", "GET /error", "POST /echo"]
     assert "GET /hang" in run.unanswered and "timeout" in run.unanswered["GET /hang"]
-    table = probe.status_table(run)
+    table = your_system.status_table(run)
     assert table.loc["GET /work", "HTTP 200"] > 0 and table.loc["GET /error", "HTTP 500"] > 0
     assert table.loc["POST /echo", "HTTP 200"] > 0 and table.loc["GET /hang", "failed"] == 1.0
-    assert all(s.size > 0 for s in probe.latencies(run).values())
+    assert all(s.size > 0 for s in your_system.latencies(run).values())
 
 
 def test_a_target_that_does_not_answer_is_one_line():
     with pytest.raises(ServerError, match=r"cannot connect to http://127\.0\.0\.1:1/"):
-        probe.load_endpoints("http://127.0.0.1:1", probe.parse_endpoints(["/"]), duration=1)
+        your_system.load_endpoints(
+            "http://127.0.0.1:1", your_system.parse_endpoints(["/"]), duration=1
+        )
 
 
 def test_results_round_trip_and_verdicts(service, tmp_path):
-    endpoints = probe.parse_endpoints(["/work"])
-    before = probe.load_endpoints(service, endpoints, concurrency=2, duration=2, runs=4)
-    path = probe.save_results(before, tmp_path / "before.json", base_url=service)
+    endpoints = your_system.parse_endpoints(["/work"])
+    before = your_system.load_endpoints(service, endpoints, concurrency=2, duration=2, runs=4)
+    path = your_system.save_results(before, tmp_path / "before.json", base_url=service)
     _Handler.delay = 0.02
-    after = probe.load_endpoints(service, endpoints, concurrency=2, duration=2, runs=4)
-    table = probe.verdicts(probe.read_results(path), after)
+    after = your_system.load_endpoints(service, endpoints, concurrency=2, duration=2, runs=4)
+    table = your_system.verdicts(your_system.read_results(path), after)
     assert table.loc["GET /work", "verdict"] == "slower", table.to_string()
     (tmp_path / "other.json").write_text('{"kind": "something else"}')
     with pytest.raises(ConfigurationError, match="not a perflab service results file"):
-        probe.read_results(tmp_path / "other.json")
+        your_system.read_results(tmp_path / "other.json")
 
 
 @pytest.mark.notebook

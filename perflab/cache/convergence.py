@@ -87,3 +87,12 @@ class L1Convergence:
         for s in range(STRIPES):
             with self._locks[s]:
                 self._stamps[s] += 1
+
+    def _peek_l1(self, k: str) -> Entry | None:
+        """A plan's ``peek_l1`` step: what L1 holds for ``k``, fresh or not."""
+        return None if self._l1 is None else self._l1.get(k)
+
+    def _drop_l1(self, k: str) -> None:
+        """A plan's ``drop_l1`` step: forget ``k`` in L1."""
+        if self._l1 is not None:
+            self._l1.delete(k)

@@ -1,6 +1,11 @@
 """Plans: every TieredCache operation as a generator of tier operations, free of I/O.
 
-A plan yields ``(method, i, args)`` and receives the result (see :mod:`perflab.cache.drivers`);
+A plan yields ``(method, i, args)`` and receives the result (see :mod:`perflab.cache.drivers`):
+every read and write of a tier, L1's included (``fill``, ``settle``, ``peek_l1``,
+``drop_l1``, ``bump_all`` are the cache's own steps on L1 and its stripes), every queueing of
+a write-back (``enqueue``) and every message to other processes (``publish``). What a plan
+does itself is arithmetic on what it received, and serialising values (``prepare``: CPU, so
+that a value that cannot be stored fails before anything is written);
 it decides fall-through, expiry, back-fill, L1 settling and which messages other processes get
 (``("publish", -1, (kind, items))``: the sync driver sends it with the tier's client, the async
 driver awaits the tier's async client, so an ``aset`` never does network I/O on the event
@@ -152,7 +157,7 @@ class Plans:
         seen = self._stamp(k)
         yield from self._write_plan(k, entry, tags, self._below())
         if self._l1 is not None:
-            self._settle(k, entry, tags, seen)
+            yield ("settle", -1, (k, entry, tags, seen))
         yield ("publish", -1, ("del", [k]))
 
     def _set_many_op(self, mapping: Mapping[Any, Any], ttl: float | None) -> TierPlan:
@@ -175,17 +180,17 @@ class Plans:
         yield from self._set_many_plan(entries, self._below())
         if self._l1 is not None:
             for (k, e), stamp in zip(entries.items(), seen, strict=True):
-                self._settle(k, e, (), stamp)
+                yield ("settle", -1, (k, e, (), stamp))
         yield ("publish", -1, ("del", list(entries)))
 
     def _delete_op(self, k: str) -> TierPlan:
-        had = self._l1 is not None and self._l1.get(k) is not None
+        had = self._l1 is not None and (yield ("peek_l1", -1, (k,))) is not None
         if self._queue is not None:
             yield from self._stage(k, ("delete", k), None)
             return had
         found = yield from self._delete_plan(k, self._below())
         if self._l1 is not None:
-            self._settle(k, None, (), 0)
+            yield ("settle", -1, (k, None, (), 0))
             self._stats[0].deletes += 1
         yield ("publish", -1, ("del", [k]))
         return found or had
@@ -196,7 +201,7 @@ class Plans:
         for i in range(len(self.tiers)):
             total += int((yield ("delete_pattern", i, (pattern,))) or 0)
         if self._l1 is not None:
-            self._bump_all()
+            yield ("bump_all", -1, ())
         yield ("publish", -1, ("pattern", [pattern]))
         return total
 
@@ -207,8 +212,8 @@ class Plans:
             keys.update((yield ("delete_tags", i, (tags,))) or ())
         if self._l1 is not None:
             for k in keys:  # copies back-filled into L1 carry no tags of their own
-                self._l1.delete(k)
-            self._bump_all()
+                yield ("drop_l1", -1, (k,))
+            yield ("bump_all", -1, ())
         yield ("publish", -1, ("del", sorted(keys)))
         yield ("publish", -1, ("tags", list(tags)))
         return len(keys)
@@ -218,7 +223,7 @@ class Plans:
         for i in range(len(self.tiers)):
             yield ("clear", i, ())
         if self._l1 is not None:
-            self._bump_all()
+            yield ("bump_all", -1, ())
         yield ("publish", -1, ("pattern", ["*"]))
 
     def _warm_op(

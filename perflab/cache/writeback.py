@@ -92,12 +92,18 @@ class WriteBack:
             now = time.monotonic()
             final = self._stalled or now >= deadline
 
-            def offer(final: bool = final) -> bool:
-                return self._offer(item, final)
-
-            if offer() if staged is None else staged(offer):
+            if (yield ("enqueue", -1, (item, final, staged))):
                 return
             yield ("wait", -1, (self._queue, min(deadline - now, _ROOM_POLL)))
+
+    def _enqueue(self, item: tuple[Any, ...], final: bool, staged: Any) -> bool:
+        """A plan's ``enqueue`` step: offer ``item`` to the queue (through ``staged(offer)``, the
+        L1 step under the stripe lock, when there is L1); True once it was taken or dropped."""
+
+        def offer() -> bool:
+            return self._offer(item, final)
+
+        return bool(offer() if staged is None else staged(offer))
 
     def _offer(self, item: tuple[Any, ...], final: bool) -> bool:
         """Put ``item`` on the queue without waiting; False if it is full and the write may
