@@ -201,18 +201,23 @@ def test_a_flight_that_landed_between_a_miss_and_the_join_is_not_loaded_again():
 def test_async_writes_publish_invalidations_without_the_sync_client(redis_tier):
     """An async write's invalidation goes out through redis.asyncio, awaited: a PUBLISH on the
     sync client would hold the event loop for as long as Redis takes (a slow Redis once froze
-    the loop 4.5 s of 6 that way). Another process-like cache still hears every kind."""
-    other = RedisTier(prefix=redis_tier.prefix)
-    writer = TieredCache([MemoryTier(100), redis_tier], default_ttl=60)
+    the loop 4.5 s of 6 that way). Another process-like cache still hears every kind.
+
+    The tiers get 5 s socket timeouts: on a loaded CI runner sharing one Redis between two test
+    workers, the default 0.5 s once expired, the breaker skipped the second write (as it
+    should), and the reader rightly kept the first value; this test is about the messages."""
+    mine = RedisTier(prefix=redis_tier.prefix, timeout=5.0)  # (the fixture's cleans up)
+    other = RedisTier(prefix=redis_tier.prefix, timeout=5.0)
+    writer = TieredCache([MemoryTier(100), mine], default_ttl=60)
     reader = TieredCache([MemoryTier(100), other], default_ttl=60)
     sync_publishes: list[tuple] = []
-    real = redis_tier.client.publish
+    real = mine.client.publish
 
     def spy(*args):
         sync_publishes.append(args)
         return real(*args)
 
-    redis_tier.client.publish = spy
+    mine.client.publish = spy
 
     async def scenario() -> None:
         for cache in (writer, reader):
