@@ -4,6 +4,10 @@ Every L1 update happens under its stripe's lock (``hash(key) & (STRIPES - 1)``) 
 stripe's stamp. A read notes the stamp before it reads any tier; its back-fill of L1 is dropped
 if the stamp moved meanwhile (a write came between). A write settles L1 after the lower tiers
 took it: its entry if no other write of the stripe completed meanwhile, else nothing.
+
+:class:`L1Stripes` is a part of TieredCache of its own (composition): the cache holds one and
+hands its methods to the plans' driver steps (``fill``, ``settle``, ``peek_l1``, ``drop_l1``,
+``bump_all``) and to write-back and coherence.
 """
 
 from __future__ import annotations
@@ -16,26 +20,30 @@ from perflab.cache.entry import Entry
 from perflab.cache.memory import MemoryTier
 from perflab.cache.stats import TierStats
 
-__all__ = ["STRIPES", "L1Convergence"]
+__all__ = ["STRIPES", "L1Stripes"]
 
 STRIPES = 256
 
 
-class L1Convergence:
-    """Mixin of TieredCache; ``_call`` is the sync driver's (L1 calls never do I/O)."""
+class L1Stripes:
+    """L1 (``None`` for a cache without one), its 256 stripe locks and stamps. ``stats`` are
+    L1's counters; ``call`` is the cache's sync driver call, so L1 writes are sampled like any
+    tier's (L1 calls never do I/O)."""
 
-    _l1: MemoryTier | None
-    _stats: list[TierStats]
-    _call: Callable[[int, str, tuple[Any, ...]], Any]
-
-    def _init_stripes(self) -> None:
+    def __init__(
+        self,
+        l1: MemoryTier | None,
+        stats: TierStats,
+        call: Callable[[int, str, tuple[Any, ...]], Any],
+    ) -> None:
+        self.l1, self.stats, self._call = l1, stats, call
         self._locks = [threading.Lock() for _ in range(STRIPES)]
         self._stamps = [0] * STRIPES
 
-    def _stamp(self, k: str) -> int:
+    def stamp(self, k: str) -> int:
         return self._stamps[hash(k) & (STRIPES - 1)]
 
-    def _fill(self, k: str, entry: Entry, seen: int) -> None:
+    def fill(self, k: str, entry: Entry, seen: int) -> None:
         """Back-fill L1 with what a read found below, unless a write to (or an invalidation of)
         the key's stripe completed since the read began: then the value may be older."""
         s = hash(k) & (STRIPES - 1)
@@ -43,11 +51,11 @@ class L1Convergence:
             if self._stamps[s] == seen:
                 self._call(0, "set", (k, entry, (), None))
 
-    def _fill_many(self, entries: dict[str, Entry], seen: dict[str, int]) -> None:
+    def fill_many(self, entries: dict[str, Entry], seen: dict[str, int]) -> None:
         for k, entry in entries.items():
-            self._fill(k, entry, seen[k])
+            self.fill(k, entry, seen[k])
 
-    def _settle(self, k: str, entry: Entry | None, tags: tuple[Any, ...], seen: int) -> None:
+    def settle(self, k: str, entry: Entry | None, tags: tuple[Any, ...], seen: int) -> None:
         """The L1 step of a write, after the lower tiers took it: store ``entry`` if no other
         write of the stripe completed meanwhile (the lower tiers then hold ours), else drop the
         key (which write the lower tiers kept is unknown); ``entry=None`` (a delete) drops it."""
@@ -56,13 +64,13 @@ class L1Convergence:
             try:
                 if entry is not None and self._stamps[s] == seen:
                     self._call(0, "set", (k, entry, tags, None))
-                    self._stats[0].sets += 1
-                elif self._l1 is not None:  # (only called with L1; the check narrows the type)
-                    self._l1.delete(k)
+                    self.stats.sets += 1
+                elif self.l1 is not None:  # (only called with L1; the check narrows the type)
+                    self.l1.delete(k)
             finally:
                 self._stamps[s] += 1
 
-    def _stage_l1(self, k: str, entry: Entry | None, tags: tuple[Any, ...], offer: Any) -> bool:
+    def stage(self, k: str, entry: Entry | None, tags: tuple[Any, ...], offer: Any) -> bool:
         """Write-back's L1 step: ``offer()`` the write to the queue and, if it was taken (True),
         update L1 under the same stripe lock, so the lower tiers receive a key's writes in L1's
         order. Returns what ``offer()`` returned (False: nothing changed, try again later)."""
@@ -72,27 +80,27 @@ class L1Convergence:
                 return False
             try:
                 if entry is None:
-                    if self._l1 is not None:  # (only called with L1)
-                        self._l1.delete(k)
-                    self._stats[0].deletes += 1
+                    if self.l1 is not None:  # (only called with L1)
+                        self.l1.delete(k)
+                    self.stats.deletes += 1
                 else:
                     self._call(0, "set", (k, entry, tags, None))
-                    self._stats[0].sets += 1
+                    self.stats.sets += 1
             finally:
                 self._stamps[s] += 1
             return True
 
-    def _bump_all(self) -> None:
+    def bump_all(self) -> None:
         """After a pattern, tag or whole-L1 drop: every back-fill in flight is suspect."""
         for s in range(STRIPES):
             with self._locks[s]:
                 self._stamps[s] += 1
 
-    def _peek_l1(self, k: str) -> Entry | None:
+    def peek(self, k: str) -> Entry | None:
         """A plan's ``peek_l1`` step: what L1 holds for ``k``, fresh or not."""
-        return None if self._l1 is None else self._l1.get(k)
+        return None if self.l1 is None else self.l1.get(k)
 
-    def _drop_l1(self, k: str) -> None:
+    def drop(self, k: str) -> None:
         """A plan's ``drop_l1`` step: forget ``k`` in L1."""
-        if self._l1 is not None:
-            self._l1.delete(k)
+        if self.l1 is not None:
+            self.l1.delete(k)

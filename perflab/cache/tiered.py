@@ -2,7 +2,8 @@
 
 ``TieredCache`` is assembled from one part per concern: :mod:`~perflab.cache.plans` (every
 operation as a plan free of I/O) run by :mod:`~perflab.cache.drivers` (sync and async),
-:mod:`~perflab.cache.convergence` (L1 stripes), :mod:`~perflab.cache.loading` (single-flight,
+:mod:`~perflab.cache.convergence` (L1 and its stripes: a collaborator object,
+:class:`~perflab.cache.convergence.L1Stripes`), :mod:`~perflab.cache.loading` (single-flight,
 refresh-ahead, ``cached``), :mod:`~perflab.cache.writeback` and :mod:`~perflab.cache.coherence`.
 Here: construction, the public methods (each sync method and its async twin run one plan) and
 the lifecycle. The L1 hit path of ``get``/``aget`` skips plans: one lookup and one clock read.
@@ -20,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from perflab.cache.coherence import Coherence, Coherent
-from perflab.cache.convergence import L1Convergence
+from perflab.cache.convergence import L1Stripes
 from perflab.cache.drivers import Drivers, TierPlan
 from perflab.cache.entry import Entry
 from perflab.cache.keys import MAX_KEY_LENGTH
@@ -35,7 +36,7 @@ from perflab.errors import CacheError
 __all__ = ["TieredCache"]
 
 
-class TieredCache(Loading, WriteBack, Coherent, Plans, L1Convergence, Drivers):
+class TieredCache(Loading, WriteBack, Coherent, Plans, Drivers):
     """Tiers from fastest to slowest (``MemoryTier``, ``RedisTier``, ``DatabaseTier`` or URLs).
 
     ``write="through"``: every tier is written before ``set`` returns. ``write="back"``: L1 at
@@ -83,7 +84,13 @@ class TieredCache(Loading, WriteBack, Coherent, Plans, L1Convergence, Drivers):
         if self._l1_store is not None and key_func is None:
             self.get = self._fast_get()  # type: ignore[method-assign]
         self._init_loading()
-        self._init_stripes()
+        # L1 and its stripes, a part of its own; its methods are the plans' driver steps
+        # ("fill", "settle", …) and what write-back and coherence call
+        stripes = self._stripes = L1Stripes(self._l1, self._stats[0], self._call)
+        self._stamp, self._bump_all = stripes.stamp, stripes.bump_all
+        self._fill, self._fill_many = stripes.fill, stripes.fill_many
+        self._settle, self._stage_l1 = stripes.settle, stripes.stage
+        self._peek_l1, self._drop_l1 = stripes.peek, stripes.drop
         self._closed = False
         self._init_writeback(write, write_queue, write_block, close_timeout)
         self._origin = uuid.uuid4().hex
