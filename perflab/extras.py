@@ -48,5 +48,5 @@ def missing_extra(err: ModuleNotFoundError) -> str | None:
         return None
     return (
         f"this needs {top}, part of perflab's '{extra}' extra, which is not installed: "
-        f"pip install 'perflab[{extra}]'"
+        f"pip install 'perflab[{extra}]' (from a clone: pip install '.[{extra}]')"
     )

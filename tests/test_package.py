@@ -144,3 +144,14 @@ def test_system_packages_script_leaves_the_machine_alone_when_told(tmp_path):
     assert done.returncode == 0
     # on a machine that has them all, nothing is said; otherwise the one line names the opt-out
     assert done.stdout == "" or "SYSTEM_PACKAGES=no" in done.stdout
+
+
+def test_a_missing_optional_module_names_its_extra():
+    from perflab.extras import missing_extra
+
+    advice = missing_extra(ModuleNotFoundError("No module named 'papermill'", name="papermill"))
+    assert advice is not None and "'lab' extra" in advice and "perflab[lab]" in advice
+    sub = ModuleNotFoundError("No module named 'distributed.client'", name="distributed.client")
+    assert "perflab[dask]" in (missing_extra(sub) or "")
+    # a module no extra provides is a real bug: raised as it is, not dressed up
+    assert missing_extra(ModuleNotFoundError("No module named 'nope'", name="nope")) is None
