@@ -65,7 +65,10 @@ def test_ten_percent_more_work_is_ten_percent_more_instructions(counted):
 
 def test_a_count_repeats_whatever_the_machine_does(counted):
     _, (thousand, _), again = counted
-    assert again[0].figure == pytest.approx(thousand.figure, rel=0.005)
+    # within 2 %: how many calls are counted follows a time budget, and the interpreter's
+    # warm-up (3.11 specialises a loop after its first runs) is spread over them, so a loaded
+    # runner counting fewer calls read 0.8 % more per call once; the verdict is the claim
+    assert again[0].figure == pytest.approx(thousand.figure, rel=0.02)
     assert bench.compare(thousand, again[0]).verdict == "same"
 
 
