@@ -126,7 +126,7 @@ def test_async_write_back_flushes_and_closes_without_blocking_the_loop(redis_tie
     cache = TieredCache([MemoryTier(100), redis_tier], write="back", coherence=False)
     ticks = asyncio.run(scenario(cache))
     assert ticks  # the loop kept turning
-    assert redis_tier.get("last").value == 1 and not cache._writer.is_alive()
+    assert redis_tier.get("last").value == 1 and not cache._writeback.writer.is_alive()
 
 
 def test_a_tier_keeps_its_own_timer_and_one_without_gets_the_caches(settings):

@@ -268,7 +268,9 @@ def test_write_back_through_an_outage_has_a_close_deadline_and_logs_once(own_red
         assert not cache.flush(timeout=0.2)  # bounded: Redis is still down
         cache.close()  # returns with Redis still down: the deadline, not the outage, ends it
         closed = True
-        assert not cache._writer.is_alive()  # the writer gave up at the deadline and stopped
+        assert (
+            not cache._writeback.writer.is_alive()
+        )  # the writer gave up at the deadline and stopped
         assert cache.write_back_failures + cache.write_back_dropped == 60  # all counted
         assert cache.write_back_dropped > 0 and cache.write_back_failures > 0
         outage = [r for r in caplog.records if r.getMessage().startswith("cache tier redis")]
@@ -355,8 +357,8 @@ def test_a_sync_and_an_async_caller_of_one_key_load_once(prefix):
     sync = threading.Thread(target=lambda: got.update(sync=cache.get_or_load("k", slow_loader)))
     try:
         sync.start()
-        assert wait_for(lambda: "k" in cache._flights)
-        flight = cache._flights["k"]
+        assert wait_for(lambda: "k" in cache._loader.flights)
+        flight = cache._loader.flights["k"]
         waiter = threading.Thread(
             target=lambda: got.update(aio=asyncio.run(cache.aget_or_load("k", async_loader)))
         )

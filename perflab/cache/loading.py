@@ -4,6 +4,10 @@ Concurrent misses on one key call the loader once in this process: the first cal
 :class:`Flight`, the others wait for it; sync and async callers of one key share one flight
 table. ``lock=True`` adds a cross-process lock (a tier that ``supports_locks``). A hit after
 ``refresh_ahead`` of the TTL returns the value and reloads it once in the background.
+
+:class:`Loader` is a part of TieredCache of its own (composition): it loads through the cache's
+public reads and writes (what :class:`LoadingCache` names) and the cache's ``get_or_load``,
+``aget_or_load`` and ``cached`` hand the work to it.
 """
 
 from __future__ import annotations
@@ -16,12 +20,12 @@ import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from perflab.cache.entry import Entry
 from perflab.cache.keys import call_key
 
-__all__ = ["Flight", "Loading"]
+__all__ = ["Flight", "Loader", "LoadingCache"]
 
 log = logging.getLogger("perflab.cache")
 MISSING: Any = object()
@@ -76,35 +80,55 @@ def _log_failure(future: Any) -> None:
         log.warning("refresh-ahead reload failed: %r", future.exception())
 
 
-class Loading:
-    """Mixin of TieredCache: loads through the cache's get/set and their async twins."""
+class LoadingCache(Protocol):
+    """What a :class:`Loader` uses of its cache: settings and the public reads and writes."""
 
     default_ttl: float | None
     refresh_ahead: float | None
     timer: Callable[[], float]
-    _l1_store: Any  # cachebox's store behind L1 (the hit path reads it directly)
-    _key: Callable[[Any], str]
-    _lookup: Callable[[str], Entry | None]
-    get: Callable[..., Any]
-    set: Callable[..., None]
-    aget: Callable[..., Any]
-    aset: Callable[..., Any]
-    lock: Callable[..., Any]
-    alock: Callable[..., Any]
 
-    def _init_loading(self) -> None:
-        self._flights: dict[str, Flight] = {}
+    def set(self, key: Any, value: Any, ttl: float | None = ..., tags: Any = ...) -> None: ...
+
+    async def aget(self, key: Any, default: Any = ...) -> Any: ...
+
+    async def aset(
+        self, key: Any, value: Any, ttl: float | None = ..., tags: Any = ...
+    ) -> None: ...
+
+    def lock(
+        self, name: str, timeout: float = ..., blocking_timeout: float | None = ...
+    ) -> Any: ...
+
+    def alock(
+        self, name: str, timeout: float = ..., blocking_timeout: float | None = ...
+    ) -> Any: ...
+
+
+class Loader:
+    """Read-through loads for one cache: the flight table, refresh-ahead's reloads and their
+    threads. ``key`` normalises a key, ``lookup`` finds a fresh entry in any tier (the cache's
+    own); ``l1_store`` is the store behind L1 (``None`` without L1), read directly for what a
+    flight that just landed stored."""
+
+    def __init__(
+        self,
+        cache: LoadingCache,
+        key: Callable[[Any], str],
+        lookup: Callable[[str], Entry | None],
+        l1_store: Any,
+    ) -> None:
+        self.cache, self._key, self._lookup, self._l1_store = cache, key, lookup, l1_store
+        self.flights: dict[str, Flight] = {}
         self._flight_lock = threading.Lock()
         self._refreshing: set[str] = set()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._reloads: set[concurrent.futures.Future[Any]] = set()
 
     def get_or_load(
-        self, key: Any, loader: Callable[[], Any], ttl: float | None = None, *, lock: bool = False
+        self, key: Any, loader: Callable[[], Any], ttl: float | None, lock: bool
     ) -> Any:
-        """The cached value, or ``loader()``'s, stored. Concurrent misses on one key call the
-        loader once in this process (``lock=True``: once across processes, via a Redis lock).
-        A loader that raises propagates to every waiter and caches nothing."""
+        """The cached value, or ``loader()``'s, stored; one load per key at a time (see
+        :meth:`TieredCache.get_or_load <perflab.cache.tiered.TieredCache.get_or_load>`)."""
         k = self._key(key)
         entry = self._lookup(k)
         if entry is not None:
@@ -118,7 +142,7 @@ class Loading:
             # the leader is a task suspended on this thread's event loop: waiting here would
             # block that loop for good, so this caller loads for itself
             value = loader()
-            self.set(k, value, ttl)
+            self.cache.set(k, value, ttl)
             return value
         try:
             with self._cross_process(k, lock):
@@ -127,7 +151,7 @@ class Loading:
                 entry = self._lookup(k) if lock else self._landed(k)
                 flight.value = entry.value if entry is not None else loader()
                 if entry is None:
-                    self.set(k, flight.value, ttl)
+                    self.cache.set(k, flight.value, ttl)
             return flight.value
         except BaseException as err:
             flight.error = err
@@ -136,16 +160,11 @@ class Loading:
             self._land(k, flight)
 
     async def aget_or_load(
-        self,
-        key: Any,
-        loader: Callable[[], Awaitable[Any]],
-        ttl: float | None = None,
-        *,
-        lock: bool = False,
+        self, key: Any, loader: Callable[[], Awaitable[Any]], ttl: float | None, lock: bool
     ) -> Any:
         """``get_or_load`` for coroutine loaders: concurrent tasks share one load."""
         k = self._key(key)
-        value = await self.aget(k, MISSING)
+        value = await self.cache.aget(k, MISSING)
         if value is not MISSING:
             entry = self._l1_store.get(k) if self._l1_store is not None else None
             if entry is not None:
@@ -157,13 +176,13 @@ class Loading:
         try:
             async with self._across_processes(k, lock):
                 if lock:
-                    value = await self.aget(k, MISSING)
+                    value = await self.cache.aget(k, MISSING)
                 else:
                     entry = self._landed(k)
                     value = MISSING if entry is None else entry.value
                 if value is MISSING:
                     value = await loader()
-                    await self.aset(k, value, ttl)
+                    await self.cache.aset(k, value, ttl)
             flight.value = value
             return value
         except BaseException as err:
@@ -175,23 +194,23 @@ class Loading:
     def _join(self, k: str) -> tuple[Flight, bool]:
         """The flight loading ``k`` (sync and async callers share it), and whether we lead."""
         with self._flight_lock:
-            flight = self._flights.get(k)
+            flight = self.flights.get(k)
             if flight is not None:
                 return flight, False
-            flight = self._flights[k] = Flight()
+            flight = self.flights[k] = Flight()
             return flight, True
 
     def _landed(self, k: str) -> Entry | None:
         """The fresh L1 entry a flight that landed just before ours stored, if any."""
         entry = self._l1_store.get(k) if self._l1_store is not None else None
-        if entry is None or entry.expired(self.timer()):
+        if entry is None or entry.expired(self.cache.timer()):
             return None
         typed: Entry | None = entry
         return typed
 
     def _land(self, k: str, flight: Flight) -> None:
         with self._flight_lock:
-            self._flights.pop(k, None)
+            self.flights.pop(k, None)
         flight.finish()
 
     @contextlib.contextmanager
@@ -199,7 +218,7 @@ class Loading:
         if not enabled:
             yield
             return
-        with self.lock(f"load:{k}", timeout=60):
+        with self.cache.lock(f"load:{k}", timeout=60):
             yield
 
     @contextlib.asynccontextmanager
@@ -207,17 +226,17 @@ class Loading:
         if not enabled:
             yield
             return
-        async with self.alock(f"load:{k}", timeout=60):
+        async with self.cache.alock(f"load:{k}", timeout=60):
             yield
 
     def _maybe_refresh(
         self, k: str, entry: Entry, loader: Callable[..., Any], ttl: float | None
     ) -> None:
-        ttl = self.default_ttl if ttl is None else ttl
-        if self.refresh_ahead is None or ttl is None or entry.expires_at is None:
+        ttl = self.cache.default_ttl if ttl is None else ttl
+        if self.cache.refresh_ahead is None or ttl is None or entry.expires_at is None:
             return
-        due = entry.expires_at - ttl * (1 - self.refresh_ahead)
-        if self.timer() < due:
+        due = entry.expires_at - ttl * (1 - self.cache.refresh_ahead)
+        if self.cache.timer() < due:
             return
         with self._flight_lock:
             if k in self._refreshing:
@@ -227,7 +246,7 @@ class Loading:
 
             async def reload() -> None:
                 try:
-                    await self.aset(k, await loader(), ttl)
+                    await self.cache.aset(k, await loader(), ttl)
                 finally:
                     self._refreshing.discard(k)
 
@@ -237,7 +256,7 @@ class Loading:
 
         def reload_sync() -> None:
             try:
-                self.set(k, loader(), ttl)
+                self.cache.set(k, loader(), ttl)
             finally:
                 self._refreshing.discard(k)
 
@@ -250,7 +269,7 @@ class Loading:
         future.add_done_callback(self._reloads.discard)
         future.add_done_callback(_log_failure)
 
-    def _stop_loading_plan(self) -> Any:
+    def stop_plan(self) -> Any:
         """close()'s part: let background reloads finish, then stop their threads."""
         if self._executor is None:
             return
@@ -276,14 +295,14 @@ class Loading:
                 @functools.wraps(fn)
                 async def awrapper(*args: Any, **kwargs: Any) -> Any:
                     return await self.aget_or_load(
-                        make(args, kwargs), lambda: fn(*args, **kwargs), ttl
+                        make(args, kwargs), lambda: fn(*args, **kwargs), ttl, False
                     )
 
                 return awrapper
 
             @functools.wraps(fn)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                return self.get_or_load(make(args, kwargs), lambda: fn(*args, **kwargs), ttl)
+                return self.get_or_load(make(args, kwargs), lambda: fn(*args, **kwargs), ttl, False)
 
             return wrapper
 

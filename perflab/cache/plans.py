@@ -16,7 +16,6 @@ each operation is written once. The L1 hit path of ``get`` skips plans entirely.
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -26,6 +25,7 @@ from perflab.cache.keys import MAX_KEY_LENGTH, normalize
 from perflab.cache.memory import MemoryTier
 from perflab.cache.stats import TierStats, stats_frame
 from perflab.cache.tier import Tier
+from perflab.cache.writeback import WriteBackQueue
 from perflab.errors import CacheError
 
 __all__ = ["Plans"]
@@ -40,7 +40,7 @@ class Plans:
     key_func: Callable[[Any], str] | None
     _stats: list[TierStats]
     _l1: MemoryTier | None
-    _queue: queue.Queue[Any] | None
+    _writeback: WriteBackQueue | None  # with write-back: the queue and its writer
     _l1_hit_box: list[int]
 
     # --- keys and entries --------------------------------------------------------------------
@@ -149,7 +149,7 @@ class Plans:
         return {mapped[k]: e.value for k, e in found.items()}
 
     def _set_op(self, k: str, entry: Entry, tags: tuple[Any, ...]) -> TierPlan:
-        if self._queue is not None:
+        if self._writeback is not None:
             for i in range(1, len(self.tiers)):  # serialise now: fail before acknowledging
                 self.tiers[i].prepare(k, entry)
             yield from self._stage(k, ("set", k, entry, tags), entry, tags)
@@ -168,10 +168,10 @@ class Plans:
         for tier in self.tiers:  # serialise everything before writing anything
             for k, e in entries.items():
                 tier.prepare(k, e)
-        if self._queue is not None:
+        if self._writeback is not None:
             if self._l1 is None:
                 yield from self._set_many_plan(entries, range(1))
-                yield from self._enqueue_plan(("set_many", entries))
+                yield from self._writeback.enqueue_plan(("set_many", entries))
                 return
             for k, e in entries.items():  # one queue item per key keeps the per-key order
                 yield from self._stage(k, ("set", k, e, ()), e)
@@ -185,7 +185,7 @@ class Plans:
 
     def _delete_op(self, k: str) -> TierPlan:
         had = self._l1 is not None and (yield ("peek_l1", -1, (k,))) is not None
-        if self._queue is not None:
+        if self._writeback is not None:
             yield from self._stage(k, ("delete", k), None)
             return had
         found = yield from self._delete_plan(k, self._below())
@@ -252,10 +252,32 @@ class Plans:
             rows.append((tier.name, s, extra, evictions, expired, sizes))
         return stats_frame(rows)
 
+    # --- write-back: L1's step and the queue ---------------------------------------------
+    def _stage(
+        self, k: str, item: tuple[Any, ...], entry: Entry | None, tags: tuple[Any, ...] = ()
+    ) -> TierPlan:
+        """L1 now and the queue, in one order under the stripe lock, so the lower tiers
+        receive a key's writes in the order L1 saw them (without L1: the first tier now)."""
+        writeback = self._writeback
+        assert writeback is not None  # only called with write-back on
+        if self._l1 is None:
+            if entry is None:
+                yield from self._delete_plan(k, range(1))
+            else:
+                yield from self._write_plan(k, entry, tags, range(1))
+            yield from writeback.enqueue_plan(item)
+            return
+        yield from writeback.enqueue_plan(item, lambda offer: self._stage_l1(k, entry, tags, offer))
+
+    def _flush_plan(self, timeout: float | None) -> TierPlan:
+        """True once every queued write-back reached the lower tiers (at once without one)."""
+        if self._writeback is None:
+            return True
+        done = yield from self._writeback.flush_plan(timeout)
+        return done
+
     # provided by the other parts of TieredCache
     _stamp: Callable[[str], int]
     _settle: Callable[[str, Entry | None, tuple[Any, ...], int], None]
     _bump_all: Callable[[], None]
-    _stage: Callable[..., TierPlan]
-    _enqueue_plan: Callable[..., TierPlan]
-    _flush_plan: Callable[[float | None], TierPlan]
+    _stage_l1: Callable[[str, Entry | None, tuple[Any, ...], Any], bool]

@@ -170,5 +170,16 @@ class Subscription(Protocol):
     def close(self) -> None: ...
 
 
+def lock_tier(tiers: list[Tier]) -> Tier:
+    """The first of ``tiers`` that gives distributed locks; a CacheError naming them if none."""
+    for tier in tiers:
+        if tier.supports_locks:
+            return tier
+    raise CacheError(
+        f"a distributed lock needs a tier with locks (RedisTier); this cache has "
+        f"{', '.join(t.name for t in tiers)}"
+    )
+
+
 def matches(key: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(key, pattern)

@@ -4,7 +4,8 @@
 operation as a plan free of I/O) run by :mod:`~perflab.cache.drivers` (sync and async),
 :mod:`~perflab.cache.convergence` (L1 and its stripes: a collaborator object,
 :class:`~perflab.cache.convergence.L1Stripes`), :mod:`~perflab.cache.loading` (single-flight,
-refresh-ahead, ``cached``), :mod:`~perflab.cache.writeback` and :mod:`~perflab.cache.coherence`.
+refresh-ahead, ``cached``), :mod:`~perflab.cache.writeback` (a collaborator too,
+:class:`~perflab.cache.writeback.WriteBackQueue`) and :mod:`~perflab.cache.coherence`.
 Here: construction, the public methods (each sync method and its async twin run one plan) and
 the lifecycle. The L1 hit path of ``get``/``aget`` skips plans: one lookup and one clock read.
 """
@@ -15,7 +16,7 @@ import atexit
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -25,18 +26,18 @@ from perflab.cache.convergence import L1Stripes
 from perflab.cache.drivers import Drivers, TierPlan
 from perflab.cache.entry import Entry
 from perflab.cache.keys import MAX_KEY_LENGTH
-from perflab.cache.loading import Loading
+from perflab.cache.loading import Loader
 from perflab.cache.memory import MemoryTier
 from perflab.cache.plans import Plans
 from perflab.cache.stats import TierStats
-from perflab.cache.tier import Tier
-from perflab.cache.writeback import WriteBack
+from perflab.cache.tier import Tier, lock_tier
+from perflab.cache.writeback import WriteBackQueue, check_timeouts
 from perflab.errors import CacheError
 
 __all__ = ["TieredCache"]
 
 
-class TieredCache(Loading, WriteBack, Coherent, Plans, Drivers):
+class TieredCache(Coherent, Plans, Drivers):
     """Tiers from fastest to slowest (``MemoryTier``, ``RedisTier``, ``DatabaseTier`` or URLs).
 
     ``write="through"``: every tier is written before ``set`` returns. ``write="back"``: L1 at
@@ -82,17 +83,24 @@ class TieredCache(Loading, WriteBack, Coherent, Plans, Drivers):
         self._l1_store = self._l1._store if self._l1 is not None else None
         self._l1_hit_box = [0]  # L1 hits, counted on the hot path
         if self._l1_store is not None and key_func is None:
-            self.get = self._fast_get()  # type: ignore[method-assign]
-        self._init_loading()
-        # L1 and its stripes, a part of its own; its methods are the plans' driver steps
-        # ("fill", "settle", …) and what write-back and coherence call
+            self.get = self._fast_get(self._l1_store)  # type: ignore[method-assign]
+        # read-through loading (single-flight, refresh-ahead), a part of its own
+        self._loader = Loader(self, self._key, self._lookup, self._l1_store)
+        # L1 and its stripes, a part of its own: its methods are the plans' L1 steps
         stripes = self._stripes = L1Stripes(self._l1, self._stats[0], self._call)
         self._stamp, self._bump_all = stripes.stamp, stripes.bump_all
         self._fill, self._fill_many = stripes.fill, stripes.fill_many
         self._settle, self._stage_l1 = stripes.settle, stripes.stage
         self._peek_l1, self._drop_l1 = stripes.peek, stripes.drop
         self._closed = False
-        self._init_writeback(write, write_queue, write_block, close_timeout)
+        check_timeouts(write_block, close_timeout)
+        self.write_block, self.close_timeout = write_block, close_timeout
+        # write-back, a part of its own: the queue, its writer thread and their counters
+        self._writeback: WriteBackQueue | None = None
+        if write == "back" and len(self.tiers) > 1:
+            limits = (write_queue, write_block, close_timeout)
+            wb = self._writeback = WriteBackQueue(self.tiers, self._stats, self._publish, limits)
+            self._enqueue = wb.enqueue  # the plans' "enqueue" step
         self._origin = uuid.uuid4().hex
         self._coherence = None
         if coherence and self._l1 is not None:
@@ -138,11 +146,11 @@ class TieredCache(Loading, WriteBack, Coherent, Plans, Drivers):
         entry = self._lookup(key)
         return default if entry is None else entry.value
 
-    def _fast_get(self) -> Callable[..., Any]:
+    def _fast_get(self, store: Any) -> Callable[..., Any]:
         """``get`` for a cache with an L1 and plain string keys, as a closure over locals: the
         hit path is one cachebox lookup, one clock read and a counter (~160 ns here)."""
         store_get, timer, hits, lookup = (
-            self._l1_store.get,
+            store.get,
             self.timer,
             self._l1_hit_box,
             self._lookup,
@@ -270,27 +278,47 @@ class TieredCache(Loading, WriteBack, Coherent, Plans, Drivers):
         return typed
 
     # ------------------------------------------------------------------------------------------
-    # locks: the first tier that supports them
+    # read-through: the loader's work
 
-    def _lock_tier(self) -> Tier:
-        for tier in self.tiers:
-            if tier.supports_locks:
-                return tier
-        raise CacheError(
-            f"a distributed lock needs a tier with locks (RedisTier); this cache has "
-            f"{', '.join(t.name for t in self.tiers)}"
-        )
+    def get_or_load(
+        self, key: Any, loader: Callable[[], Any], ttl: float | None = None, *, lock: bool = False
+    ) -> Any:
+        """The cached value, or ``loader()``'s, stored. Concurrent misses on one key call the
+        loader once in this process (``lock=True``: once across processes, via a Redis lock).
+        A loader that raises propagates to every waiter and caches nothing. With
+        ``refresh_ahead``, a hit late in its TTL also reloads the key once in the background."""
+        return self._loader.get_or_load(key, loader, ttl, lock)
+
+    async def aget_or_load(
+        self,
+        key: Any,
+        loader: Callable[[], Awaitable[Any]],
+        ttl: float | None = None,
+        *,
+        lock: bool = False,
+    ) -> Any:
+        """``get_or_load`` for coroutine loaders: concurrent tasks share one load."""
+        return await self._loader.aget_or_load(key, loader, ttl, lock)
+
+    def cached(
+        self, ttl: float | None = None, *, key: Callable[..., str] | None = None
+    ) -> Callable[..., Any]:
+        """Decorator: cache a function's results (sync or async) by its arguments (or ``key``)."""
+        return self._loader.cached(ttl, key=key)
+
+    # ------------------------------------------------------------------------------------------
+    # locks: the first tier that supports them
 
     def lock(self, name: str, timeout: float = 10, blocking_timeout: float | None = None) -> Any:
         """A distributed lock (redis-py's Lock) held for at most ``timeout`` seconds:
         ``with cache.lock("rebuild"): ...``"""
-        tier = self._lock_tier()
+        tier = lock_tier(self.tiers)
         return tier.lock(name, timeout=timeout, blocking_timeout=blocking_timeout)
 
     def alock(self, name: str, timeout: float = 10, blocking_timeout: float | None = None) -> Any:
         """The same lock for tasks: ``async with cache.alock("rebuild"): ...`` (an async
         context manager, so not a coroutine function itself)."""
-        tier = self._lock_tier()
+        tier = lock_tier(self.tiers)
         return tier.alock(name, timeout=timeout, blocking_timeout=blocking_timeout)
 
     # ------------------------------------------------------------------------------------------
@@ -303,6 +331,16 @@ class TieredCache(Loading, WriteBack, Coherent, Plans, Drivers):
 
     async def astats(self) -> pd.DataFrame:
         return await self._arun(self._stats_op())
+
+    @property
+    def write_back_failures(self) -> int:
+        """Queued write-backs abandoned at ``close()`` (its deadline passed)."""
+        return 0 if self._writeback is None else self._writeback.failures
+
+    @property
+    def write_back_dropped(self) -> int:
+        """Write-backs never queued because the queue stayed full."""
+        return 0 if self._writeback is None else self._writeback.dropped
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued write-back has reached the lower tiers, at most ``timeout``
@@ -317,8 +355,8 @@ class TieredCache(Loading, WriteBack, Coherent, Plans, Drivers):
     def _close_plan(self) -> TierPlan:
         if self._closed:
             return
-        if self._queue is not None:
-            yield from self._stop_writer_plan()
+        if self._writeback is not None:
+            yield from self._writeback.stop_plan()
         self._closed = True
         if self._coherence is not None:
             self._coherence.signal_stop()
@@ -326,7 +364,7 @@ class TieredCache(Loading, WriteBack, Coherent, Plans, Drivers):
             while thread.is_alive() and time.monotonic() < until:
                 yield ("wait", -1, (thread, max(0.0, until - time.monotonic())))
             self._coherence.finish()
-        yield from self._stop_loading_plan()
+        yield from self._loader.stop_plan()
         for tier in self.tiers:
             tier.close()
 

@@ -3,7 +3,11 @@
 The writer takes what is queued, writes it to the lower tiers (runs of plain sets as one
 ``set_many``), then publishes the keys for other processes' L1s. A tier that is down is waited
 for (its ``retry_in``), never skipped, so the order of a key's writes holds; ``close()`` bounds
-the wait (``close_timeout``) and counts what it gave up in ``write_back_failures``.
+the wait (``close_timeout``) and counts what it gave up in ``failures``.
+
+:class:`WriteBackQueue` is a part of TieredCache of its own (composition): the cache holds one
+when ``write="back"`` and it has lower tiers; the cache's plans queue through
+:meth:`~WriteBackQueue.enqueue_plan` (after L1's step) and wait on ``flush_plan``.
 """
 
 from __future__ import annotations
@@ -17,75 +21,65 @@ from typing import Any
 
 from perflab.cache.drivers import TierPlan
 from perflab.cache.entry import Entry
-from perflab.cache.memory import MemoryTier
 from perflab.cache.stats import TierStats
 from perflab.cache.tier import Tier, TierUnavailable
 from perflab.errors import CacheError
 
-__all__ = ["WriteBack"]
+__all__ = ["WriteBackQueue", "check_timeouts"]
 
 log = logging.getLogger("perflab.cache")
 _ROOM_POLL = 0.01  # how often a write waiting for room in a full queue looks again
 
 
-class WriteBack:
-    """Mixin of TieredCache: the queue, the writer, ``flush`` and the writer's part of close."""
+def check_timeouts(write_block: float, close_timeout: float) -> None:
+    """Refuse what is not seconds >= 0 (NaN included), naming both values."""
+    if not write_block >= 0 or not close_timeout >= 0:
+        raise CacheError(
+            f"write_block and close_timeout are seconds >= 0, got {write_block!r}, "
+            f"{close_timeout!r}"
+        )
 
-    tiers: list[Tier]
-    _stats: list[TierStats]
-    _l1: MemoryTier | None
-    _closed: bool
-    _publish: Callable[[str, list[str]], None]
-    _stage_l1: Callable[[str, Entry | None, tuple[Any, ...], Any], bool]
-    _write_plan: Callable[[str, Entry, tuple[Any, ...], range], TierPlan]
-    _delete_plan: Callable[[str, range], TierPlan]
 
-    def _init_writeback(
-        self, write: str, write_queue: int, write_block: float, close_timeout: float
+class WriteBackQueue:
+    """The bounded queue, its writer thread and their counters.
+
+    ``tiers`` and ``stats`` are the cache's (the writer writes tiers 1.. and counts there);
+    ``publish(kind, keys)`` tells other processes what the writer wrote; ``limits`` are the
+    cache's ``write_queue`` (writes queued at most), ``write_block`` and ``close_timeout``.
+    ``failures``: queued writes abandoned at close (the deadline passed); ``dropped``: writes
+    never queued because the queue stayed full."""
+
+    def __init__(
+        self,
+        tiers: list[Tier],
+        stats: list[TierStats],
+        publish: Callable[[str, list[str]], None],
+        limits: tuple[int, float, float],
     ) -> None:
-        if not write_block >= 0 or not close_timeout >= 0:
-            raise CacheError(
-                f"write_block and close_timeout are seconds >= 0, got {write_block!r}, "
-                f"{close_timeout!r}"
-            )
+        maxsize, write_block, close_timeout = limits  # the cache's write_queue, write_block, …
+        check_timeouts(write_block, close_timeout)
+        self.tiers, self.stats, self.publish = tiers, stats, publish
         self.write_block, self.close_timeout = write_block, close_timeout
-        self.write_back_failures = 0  # queued writes abandoned at close() (deadline passed)
-        self.write_back_dropped = 0  # writes not queued because the queue stayed full
+        self.failures = 0
+        self.dropped = 0
+        self.closed = False
         self._stalled = False  # the queue was full for write_block: drop without waiting
         self._stop = threading.Event()
-        self._queue: queue.Queue[Any] | None = None
-        self._writer: threading.Thread | None = None
-        if write == "back" and len(self.tiers) > 1:
-            self._queue = queue.Queue(maxsize=write_queue)
-            self._writer = threading.Thread(
-                target=self._drain, name="perflab-write-back", daemon=True
-            )
-            self._writer.start()
+        self.queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=maxsize)
+        self.writer = threading.Thread(target=self._drain, name="perflab-write-back", daemon=True)
+        self.writer.start()
 
-    def _stage(
-        self, k: str, item: tuple[Any, ...], entry: Entry | None, tags: tuple[Any, ...] = ()
-    ) -> TierPlan:
-        """L1 now and the queue, in one order under the stripe lock, so the lower tiers
-        receive a key's writes in the order L1 saw them (without L1: the first tier now)."""
-        if self._l1 is None:
-            if entry is None:
-                yield from self._delete_plan(k, range(1))
-            else:
-                yield from self._write_plan(k, entry, tags, range(1))
-            yield from self._enqueue_plan(item)
-            return
-        yield from self._enqueue_plan(item, lambda offer: self._stage_l1(k, entry, tags, offer))
-
-    def _enqueue_plan(self, item: tuple[Any, ...], staged: Any = None) -> TierPlan:
+    # --- the cache's side: queueing, flushing, stopping (plans, run by the cache's drivers) ---
+    def enqueue_plan(self, item: tuple[Any, ...], staged: Any = None) -> TierPlan:
         """Queue a write-back (through ``staged(offer)``, the L1 step, when there is L1).
 
         A full queue (the writer stalled on an outage) is waited for at most ``write_block``
         seconds once, as a plan step: the async driver sleeps on the event loop instead of
         blocking it, and L1 changes only together with the queueing, so a later write of the
         key can't overtake this one meanwhile. Until the writer makes progress again, further
-        writes are not queued at all: counted in ``write_back_dropped``, logged once per stall.
+        writes are not queued at all: counted in ``dropped``, logged once per stall.
         """
-        if self._closed or self._stop.is_set():
+        if self.closed or self._stop.is_set():
             raise CacheError("the cache is closed; create a new TieredCache to write")
         deadline = time.monotonic() + self.write_block
         while True:
@@ -94,9 +88,9 @@ class WriteBack:
 
             if (yield ("enqueue", -1, (item, final, staged))):
                 return
-            yield ("wait", -1, (self._queue, min(deadline - now, _ROOM_POLL)))
+            yield ("wait", -1, (self.queue, min(deadline - now, _ROOM_POLL)))
 
-    def _enqueue(self, item: tuple[Any, ...], final: bool, staged: Any) -> bool:
+    def enqueue(self, item: tuple[Any, ...], final: bool, staged: Any) -> bool:
         """A plan's ``enqueue`` step: offer ``item`` to the queue (through ``staged(offer)``, the
         L1 step under the stripe lock, when there is L1); True once it was taken or dropped."""
 
@@ -108,10 +102,8 @@ class WriteBack:
     def _offer(self, item: tuple[Any, ...], final: bool) -> bool:
         """Put ``item`` on the queue without waiting; False if it is full and the write may
         still wait (``final`` False). On the final try a full queue drops the write."""
-        q = self._queue
-        assert q is not None  # write-back is on (a queue exists)
         try:
-            q.put_nowait(item)
+            self.queue.put_nowait(item)
             return True
         except queue.Full:
             if not final:
@@ -122,121 +114,27 @@ class WriteBack:
                 "cache write-back queue full (%d writes) for %.2f s: the lower tiers are "
                 "unavailable or too slow; further writes stay in L1 only (counted in "
                 "write_back_dropped) until the writer catches up",
-                q.maxsize,
+                self.queue.maxsize,
                 self.write_block,
             )
-        self.write_back_dropped += 1
+        self.dropped += 1
         return True
 
-    def _drain(self) -> None:
-        """The writer: up to 512 queued items at a time, until the sentinel (None) or stop."""
-        q = self._queue
-        assert q is not None  # write-back is on (a queue exists)
-        while True:
-            batch = [q.get()]
-            while len(batch) < 512:
-                try:
-                    batch.append(q.get_nowait())
-                except queue.Empty:
-                    break
-            stop = None in batch
-            items = [item for item in batch if item is not None]
-            written = self._write_batch(items)
-            if written:
-                self._publish("del", written)
-            for _ in batch:
-                q.task_done()
-            if stop or self._stop.is_set():
-                self._abandon()
-                return
-
-    def _write_batch(self, items: list[tuple[Any, ...]]) -> list[str]:
-        """Apply ``items`` in order; returns the keys written (for invalidation messages)."""
-        written: list[str] = []
-        run: dict[str, Entry] = {}
-        for n, item in enumerate(items):
-            if item[0] == "set" and not item[3]:
-                run[item[1]] = item[2]  # a later set of the same key in the run wins, in order
-                continue
-            if run and not self._apply(("set_many", run)):
-                self.write_back_failures += len(items) - n + len(run)
-                return written
-            written.extend(run)
-            run = {}
-            if not self._apply(item):
-                self.write_back_failures += len(items) - n
-                return written
-            written.extend(item[1] if item[0] == "set_many" else [item[1]])
-        if run:
-            if not self._apply(("set_many", run)):
-                self.write_back_failures += len(run)
-                return written
-            written.extend(run)
-        return written
-
-    def _apply(self, item: tuple[Any, ...]) -> bool:
-        """Write one item to every lower tier, waiting out outages; False if close() gave up."""
-        pending = list(reversed(range(1, len(self.tiers))))  # slowest first, like write-through
-        while pending:
-            i = pending[0]
-            tier, stats = self.tiers[i], self._stats[i]
-            try:
-                if item[0] == "set":
-                    tier.set(item[1], item[2], item[3])
-                    stats.sets += 1
-                elif item[0] == "set_many":
-                    tier.set_many(item[1])
-                    stats.sets += len(item[1])
-                else:
-                    tier.delete(item[1])
-                    stats.deletes += 1
-            except TierUnavailable:  # the tier's breaker logged the outage, once
-                stats.errors += 1
-                if self._stop.wait(max(0.01, tier.retry_in())):
-                    return False
-                continue
-            except CacheError as err:  # refused for good (too big, bad data): not retried
-                stats.errors += 1
-                self.write_back_failures += 1
-                log.error("write-back to %s refused %s %r: %s", tier.name, item[0], item[1], err)
-            pending.pop(0)
-        self._stalled = False
-        return True
-
-    def _abandon(self) -> None:
-        """close() gave up: count what is still queued as lost."""
-        q = self._queue
-        assert q is not None  # write-back is on (a queue exists)
-        lost = 0
-        while True:
-            try:
-                item = q.get_nowait()
-            except queue.Empty:
-                break
-            lost += item is not None
-            q.task_done()
-        self.write_back_failures += lost
-
-    def _flush_plan(self, timeout: float | None) -> TierPlan:
-        """True once every queued write reached the lower tiers, False after ``timeout``."""
-        q, writer = self._queue, self._writer
-        if q is None or writer is None:
-            return True
+    def flush_plan(self, timeout: float | None) -> TierPlan:
+        """True once every queued write reached the lower tiers, False after ``timeout``
+        (default ``close_timeout``)."""
         deadline = time.monotonic() + (self.close_timeout if timeout is None else timeout)
-        while q.unfinished_tasks:
+        while self.queue.unfinished_tasks:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not writer.is_alive():
+            if remaining <= 0 or not self.writer.is_alive():
                 return False
-            yield ("wait", -1, (q, min(remaining, 0.1)))
+            yield ("wait", -1, (self.queue, min(remaining, 0.1)))
         return True
 
-    def _stop_writer_plan(self) -> TierPlan:
+    def stop_plan(self) -> TierPlan:
         """close()'s part: the sentinel after what is queued, then wait for the writer until
         ``close_timeout``; past it the writer stops waiting for the tier and counts the rest."""
-        q = self._queue
-        assert q is not None  # write-back is on (a queue exists)
-        writer = self._writer
-        assert writer is not None
+        q, writer = self.queue, self.writer
         deadline = time.monotonic() + self.close_timeout
         while True:
             try:
@@ -256,12 +154,100 @@ class WriteBack:
             until = time.monotonic() + grace + 1.0  # at most one socket timeout in progress
             while writer.is_alive() and time.monotonic() < until:
                 yield ("wait", -1, (writer, max(0.0, until - time.monotonic())))
-        if self.write_back_failures or self.write_back_dropped:
+        self.closed = True
+        if self.failures or self.dropped:
             log.error(
                 "cache closed with %d write-backs not written to the lower tiers "
                 "(close_timeout=%s s) and %d never queued (queue full); those keys keep "
                 "older values (or none) there until their TTL",
-                self.write_back_failures + q.qsize(),
+                self.failures + q.qsize(),
                 self.close_timeout,
-                self.write_back_dropped,
+                self.dropped,
             )
+
+    # --- the writer thread -------------------------------------------------------------------
+    def _drain(self) -> None:
+        """The writer: up to 512 queued items at a time, until the sentinel (None) or stop."""
+        q = self.queue
+        while True:
+            batch = [q.get()]
+            while len(batch) < 512:
+                try:
+                    batch.append(q.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in batch
+            items = [item for item in batch if item is not None]
+            written = self._write_batch(items)
+            if written:
+                self.publish("del", written)
+            for _ in batch:
+                q.task_done()
+            if stop or self._stop.is_set():
+                self._abandon()
+                return
+
+    def _write_batch(self, items: list[tuple[Any, ...]]) -> list[str]:
+        """Apply ``items`` in order; returns the keys written (for invalidation messages)."""
+        written: list[str] = []
+        run: dict[str, Entry] = {}
+        for n, item in enumerate(items):
+            if item[0] == "set" and not item[3]:
+                run[item[1]] = item[2]  # a later set of the same key in the run wins, in order
+                continue
+            if run and not self._apply(("set_many", run)):
+                self.failures += len(items) - n + len(run)
+                return written
+            written.extend(run)
+            run = {}
+            if not self._apply(item):
+                self.failures += len(items) - n
+                return written
+            written.extend(item[1] if item[0] == "set_many" else [item[1]])
+        if run:
+            if not self._apply(("set_many", run)):
+                self.failures += len(run)
+                return written
+            written.extend(run)
+        return written
+
+    def _apply(self, item: tuple[Any, ...]) -> bool:
+        """Write one item to every lower tier, waiting out outages; False if close() gave up."""
+        pending = list(reversed(range(1, len(self.tiers))))  # slowest first, like write-through
+        while pending:
+            i = pending[0]
+            tier, stats = self.tiers[i], self.stats[i]
+            try:
+                if item[0] == "set":
+                    tier.set(item[1], item[2], item[3])
+                    stats.sets += 1
+                elif item[0] == "set_many":
+                    tier.set_many(item[1])
+                    stats.sets += len(item[1])
+                else:
+                    tier.delete(item[1])
+                    stats.deletes += 1
+            except TierUnavailable:  # the tier's breaker logged the outage, once
+                stats.errors += 1
+                if self._stop.wait(max(0.01, tier.retry_in())):
+                    return False
+                continue
+            except CacheError as err:  # refused for good (too big, bad data): not retried
+                stats.errors += 1
+                self.failures += 1
+                log.error("write-back to %s refused %s %r: %s", tier.name, item[0], item[1], err)
+            pending.pop(0)
+        self._stalled = False
+        return True
+
+    def _abandon(self) -> None:
+        """close() gave up: count what is still queued as lost."""
+        lost = 0
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            lost += item is not None
+            self.queue.task_done()
+        self.failures += lost
