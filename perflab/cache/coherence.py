@@ -157,10 +157,10 @@ class Coherence:
                     delay = min(self.max_backoff, delay * 2)
                     continue
                 delay = self.backoff
-                self.resubscribed += 1
                 target = self.ref()
                 if target is not None:  # subscribed first, then dropped: nothing falls between
                     target._drop_local("all", [])
+                self.resubscribed += 1  # counted once L1 is dropped: a reader may rely on it
                 log.warning(
                     "cache coherence resumed on %s; L1 dropped (it may have missed invalidations)",
                     self.channel,
