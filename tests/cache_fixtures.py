@@ -11,13 +11,17 @@ from perflab.cache import DatabaseTier, MemoryTier, RedisTier
 
 TIER_KINDS = ["lru", "lfu", "fifo", "tinylfu", "redis", "postgresql", "sqlite"]
 SHARED_KINDS = ["redis", "postgresql", "sqlite"]
+# Socket timeout of the tiers on the shared system Redis in tests that are not about timeouts:
+# two test workers and a loaded runner can stall a reply past the default 0.5 s, and a write
+# skipped by the breaker would fail a test about something else.
+LOADED = 5.0
 
 
 def make_tier(kind: str, settings, tmp_path, made: list):
     if kind in ("lru", "lfu", "fifo", "tinylfu"):
         tier = MemoryTier(1000, kind)
     elif kind == "redis":
-        tier = RedisTier(prefix=f"{settings.key_prefix}t{uuid.uuid4().hex[:8]}:")
+        tier = RedisTier(prefix=f"{settings.key_prefix}t{uuid.uuid4().hex[:8]}:", timeout=LOADED)
     elif kind == "postgresql":
         tier = DatabaseTier(table=f"cache_{uuid.uuid4().hex[:8]}")
     else:

@@ -27,6 +27,8 @@ from perflab.cache import (
 )
 from perflab.errors import CacheError
 
+from .cache_fixtures import LOADED
+
 pytestmark = pytest.mark.servers
 
 
@@ -48,7 +50,7 @@ def clock():
 
 @pytest.fixture
 def redis_tier(settings):
-    tier = RedisTier(prefix=f"{settings.key_prefix}c{uuid.uuid4().hex[:8]}:")
+    tier = RedisTier(prefix=f"{settings.key_prefix}c{uuid.uuid4().hex[:8]}:", timeout=LOADED)
     yield tier
     tier.clear()
     tier.close()

@@ -13,6 +13,8 @@ import pytest
 from perflab.cache import DatabaseTier, MemoryTier, RedisTier, TieredCache
 from perflab.errors import CacheError
 
+from .cache_fixtures import LOADED
+
 # ``cached`` decorates sync and async functions alike, so it is its own twin
 ONE_FOR_BOTH = {"cached"}
 
@@ -60,7 +62,7 @@ def test_no_twin_hops_to_a_thread():
 
 @pytest.fixture
 def redis_tier(settings):
-    tier = RedisTier(prefix=f"{settings.key_prefix}tw{uuid.uuid4().hex[:8]}:")
+    tier = RedisTier(prefix=f"{settings.key_prefix}tw{uuid.uuid4().hex[:8]}:", timeout=LOADED)
     yield tier
     tier.clear()
     tier.client.delete(tier.channel("invalidate"))
