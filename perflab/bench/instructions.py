@@ -4,10 +4,11 @@ Why: time between separate runs drifts with the machine (under one CPU-bound nei
 2-core VM's speed wandered 15 % over minutes, so cross-run A/A verdicts on times stayed above
 1 in 20 even with the history's run noise). The number of instructions a CPU-bound function
 executes does not depend on what else runs: valgrind's count for the same binary, inputs and
-environment is the same whether or not the other core is busy. CodSpeed judges benchmarks this
-way. Its limits: it sees no waiting (I/O, locks, sleeps) and no cache or branch behaviour, so it
-is the right figure for pure-Python and numeric code and the wrong one for anything that talks
-to a server.
+environment is the same whether or not the other core is busy, and so is how many calls are
+counted: that number comes from valgrind's count of one call, never from a clock. CodSpeed
+judges benchmarks this way. Its limits: it sees no waiting (I/O, locks, sleeps) and no cache
+or branch behaviour, so it is the right figure for pure-Python and numeric code and the wrong
+one for anything that talks to a server.
 
 How: each count is the difference of two whole processes under ``valgrind --tool=cachegrind
 --cache-sim=no`` (instruction counting only, the cheapest tool) that import the file, call the
@@ -15,7 +16,10 @@ function once (lazy imports, caches), and then call it ``n`` or 0 more times:
 ``(I(n) - I(0)) / n``. Start-up and import cost cancel, and no client request or C extension
 is needed. Each replicate runs with its own ``PYTHONHASHSEED`` (dict and set layouts differ),
 so the spread between replicates is real, if small. Counting runs ~50x slower than the code,
-so ``n`` is sized to about ``budget`` seconds of native calls.
+so ``n`` is sized to about ``target`` instructions (10^8, ~0.05 s of native calls here) from
+the count of one call, ``I(1) - I(0)`` of the first seed: the same ``n`` on any machine and
+under any load (it was sized by a clock once, and a loaded runner counting fewer calls read
+0.8 % more per call: the interpreter's warm-up was spread over fewer of them).
 """
 
 from __future__ import annotations
@@ -37,25 +41,26 @@ import numpy as np
 from perflab.bench.result import Result
 from perflab.errors import BenchmarkError, ConfigurationError
 
-__all__ = ["SEEDS", "UNIT", "available", "count_calls", "count_file"]
+__all__ = ["SEEDS", "TARGET", "UNIT", "available", "count_calls", "count_file"]
 
 UNIT = "instructions"
 #: One replicate per hash seed.
 SEEDS = (0, 1, 2)
+#: Instructions of calls counted per process (beyond start-up and the first call).
+TARGET = 100_000_000
+_MAX_CALLS = 100_000
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 # The child: import the file, call once, then ``calls`` more times; valgrind counts it all.
 _CHILD = """
-import importlib.util, sys, time
+import importlib.util, sys
 path, name, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
 spec = importlib.util.spec_from_file_location("perflab_counted", path)
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 fn = getattr(module, name)
 fn()
-if calls < 0:  # sizing: native seconds of one call, printed
-    t0 = time.perf_counter(); fn(); print(time.perf_counter() - t0)
-for _ in range(max(calls, 0)):
+for _ in range(calls):
     fn()
 """
 
@@ -76,16 +81,15 @@ def _valgrind() -> str:
     return found
 
 
-def _child(path: Path, name: str, calls: int, seed: int, valgrind: str | None) -> str:
-    argv = [sys.executable, "-c", _CHILD, str(path), name, str(calls)]
-    if valgrind:
-        argv = [
-            valgrind,
-            "--tool=cachegrind",
-            "--cache-sim=no",
-            "--cachegrind-out-file=/dev/null",
-            *argv,
-        ]
+def _child(path: Path, name: str, calls: int, seed: int, valgrind: str) -> str:
+    """valgrind's report (stderr) of a child that calls ``name`` 1 + ``calls`` times."""
+    argv = [
+        valgrind,
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--cachegrind-out-file=/dev/null",
+        *[sys.executable, "-c", _CHILD, str(path), name, str(calls)],
+    ]
     env = {**os.environ, "PYTHONHASHSEED": str(seed)}
     done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
@@ -93,7 +97,7 @@ def _child(path: Path, name: str, calls: int, seed: int, valgrind: str | None) -
         raise BenchmarkError(
             f"{path}: {name}() failed while counting instructions: {(lines or ['(no output)'])[-1]}"
         )
-    return done.stdout if not valgrind else done.stderr
+    return done.stderr
 
 
 def _instructions(path: Path, name: str, calls: int, seed: int, valgrind: str) -> int:
@@ -103,36 +107,44 @@ def _instructions(path: Path, name: str, calls: int, seed: int, valgrind: str) -
     return int(found.group(1).replace(",", ""))
 
 
-def _calls_for(path: Path, name: str, budget: float) -> int:
-    seconds = float(_child(path, name, -1, 0, None).split()[-1])
-    return int(min(max(math.ceil(budget / max(seconds, 1e-9)), 3), 100_000))
-
-
 def count_calls(
     path: str | Path,
     name: str,
     *,
     label: str | None = None,
     seeds: Sequence[int] = SEEDS,
-    budget: float = 0.05,
+    target: int = TARGET,
+    calls: int | None = None,
     workers: int | None = None,
 ) -> Result:
     """Instructions per call of the function ``name`` (no arguments) in the file ``path``:
-    one replicate per hash seed in ``seeds``. ``budget``: native seconds of calls counted per
-    process. Counting processes run ``workers`` at a time (default: one per core; the counts do
-    not depend on the load)."""
+    one replicate per hash seed in ``seeds``. Each process counts ``calls`` calls (default:
+    as many as make about ``target`` instructions, from the count of one call). Counting
+    processes run ``workers`` at a time (default: one per core; the counts do not depend on
+    the load)."""
     file = Path(path).expanduser().absolute()
     valgrind = _valgrind()
     if not seeds:
         raise BenchmarkError("count_calls needs at least one seed")
-    calls = _calls_for(file, name, budget)
-    jobs = [(c, s) for s in seeds for c in (0, calls)]
+    if calls is not None and calls < 1:
+        raise BenchmarkError(f"calls must be at least 1, got {calls}")
+    if not target >= 1:
+        raise BenchmarkError(f"target must be at least 1 instruction, got {target!r}")
     t0 = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        counted = list(
-            pool.map(lambda job: _instructions(file, name, job[0], job[1], valgrind), jobs)
-        )
-    per_call = [(counted[2 * i + 1] - counted[2 * i]) / calls for i in range(len(seeds))]
+
+        def count(jobs: list[tuple[int, int]]) -> list[int]:
+            return list(
+                pool.map(lambda job: _instructions(file, name, job[0], job[1], valgrind), jobs)
+            )
+
+        # every seed's start-up, and one call of the first seed's to size the rest by
+        first = count([(0, s) for s in seeds] + ([(1, seeds[0])] if calls is None else []))
+        bases = dict(zip(seeds, first, strict=False))
+        if calls is None:
+            calls = _calls_for(bases[seeds[0]], first[-1], target)
+        counted = count([(calls, s) for s in seeds])
+    per_call = [(n - bases[s]) / calls for n, s in zip(counted, seeds, strict=True)]
     if min(per_call) <= 0:
         raise BenchmarkError(
             f"{file}:{name}: {calls} calls added no instructions; is it a function that does "
@@ -147,6 +159,13 @@ def count_calls(
         params={"calls": calls, "seeds": list(seeds), "tool": "valgrind cachegrind"},
         meta={"counting seconds": round(time.perf_counter() - t0, 1)},
     )
+
+
+def _calls_for(base: int, once: int, target: int) -> int:
+    """Calls that make about ``target`` instructions, from ``I(0)`` and ``I(1)``: at least 3
+    (a count of one call is all warm-up), at most 100,000."""
+    per_call = max(once - base, 1)
+    return int(min(max(math.ceil(target / per_call), 3), _MAX_CALLS))
 
 
 def count_file(path: str | Path, names: Sequence[str], **options: Any) -> list[Result]:
