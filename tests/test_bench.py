@@ -250,6 +250,15 @@ def test_ab_interleaves_and_judges():
     assert same.baseline.replicate_level == "pair" and same.verdict != "inconclusive"
     faster = bench.ab(lambda: sorted(data * 4), lambda: sorted(data), name="ab", min_time=0.3)
     assert faster.verdict == "faster" and faster.speedup > 2
+    # both arms of an A/A are timed alike: one loop count, and each pair six side-by-side
+    # rounds of equal blocks (unequal ones turned A/A "faster" on an overloaded machine)
+    assert same.baseline.loops == same.candidate.loops
+    for c in (same, faster):
+        assert c.candidate.meta["ab"]["rounds"] == 6
+        assert (
+            set(c.baseline.replicates) == set(c.candidate.replicates) == {c.baseline.replicates[0]}
+        )
+        assert c.baseline.replicates[0] % 6 == 0
 
 
 # --- results are data ----------
@@ -455,7 +464,8 @@ def test_ab_keeps_to_its_budget_when_the_arms_differ_a_lot():
         clock.advance(10_000)  # 10 µs a call
 
     c = bench.ab(slow, fast, name="skew", rounds=10, min_time=1.0, clock=clock)
-    assert c.baseline.loops == 1 and c.candidate.loops >= 100  # each arm calibrated on its own
+    # 1000x apart: each arm its own loop count, so the fast arm's samples stay long
+    assert c.baseline.loops == 1 and c.candidate.loops >= 100
     assert clock.now < 3e9  # about the 1 s budget of fake time (plus calibration), not minutes
     assert c.speedup == pytest.approx(1000)
 

@@ -47,7 +47,7 @@ __all__ = ["BUDGET", "ABRun", "ab_sources", "cores_for"]
 
 BUDGET = 45.0  # seconds of pairs by default; the worktrees and the first pair's start add ~5 s
 SAMPLE_NS = 1_000_000  # one sample lasts about 1 ms (as bench.run's)
-ROUNDS = 6  # blocks per side per benchmark in one pair
+ROUNDS = sequential.ROUNDS  # blocks per side per benchmark in one pair
 PAIR_SECONDS = 0.3  # sampling per benchmark per pair, both sides together
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import uuid
 from collections.abc import Callable
@@ -224,6 +225,8 @@ def run(
 
 BUDGET = 10.0  # bench.ab's default budget, seconds (most comparisons answer in 1-3 s)
 PAIR_NS = 30_000_000  # one interleaved pair lasts about this long (both arms)
+SAMPLE_NS = 1_000_000  # one sample of either arm lasts about this long
+SPLIT = 8.0  # arms this many times apart get loop counts of their own (_even_loops)
 
 
 def ab(
@@ -303,46 +306,85 @@ def ab(
     stopper = sequential.Stopper(budget, at_least=rounds or 0)
     rng = np.random.default_rng(seed)
     start = clock()
-    loops = [core.calibrate(m, target_ns=int(1e6)) for m in measures]
+    loops = [core.calibrate(m, target_ns=SAMPLE_NS) for m in measures]
     samples: list[list[float]] = [[], []]
     with core.gc_policy("disable"), noise.probe() as signs:
-        # warm-up, and the cost of one sample of each arm: a pair gives each arm half of PAIR_NS
-        cost = [max(m(n) for _ in range(3)) for m, n in zip(measures, loops, strict=True)]
-        block = [max(1, int(PAIR_NS / (2 * c))) if c > 0 else 1 for c in cost]
-        figures: list[list[float]] = [[], []]
+        # warm-up, and the cost of one sample of each arm. A pair is ROUNDS rounds, each a
+        # block of each arm side by side in random order, and its log-ratio the median over
+        # rounds of the blocks' floors (sequential.pair_log_ratio, as perflab ab's): a spell
+        # of the machine that covers one arm's block moves one round, not the pair. Both arms
+        # take blocks of one size: a floor of fewer samples sits higher, so unequal blocks
+        # (one arm's warm-up caught a preemption) read as a difference, and so do samples
+        # of unequal length (_even_loops). With one block per
+        # arm and sizes apart, an A/A on an overloaded machine (three CPU hogs on two cores)
+        # came out "faster" or "slower" in 4 of 6 runs, once 0.59x over 5 consistent pairs.
+        loops = _even_loops(measures, loops, SAMPLE_NS)
+        size = max(3, int(PAIR_NS / (sequential.ROUNDS * 2 * SAMPLE_NS)))
+        ratios: list[float] = []
 
         def known() -> bool:
-            ci = sequential.paired_interval(np.log(figures[1]) - np.log(figures[0]), level)
+            ci = sequential.paired_interval(np.asarray(ratios), level)
             return sequential.decide(ci.ci_low, ci.ci_high, threshold) != "inconclusive"
 
         while True:
-            for i in rng.permutation(2):
-                got = [measures[i](loops[i]) / loops[i] for _ in range(block[i])]
-                samples[i] += got
-                figures[i].append(float(np.percentile(got, 10.0)))
-            n, elapsed = len(figures[0]), (clock() - start) / 1e9
+            pair: list[list[float]] = [[], []]
+            for _ in range(sequential.ROUNDS):
+                for i in rng.permutation(2):
+                    pair[i] += [measures[i](loops[i]) / loops[i] for _ in range(size)]
+            samples[0] += pair[0]
+            samples[1] += pair[1]
+            ratios.append(
+                sequential.pair_log_ratio(
+                    np.asarray(pair[0]), np.asarray(pair[1]), sequential.ROUNDS
+                )
+            )
+            n, elapsed = len(ratios), (clock() - start) / 1e9
             if on_pair is not None:
                 on_pair(n, elapsed)
             if stopper.after_pair(n, elapsed, known):
                 break
-    kept = stopper.decided or len(figures[0])  # pairs after the last look are not judged
+    kept = stopper.decided or len(ratios)  # pairs after the last look are not judged
     # both arms' pairs were interleaved: compare treats them as paired replicates
     meta = {
         **environment(),
         "noise": signs,
         "interleaved": uuid.uuid4().hex,
-        "ab": {"level": level, "mode": "in-process"},
+        "ab": {"level": level, "mode": "in-process", "rounds": sequential.ROUNDS},
     }
+    per_pair = sequential.ROUNDS * size
     a, b = (
         Result(
             name=name,
-            samples=np.asarray(s[: kept * k]),
-            replicates=(k,) * kept,  # one replicate per interleaved pair
+            samples=np.asarray(s[: kept * per_pair]),
+            replicates=(per_pair,) * kept,  # one replicate per interleaved pair
             replicate_level="pair",
             loops=n,
             params={"arm": arm},
             meta=meta,
         )
-        for s, n, k, arm in zip(samples, loops, block, ("baseline", "candidate"), strict=True)
+        for s, n, arm in zip(samples, loops, ("baseline", "candidate"), strict=True)
     )
     return compare(a, b, threshold=threshold)
+
+
+def _even_loops(measures: list[Any], loops: list[int], target_ns: int) -> list[int]:
+    """Loops per sample for the two arms, from the per-call floor of a few samples of each
+    taken in turn (also the warm-up): one count for both, whose slower arm's sample lasts
+    about ``target_ns``, unless the arms differ more than :data:`SPLIT` times (then each its
+    own, so the faster arm's samples stay long beside the clock's overhead).
+
+    Why one count: samples of unequal length are judged unequally on a busy machine (a short
+    one more often slips between slow spells, so its floor reads faster), and
+    ``core.calibrate`` stops at the first count whose sample lasts ``target_ns``, so a
+    preemption during one arm's calibration left identical code with samples 2x apart. With
+    one count, the arms' samples differ in length only by the change itself."""
+    floor = [math.inf, math.inf]
+    for _ in range(3):
+        for i, (m, n) in enumerate(zip(measures, loops, strict=True)):
+            floor[i] = min(floor[i], m(n) / n)
+    if not all(0 < f < math.inf for f in floor):
+        return loops
+    if max(floor) > SPLIT * min(floor):
+        return [max(1, math.ceil(target_ns / f)) for f in floor]
+    count = max(1, math.ceil(target_ns / max(floor)))
+    return [count, count]

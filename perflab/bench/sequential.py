@@ -38,6 +38,7 @@ import numpy as np
 __all__ = [
     "MAX_PAIRS",
     "MIN_PAIRS",
+    "ROUNDS",
     "THRESHOLD",
     "PairedInterval",
     "Stopper",
@@ -52,6 +53,7 @@ __all__ = [
 THRESHOLD = 0.05  # the smallest change that counts, by default
 MIN_PAIRS = 5  # the first look: four degrees of freedom
 MAX_PAIRS = 200  # the last look; a comparison never takes more pairs
+ROUNDS = 6  # blocks per side in one interleaved pair, side by side (see pair_log_ratio)
 GROWTH = 1.15  # looks at pair counts about 15 % apart (25 looks up to 200)
 SIMULATIONS = 40_000  # A/A sequences behind look_alpha (its error: about ±3 % of alpha)
 
