@@ -39,14 +39,16 @@ def one_line_error(done: subprocess.CompletedProcess, code: int = 2) -> str:
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> tuple[Path, Path]:
-    """Two results files the real `perflab bench` wrote: the second 3x slower."""
+    """Two results files the real `perflab bench` wrote: the second ~10x slower. (3x with two
+    processes a side once read "inconclusive" on a loaded CI runner: these tests are about
+    faults, so the difference is one no machine here can hide.)"""
     folder = tmp_path_factory.mktemp("faults")
     out = []
-    for n, name in ((200, "fast"), (600, "slow")):
+    for n, name in ((200, "fast"), (3000, "slow")):
         target = folder / "work.py"
         target.write_text(BENCH.format(n=n))
         path = folder / f"{name}.json"
-        done = perflab_cli("bench", str(target), "--quick", "--processes", "2", "--out", str(path))
+        done = perflab_cli("bench", str(target), "--quick", "--processes", "3", "--out", str(path))
         assert done.returncode == 0, done.stderr
         out.append(path)
     return out[0], out[1]

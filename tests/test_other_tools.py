@@ -76,9 +76,11 @@ def test_pytest_benchmark_samples_in_runs_and_a_summary_said_as_such(tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
         return out
 
-    for side, n in (("before", 1000), ("after", 4000)):
+    # 16x the work, five sessions a side: with 4x and three sessions, a loaded CI runner set
+    # one session a side aside as contended and the two left could not call it
+    for side, n in (("before", 1000), ("after", 16000)):
         (tmp_path / side).mkdir()
-        for k in range(3):  # three sessions a side: three run replicates
+        for k in range(5):  # five sessions a side: five run replicates
             session(tmp_path / side / f"{k}.json", n)  # --benchmark-json keeps the samples
     [one] = suites.load_results(tmp_path / "before" / "0.json")
     assert one.name.endswith("test_work.py::test_work") and one.meta["tool"] == "pytest-benchmark"
@@ -89,7 +91,7 @@ def test_pytest_benchmark_samples_in_runs_and_a_summary_said_as_such(tmp_path):
     assert done.returncode == 0 and "inconclusive" in done.stdout, done.stdout + done.stderr
     # a folder of sessions a side: each session a replicate, and a verdict
     done = perflab_cli("compare", str(tmp_path / "before"), str(tmp_path / "after"))
-    assert done.returncode == 1 and "slower" in done.stdout and "3v3" in done.stdout, done.stdout
+    assert done.returncode == 1 and "slower" in done.stdout and "5v5" in done.stdout, done.stdout
     # its own storage without --benchmark-save-data: a summary, and the comparison says so
     session(None, 1000, "--benchmark-autosave", f"--benchmark-storage=file://{tmp_path}/store")
     [summary] = (tmp_path / "store").rglob("*.json")
