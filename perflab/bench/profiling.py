@@ -169,6 +169,9 @@ def _py_spy() -> str:
     return found
 
 
+ATTACH_SECONDS = 30.0  # how long cpu_profile waits for py-spy to start sampling
+
+
 def cpu_profile(fn: Callable[[], Any], *, min_seconds: float = 0.5, rate: int = 250) -> CpuProfile:
     """Profile ``fn`` with py-spy attached to this process (``--nonblocking``: the process is
     never paused, so the work runs at ~its own speed): ``fn`` is called until ``min_seconds``
@@ -180,7 +183,6 @@ def cpu_profile(fn: Callable[[], Any], *, min_seconds: float = 0.5, rate: int = 
     import signal
     import subprocess
     import tempfile
-    import time
     from pathlib import Path
 
     if not callable(fn):
@@ -194,12 +196,12 @@ def cpu_profile(fn: Callable[[], Any], *, min_seconds: float = 0.5, rate: int = 
             stderr=subprocess.PIPE,
             text=True,
         )  # fmt: skip
-        time.sleep(0.3)  # let it attach before the work starts
+        said = _attached(spy, ATTACH_SECONDS)  # the work starts once py-spy samples
         if spy.poll() is not None:
             raise BenchmarkError(
                 "py-spy could not attach to this process: "
-                f"{(spy.stderr.read() if spy.stderr else '').strip()[:300]} (it needs ptrace: "
-                "run as root, or set kernel.yama.ptrace_scope to 0)"
+                f"{(said + (spy.stderr.read() if spy.stderr else '')).strip()[:300]} (it needs "
+                "ptrace: run as root, or set kernel.yama.ptrace_scope to 0)"
             )
         try:
             seconds, calls = _perflab_profiled(fn, min_seconds)
@@ -211,9 +213,29 @@ def cpu_profile(fn: Callable[[], Any], *, min_seconds: float = 0.5, rate: int = 
                 spy.kill()
                 _, err = spy.communicate()
         if not out.exists():
-            raise BenchmarkError(f"py-spy wrote no profile: {err.strip()[:300]}")
+            raise BenchmarkError(f"py-spy wrote no profile: {(said + err).strip()[:300]}")
         stacks = _trimmed(out.read_text())
     return CpuProfile(stacks=stacks, rate=int(rate), seconds=seconds, calls=calls)
+
+
+def _attached(spy: Any, timeout: float) -> str:
+    """What py-spy printed until it said it is sampling (or exited, or ``timeout`` passed).
+
+    A fixed pause was not enough: on a loaded CI runner py-spy was still attaching after 0.3 s,
+    the work and the SIGINT came first, and it wrote no profile at all."""
+    import select
+    import time
+
+    said = ""
+    deadline = time.monotonic() + timeout
+    while spy.poll() is None and "Sampling process" not in said:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        ready, _, _ = select.select([spy.stderr], [], [], min(remaining, 0.1))
+        if ready:
+            said += spy.stderr.readline()
+    return said
 
 
 def _trimmed(raw: str) -> dict[tuple[str, ...], int]:
