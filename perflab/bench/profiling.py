@@ -192,7 +192,7 @@ def cpu_profile(fn: Callable[[], Any], *, min_seconds: float = 0.5, rate: int = 
         spy = subprocess.Popen(
             [_py_spy(), "record", "--pid", str(os.getpid()), "--rate", str(int(rate)),
              "--format", "raw", "--function", "--nonblocking", "--output", str(out)],
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )  # fmt: skip
@@ -208,21 +208,24 @@ def cpu_profile(fn: Callable[[], Any], *, min_seconds: float = 0.5, rate: int = 
         finally:
             spy.send_signal(signal.SIGINT)
             try:
-                _, err = spy.communicate(timeout=30)
+                printed, err = spy.communicate(timeout=30)
             except subprocess.TimeoutExpired:
                 spy.kill()
-                _, err = spy.communicate()
+                printed, err = spy.communicate()
         if not out.exists():
-            raise BenchmarkError(f"py-spy wrote no profile: {(said + err).strip()[:300]}")
+            said = " ".join((said + printed + err).split())
+            raise BenchmarkError(f"py-spy wrote no profile: {said[:300]}")
         stacks = _trimmed(out.read_text())
     return CpuProfile(stacks=stacks, rate=int(rate), seconds=seconds, calls=calls)
 
 
 def _attached(spy: Any, timeout: float) -> str:
-    """What py-spy printed until it said it is sampling (or exited, or ``timeout`` passed).
+    """What py-spy printed (stdout and stderr) until it said it is sampling, exited, or
+    ``timeout`` passed.
 
     A fixed pause was not enough: on a loaded CI runner py-spy was still attaching after 0.3 s,
-    the work and the SIGINT came first, and it wrote no profile at all."""
+    the work and the SIGINT came first, and it wrote no profile at all. (py-spy says
+    "Sampling process …" on stdout, within ~20 ms here.)"""
     import select
     import time
 
@@ -232,9 +235,9 @@ def _attached(spy: Any, timeout: float) -> str:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        ready, _, _ = select.select([spy.stderr], [], [], min(remaining, 0.1))
-        if ready:
-            said += spy.stderr.readline()
+        ready, _, _ = select.select([spy.stdout, spy.stderr], [], [], min(remaining, 0.1))
+        for stream in ready:
+            said += stream.readline()
     return said
 
 
